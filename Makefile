@@ -1,0 +1,31 @@
+# Aurora's two commands: `make demo` and `make test`. Both install what is missing first.
+# Build artefacts live outside the clone so repeated runs and CI reuse them.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/aurora-target
+export CARGO_TARGET_DIR
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CARGO ?= cargo
+AURORA := $(CARGO_TARGET_DIR)/release/aurora
+
+.PHONY: setup build demo test lint bench clean
+
+setup:
+	@scripts/setup
+
+build: setup
+	$(CARGO) build --release --locked
+
+demo: build
+	$(AURORA) demo
+
+test: setup
+	$(CARGO) test --locked --no-fail-fast
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+bench: build
+	bench/query_overhead
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,184 @@
+//! The headless front end: clap subcommands over the library. Each command loads config,
+//! resolves where ClickHouse is, calls `warehouse`/`config` functions and prints results to
+//! stdout (data) and stderr (messages). Errors are rendered here, once, in plain words.
+
+mod config_cmd;
+mod demo;
+pub mod output;
+mod query;
+mod schema;
+mod server;
+mod session;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::config::ConfigError;
+use crate::warehouse::WarehouseError;
+
+const AFTER_HELP: &str = "\
+Where ClickHouse is: --url, else AURORA_CLICKHOUSE_URL, else `clickhouse.url` in the config
+file. With none of them, Aurora starts its own private server on a free loopback port (needs a
+`clickhouse` or `clickhouse-server` binary; `make demo` installs one).
+
+Examples:
+  aurora demo                                   load the sample data set and show it
+  aurora query \"SELECT version()\"
+  aurora query \"SELECT * FROM demo.events LIMIT 5\" --format json
+  aurora schema demo.events
+  aurora server status
+  aurora config check ~/.config/aurora/config.yaml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aurora",
+    version,
+    about = "A terminal workspace for real-time analytics on ClickHouse",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options every command understands.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Config file [default: ~/.config/aurora/config.yaml]
+    #[arg(long, global = true, env = "AURORA_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// ClickHouse HTTP URL, e.g. http://localhost:8123 (unset: Aurora's private server)
+    #[arg(long, global = true, env = "AURORA_CLICKHOUSE_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// ClickHouse user
+    #[arg(
+        long,
+        global = true,
+        env = "AURORA_CLICKHOUSE_USER",
+        value_name = "USER"
+    )]
+    pub user: Option<String>,
+    /// ClickHouse password
+    #[arg(
+        long,
+        global = true,
+        env = "AURORA_CLICKHOUSE_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub password: Option<String>,
+    /// Default database for queries
+    #[arg(
+        long,
+        global = true,
+        env = "AURORA_CLICKHOUSE_DATABASE",
+        value_name = "DB"
+    )]
+    pub database: Option<String>,
+    /// More log output on stderr (-v info, -vv debug); AURORA_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run SQL and print the result (read-only unless --write)
+    Query(query::QueryArgs),
+    /// List tables, or describe one table's columns and keys
+    Schema(schema::SchemaArgs),
+    /// Manage Aurora's private ClickHouse server
+    Server(server::ServerArgs),
+    /// Check configuration files
+    Config(config_cmd::ConfigArgs),
+    /// Start the private server, load the sample data set and show it
+    Demo(demo::DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init(cli.global.verbose);
+    let Some(command) = cli.command else {
+        print_overview();
+        return ExitCode::SUCCESS;
+    };
+    if let Command::Completions { shell } = command {
+        clap_complete::generate(shell, &mut Cli::command(), "aurora", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let global = cli.global;
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Query(args) => query::run(&global, args).await,
+            Command::Schema(args) => schema::run(&global, args).await,
+            Command::Server(args) => server::run(&global, args).await,
+            Command::Config(args) => config_cmd::run(&global, args),
+            Command::Demo(args) => demo::run(&global, args).await,
+            Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprint!("{}", render_error(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What `aurora` alone prints until the full-screen UI exists.
+fn print_overview() {
+    println!(
+        "Aurora {} — a terminal workspace for ClickHouse.\n\n\
+         The full-screen workspace is not built yet. Available now:\n\
+         \x20 aurora demo              start a private ClickHouse, load sample data, show it\n\
+         \x20 aurora query \"SQL\"       run SQL (--format table|json|csv|tsv)\n\
+         \x20 aurora schema [TABLE]    list tables or describe one\n\
+         \x20 aurora server status     the private server (start|stop|status)\n\
+         \x20 aurora config check      validate the config file\n\n\
+         Run `aurora --help` for all options.",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+/// An error as the user sees it: `error: ...`, then hints, never a backtrace.
+pub fn render_error(err: &anyhow::Error) -> String {
+    if let Some(ConfigError::Invalid { .. }) = err.downcast_ref::<ConfigError>() {
+        return format!("{err}\n");
+    }
+    let mut out = format!("error: {err}\n");
+    if let Some(sql_err) = err.downcast_ref::<query::SqlError>() {
+        out = format!("error: {}\n", sql_err.error);
+        if let Some(caret) = sql_err.caret() {
+            out.push_str(&caret);
+        }
+        if let Some(hint) = sql_err.error.hint() {
+            out.push_str(&format!("hint: {hint}\n"));
+        }
+        return out;
+    }
+    if let Some(hint) = err.downcast_ref::<WarehouseError>().and_then(|e| e.hint()) {
+        out.push_str(&format!("hint: {hint}\n"));
+    }
+    out
+}

@@ -1,0 +1,113 @@
+//! A command's connection: loads the config, resolves flags > env > file, starts or reuses the
+//! private server when no URL is set, and stops a server it started itself when done.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::config::{self, Config};
+use crate::warehouse::local_server::{self, LocalServer, LocalServerOptions};
+use crate::warehouse::settings::{self, ConnectionOverrides, Target};
+use crate::warehouse::Warehouse;
+
+use super::GlobalArgs;
+
+pub fn load_config(global: &GlobalArgs) -> Result<Config> {
+    // `--config` and AURORA_CONFIG both arrive through clap, so None means "default path".
+    Ok(config::load(global.config.as_deref())?.config)
+}
+
+fn overrides(global: &GlobalArgs) -> ConnectionOverrides {
+    // clap has already folded the AURORA_CLICKHOUSE_* variables into these flags.
+    ConnectionOverrides {
+        url: global.url.clone().filter(|s| !s.is_empty()),
+        user: global.user.clone(),
+        password: global.password.clone(),
+        database: global.database.clone(),
+    }
+}
+
+/// Options for the private server from the config file.
+pub fn local_options(config: &Config) -> LocalServerOptions {
+    let local = &config.clickhouse.local_server;
+    let mut opts = LocalServerOptions::new(
+        local
+            .data_dir
+            .clone()
+            .unwrap_or_else(local_server::default_data_dir),
+    );
+    opts.binary = local.binary.clone();
+    opts.startup_timeout = local.startup_timeout;
+    opts
+}
+
+pub struct Session {
+    pub warehouse: Warehouse,
+    pub config: Config,
+    /// The private server, when this session uses it.
+    pub local: Option<LocalServer>,
+}
+
+impl Session {
+    pub async fn open(global: &GlobalArgs) -> Result<Self> {
+        let config = load_config(global)?;
+        Self::open_with(global, config).await
+    }
+
+    pub async fn open_with(global: &GlobalArgs, config: Config) -> Result<Self> {
+        match settings::resolve(overrides(global), &config.clickhouse)? {
+            Target::Remote(settings) => Ok(Self {
+                warehouse: Warehouse::connect(settings).await?,
+                config,
+                local: None,
+            }),
+            Target::Local(mut settings) => {
+                let opts = local_options(&config);
+                let server = start_local(opts).await?;
+                settings.url = server.url();
+                match Warehouse::connect(settings).await {
+                    Ok(warehouse) => Ok(Self {
+                        warehouse,
+                        config,
+                        local: Some(server),
+                    }),
+                    Err(e) => {
+                        stop_if_ours(&Some(server)).await;
+                        Err(e.into())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the private server if this session started it; a reused one keeps running.
+    pub async fn close(self) {
+        stop_if_ours(&self.local).await;
+    }
+
+    /// Detaches from the private server so `close` leaves it running.
+    pub fn keep_server(&mut self) {
+        if let Some(server) = &mut self.local {
+            server.started_here = false;
+        }
+    }
+}
+
+pub async fn start_local(opts: LocalServerOptions) -> Result<LocalServer> {
+    tracing::info!(data_dir = %opts.data_dir.display(), "starting or reusing the private ClickHouse server");
+    Ok(
+        tokio::task::spawn_blocking(move || local_server::ensure_running(&opts))
+            .await
+            .context("the server start task failed")??,
+    )
+}
+
+async fn stop_if_ours(server: &Option<LocalServer>) {
+    if let Some(server) = server.as_ref().filter(|s| s.started_here) {
+        let dir: PathBuf = server.state.data_dir.clone();
+        let result = tokio::task::spawn_blocking(move || local_server::stop(&dir)).await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!("could not stop the private server: {e}");
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The typed configuration: what `load` hands to the CLI, the warehouse and (later) the TUI.
+//! The JSON schema derived from these same structs is what `validate` walks user files against,
+//! so every key, type and bound is declared exactly once, here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const KNOWN_THEMES: &[&str] = &["dark", "light", "high-contrast"];
+
+// Non-standard `format` values; `validate` knows how to check them. They are deliberately not
+// JSON Schema's own `duration`/`uri`, whose syntax differs from what we accept.
+pub(crate) const FORMAT_DURATION: &str = "aurora-duration";
+pub(crate) const FORMAT_HTTP_URL: &str = "aurora-http-url";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub clickhouse: ClickHouseConfig,
+    pub kafka: KafkaConfig,
+    pub assistant: AssistantConfig,
+    pub pipelines: Vec<PipelineRef>,
+    pub ui: UiConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    // None: Aurora starts and manages its private local server.
+    #[schemars(extend("format" = FORMAT_HTTP_URL))]
+    pub url: Option<String>,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+    pub tls: TlsConfig,
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = FORMAT_DURATION))]
+    pub query_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = FORMAT_DURATION))]
+    pub connect_timeout: Duration,
+    pub max_result_rows: u64,
+    // `aurora query` refuses writes unless given --write.
+    pub readonly: bool,
+    pub local_server: LocalServerConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub ca_file: Option<PathBuf>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalServerConfig {
+    // None: search PATH.
+    pub binary: Option<PathBuf>,
+    // None: the platform data directory.
+    pub data_dir: Option<PathBuf>,
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = FORMAT_DURATION))]
+    pub startup_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub brokers: Vec<String>,
+    pub client_id: String,
+    // Passed to librdkafka untouched, so the keys are librdkafka's, not ours.
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssistantConfig {
+    pub backend: Backend,
+    // A model catalog id or a path to a .gguf file; None: the catalog's default.
+    pub model: Option<String>,
+    // 0: pick from the number of cores.
+    pub threads: u32,
+    #[schemars(range(min = 1, max = 10))]
+    pub max_attempts: u32,
+    pub openai: OpenAiConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Local,
+    OpenAi,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiConfig {
+    pub base_url: String,
+    pub model: String,
+    // The name of the variable holding the key, so the secret itself never sits in the file.
+    pub api_key_env: String,
+}
+
+// The doc comment below becomes the schema's description, which `validate` shows as the hint
+// when an item is neither a path nor a mapping.
+/// Give each pipeline as the path of its YAML file (`- pipelines/orders.yaml`) or inline as a
+/// mapping (`- name: orders`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PipelineRef {
+    Path(#[schemars(length(min = 1))] PathBuf),
+    // Left untyped until the ingestion work defines pipelines; the schema still insists on a
+    // mapping so that a stray number or list is caught here.
+    Inline(#[schemars(with = "serde_json::Map<String, serde_json::Value>")] serde_yaml::Value),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    #[schemars(extend("enum" = KNOWN_THEMES))]
+    pub theme: String,
+    // Action name to key, e.g. `quit: q`; merged over the default bindings one by one.
+    pub keymap: BTreeMap<String, String>,
+}

@@ -1,0 +1,11 @@
+//! Aurora: a terminal workspace for real-time analytics on ClickHouse.
+//!
+//! The binary (`src/main.rs`) is a thin front end over this library: `cli` parses commands and
+//! calls into `warehouse` (ClickHouse client, schema, local server) and `config` (YAML model
+//! and diagnostics). Later front ends (the TUI) call the same functions.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod cli;
+pub mod config;
+pub mod telemetry;
+pub mod warehouse;

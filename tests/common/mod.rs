@@ -1,0 +1,76 @@
+//! Test harness: one real private ClickHouse server per test binary, started through Aurora's
+//! own server manager in a fresh data directory. The server is tied to a thread that lives as
+//! long as the test process, so the kernel stops it (SIGTERM) when the tests are done.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{mpsc, OnceLock};
+use std::time::Duration;
+
+use aurora::warehouse::local_server::{ensure_running, LocalServer, LocalServerOptions};
+use aurora::warehouse::{ConnectionSettings, Warehouse};
+
+static SERVER: OnceLock<LocalServer> = OnceLock::new();
+
+/// A data directory that outlives the test (the server writes to it until the process ends).
+pub fn fresh_data_dir(label: &str) -> PathBuf {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("clickhouse");
+    std::fs::create_dir_all(&base).expect("create test data base dir");
+    tempfile::Builder::new()
+        .prefix(&format!("{label}-"))
+        .tempdir_in(base)
+        .expect("create test data dir")
+        .keep()
+}
+
+/// Starts a server whose lifetime is bound to the test process.
+pub fn start_bound_server(opts: LocalServerOptions) -> LocalServer {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut opts = opts;
+        opts.die_with_parent = true;
+        let _ = tx.send(ensure_running(&opts));
+        // PR_SET_PDEATHSIG fires when this thread ends: keep it alive with the process.
+        loop {
+            std::thread::park();
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(Ok(server)) => server,
+        Ok(Err(e)) => panic!("cannot start the test ClickHouse server: {e}"),
+        Err(e) => panic!("the test ClickHouse server did not start: {e}"),
+    }
+}
+
+/// The shared server of this test binary.
+pub fn server() -> &'static LocalServer {
+    SERVER.get_or_init(|| {
+        let mut opts = LocalServerOptions::new(fresh_data_dir("shared"));
+        opts.startup_timeout = Duration::from_secs(60);
+        start_bound_server(opts)
+    })
+}
+
+pub fn url() -> String {
+    server().url()
+}
+
+pub async fn warehouse() -> Warehouse {
+    Warehouse::connect(ConnectionSettings::new(url()))
+        .await
+        .expect("connect to the test server")
+}
+
+/// A database name unique to one test, so tests running in parallel never collide.
+pub async fn scratch_database(warehouse: &Warehouse, name: &str) -> String {
+    let db = format!("t_{name}");
+    warehouse
+        .execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .await
+        .expect("drop scratch db");
+    warehouse
+        .execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .expect("create scratch db");
+    db
+}
