@@ -71,9 +71,22 @@ async fn error_in_mid_result_is_an_error_not_garbage_rows() {
     // Without wait_end_of_query=1 the server has already sent rows with HTTP 200 when
     // throwIf fires, and appends the exception text to the body.
     let w = common::warehouse().await;
+    // Past the server's response buffer (about 1 MB), so rows are on the wire before the error.
+    let sql = "SELECT throwIf(number = 3000000) AS x FROM system.numbers LIMIT 4000000";
+    // The quirk itself, seen without Aurora's setting: HTTP 200 and the exception text
+    // appended after rows that were already sent.
+    let raw = reqwest::Client::new()
+        .post(format!("{}/", common::url()))
+        .body(format!("{sql} FORMAT TSV"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 200);
+    let body = raw.text().await.unwrap();
+    assert!(body.starts_with("0\n") && body.contains("Code: 395"));
     let err = w
         .query(
-            "SELECT throwIf(number = 300000) AS x FROM system.numbers LIMIT 400000",
+            sql,
             &QueryOptions {
                 max_result_rows: None,
                 ..QueryOptions::default()
@@ -407,12 +420,7 @@ async fn typed_client_works_with_this_servers_quirks() {
 
 #[tokio::test]
 async fn unreachable_server_is_one_clear_sentence() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
+    let url = common::closed_port_url();
     let err = Warehouse::connect(ConnectionSettings::new(&url))
         .await
         .unwrap_err();
@@ -461,4 +469,54 @@ async fn not_a_clickhouse_port_is_detected() {
         .unwrap_err();
     assert!(matches!(err, WarehouseError::Protocol { .. }), "{err:?}");
     assert!(err.to_string().contains("ClickHouse HTTP port"), "{err}");
+}
+
+#[tokio::test]
+async fn old_servers_get_no_compressed_responses_and_no_row_validation() {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct One {
+        n: u8,
+    }
+    let w = common::warehouse().await;
+    let caps = w.capabilities().clone();
+    let plain = || {
+        clickhouse::Client::default()
+            .with_url(common::url())
+            .with_setting("wait_end_of_query", "1")
+    };
+    // What Aurora avoids: on servers without these features, a compressed response comes
+    // back empty, and the crate's row validation asks for a format the server lacks.
+    let compressed = reqwest::Client::new()
+        .post(format!("{}/?compress=1", common::url()))
+        .body("SELECT toUInt8(1) AS n FORMAT RowBinary")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        !compressed.is_empty(),
+        caps.compressed_responses,
+        "compressed responses vs capability"
+    );
+    let validated = plain()
+        .with_validation(true)
+        .with_compression(clickhouse::Compression::None)
+        .query("SELECT toUInt8(1) AS n")
+        .fetch_all::<One>()
+        .await;
+    assert_eq!(
+        validated.is_ok(),
+        caps.row_binary_with_names_and_types,
+        "row validation vs capability"
+    );
+    // And what Aurora does instead works on every server.
+    let rows = w
+        .typed_client()
+        .query("SELECT toUInt8(1) AS n")
+        .fetch_all::<One>()
+        .await
+        .unwrap();
+    assert_eq!(rows[0].n, 1);
 }

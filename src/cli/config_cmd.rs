@@ -51,6 +51,7 @@ pub fn run(global: &GlobalArgs, args: ConfigArgs) -> Result<ExitCode> {
             }
             let text = std::fs::read_to_string(&path).ok();
             eprint!("{}", config::render_all(&diagnostics, text.as_deref()));
+            eprintln!("{}", config::summary(&diagnostics));
             Ok(ExitCode::FAILURE)
         }
         ConfigAction::Path => {

@@ -114,7 +114,7 @@ fn human_bytes(bytes: u64) -> String {
 /// [`RowWriter::finish`]. The writer is passed to each call; it should be buffered (for
 /// example a `BufWriter` over a locked stdout), as rows are written one `write_all` each.
 ///
-/// ```ignore
+/// ```text
 /// let mut writer = RowWriter::new(OutputFormat::Json, columns);
 /// writer.begin(&mut out)?;
 /// while let Some(chunk) = stream.next_chunk().await? {

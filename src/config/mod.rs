@@ -139,14 +139,15 @@ fn resolve_paths(config: &mut Config, base: &Path) {
             *p = base.join(&*p);
         }
     };
-    config.clickhouse.tls.ca_file.as_mut().map(resolve);
-    config.clickhouse.local_server.binary.as_mut().map(resolve);
-    config
-        .clickhouse
-        .local_server
-        .data_dir
-        .as_mut()
-        .map(resolve);
+    let ch = &mut config.clickhouse;
+    let optional = [
+        &mut ch.tls.ca_file,
+        &mut ch.local_server.binary,
+        &mut ch.local_server.data_dir,
+    ];
+    for p in optional.into_iter().flatten() {
+        resolve(p);
+    }
     for pipeline in &mut config.pipelines {
         if let PipelineRef::Path(p) = pipeline {
             resolve(p);

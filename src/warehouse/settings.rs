@@ -152,10 +152,12 @@ mod tests {
 
     #[test]
     fn flags_beat_env_beat_file_beat_default() {
-        let mut file = ClickHouseConfig::default();
-        file.url = Some("http://file:8123".into());
-        file.user = "file_user".into();
-        file.database = "file_db".into();
+        let file = ClickHouseConfig {
+            url: Some("http://file:8123".into()),
+            user: "file_user".into(),
+            database: "file_db".into(),
+            ..Default::default()
+        };
         let envs = env(&[
             (ENV_URL, "http://env:8123"),
             (ENV_USER, "env_user"),

@@ -74,3 +74,12 @@ pub async fn scratch_database(warehouse: &Warehouse, name: &str) -> String {
         .expect("create scratch db");
     db
 }
+
+/// A loopback URL on which nothing listens (the port was free a moment ago).
+pub fn closed_port_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port();
+    format!("http://127.0.0.1:{port}")
+}

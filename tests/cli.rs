@@ -1,0 +1,397 @@
+//! The `aurora` binary as a user runs it: real server, real process, stdout/stderr/exit code.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn aurora(args: &[&str]) -> Output {
+    aurora_env(args, &[])
+}
+
+fn aurora_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aurora"));
+    // Isolate from the developer's own config and environment.
+    for var in [
+        "AURORA_CONFIG",
+        "AURORA_CLICKHOUSE_URL",
+        "AURORA_CLICKHOUSE_USER",
+        "AURORA_CLICKHOUSE_PASSWORD",
+        "AURORA_CLICKHOUSE_DATABASE",
+        "AURORA_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AURORA_CONFIG", empty_config());
+    cmd.env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(args).output().expect("run aurora")
+}
+
+/// An empty config file: every test runs on the built-in defaults, not the developer's file.
+fn empty_config() -> String {
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("empty-config.yaml");
+    if !path.exists() {
+        std::fs::write(&path, "").expect("write empty config");
+    }
+    path.to_string_lossy().to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn assert_no_panic(o: &Output) {
+    let err = stderr(o);
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+}
+
+fn query(sql: &str, format: &str) -> Output {
+    let url = common::url();
+    aurora(&["--url", &url, "query", sql, "--format", format])
+}
+
+#[test]
+fn json_output_is_stable_and_exact() {
+    let o = query(
+        "SELECT toUInt64(18446744073709551615) AS big, toDecimal32(2.5, 2) AS d, 'x' AS s, CAST(NULL AS Nullable(UInt8)) AS n",
+        "json",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    // Exact digits, not a float approximation.
+    assert!(
+        text.contains("[18446744073709551615,\"2.50\",\"x\",null]"),
+        "{text}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["meta"][0]["name"], "big");
+    assert_eq!(v["meta"][0]["type"], "UInt64");
+    assert_eq!(v["meta"][3]["type"], "Nullable(UInt8)");
+    assert_eq!(v["rows"], 1);
+    assert_eq!(v["truncated"], false);
+    assert!(v["statistics"]["elapsed_seconds"].is_number());
+    assert!(v["statistics"]["query_id"].is_string());
+    assert!(v["statistics"]["rows_read"].is_number());
+}
+
+#[test]
+fn csv_tsv_and_table_formats() {
+    let sql =
+        "SELECT number AS n, concat('a,b', toString(number)) AS s FROM system.numbers LIMIT 2";
+    let csv = query(sql, "csv");
+    assert_eq!(stdout(&csv), "n,s\n0,\"a,b0\"\n1,\"a,b1\"\n");
+    let tsv = query("SELECT 'tab\there' AS s", "tsv");
+    assert_eq!(stdout(&tsv), "s\ntab\\there\n");
+    let table = query(sql, "table");
+    let text = stdout(&table);
+    assert!(
+        text.contains("a,b1") && text.contains("2 rows in set"),
+        "{text}"
+    );
+}
+
+#[test]
+fn sql_from_stdin_and_file() {
+    let url = common::url();
+    let dir = common::fresh_data_dir("sqlfile");
+    let file = dir.join("q.sql");
+    std::fs::write(&file, "SELECT 40 + 2 AS answer;\n").unwrap();
+    let o = aurora(&[
+        "--url",
+        &url,
+        "query",
+        "--file",
+        file.to_str().unwrap(),
+        "--format",
+        "tsv",
+    ]);
+    assert_eq!(stdout(&o), "answer\n42\n", "{}", stderr(&o));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aurora"))
+        .args(["--url", &url, "query", "-", "--format", "tsv"])
+        .env("AURORA_CONFIG", empty_config())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT 7 AS seven")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "seven\n7\n");
+}
+
+#[test]
+fn syntax_error_shows_code_position_and_hint() {
+    let o = query("SELECT 1\nFROM system.one\nWHERE (1", "table");
+    assert_eq!(o.status.code(), Some(1));
+    assert_no_panic(&o);
+    let err = stderr(&o);
+    assert!(err.starts_with("error: ClickHouse error 62"), "{err}");
+    assert!(err.contains("3 | WHERE (1"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn writes_need_write_flag() {
+    let url = common::url();
+    let o = aurora(&[
+        "--url",
+        &url,
+        "query",
+        "CREATE DATABASE IF NOT EXISTS cli_write_test",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--write"), "{}", stderr(&o));
+    let o = aurora(&[
+        "--url",
+        &url,
+        "query",
+        "--write",
+        "CREATE DATABASE IF NOT EXISTS cli_write_test",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Ok."), "{}", stdout(&o));
+}
+
+#[test]
+fn dry_run_checks_only() {
+    let url = common::url();
+    let o = aurora(&[
+        "--url",
+        &url,
+        "query",
+        "--dry-run",
+        "SELECT number AS n FROM system.numbers",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("n  UInt64"), "{}", stdout(&o));
+    let o = aurora(&[
+        "--url",
+        &url,
+        "query",
+        "--dry-run",
+        "SELECT nope FROM system.one",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("error 47"), "{}", stderr(&o));
+}
+
+#[test]
+fn connection_problems_are_one_sentence_with_a_hint() {
+    let url = common::closed_port_url();
+    let o = aurora(&["--url", &url, "query", "SELECT 1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_no_panic(&o);
+    let err = stderr(&o);
+    assert!(
+        err.contains(&url) && err.contains("connection refused"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let o = aurora_env(
+        &["query", "SELECT 1"],
+        &[
+            ("AURORA_CLICKHOUSE_URL", &common::url()),
+            ("AURORA_CLICKHOUSE_PASSWORD", "nope"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot log in"), "{}", stderr(&o));
+
+    let o = aurora(&[
+        "--url",
+        &common::url(),
+        "--database",
+        "nowhere",
+        "query",
+        "SELECT 1",
+    ]);
+    assert!(
+        stderr(&o).contains("database `nowhere` does not exist"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = aurora(&["--url", "localhost:8123", "query", "SELECT 1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("http://HOST:8123"), "{}", stderr(&o));
+}
+
+#[test]
+fn flags_beat_env() {
+    // A dead URL in the environment loses against a working one on the command line.
+    let o = aurora_env(
+        &[
+            "--url",
+            &common::url(),
+            "query",
+            "SELECT 1 AS one",
+            "--format",
+            "tsv",
+        ],
+        &[("AURORA_CLICKHOUSE_URL", "http://127.0.0.1:1")],
+    );
+    assert_eq!(stdout(&o), "one\n1\n", "{}", stderr(&o));
+}
+
+#[test]
+fn demo_loads_sample_data_and_schema_describes_it() {
+    let url = common::url();
+    let o = aurora(&["--url", &url, "demo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("demo.events"), "{text}");
+    assert!(text.contains("7 rows in set"), "{text}");
+    // Idempotent: a second run does not load twice.
+    let again = aurora(&["--url", &url, "demo"]);
+    assert!(
+        stdout(&again).contains("already loaded"),
+        "{}",
+        stdout(&again)
+    );
+    let count = aurora(&[
+        "--url",
+        &url,
+        "query",
+        "SELECT count() FROM demo.events",
+        "--format",
+        "tsv",
+    ]);
+    assert_eq!(stdout(&count), "count()\n5000\n");
+
+    let o = aurora(&["--url", &url, "schema"]);
+    assert!(stdout(&o).contains("demo.events") && stdout(&o).contains("MergeTree"));
+    let o = aurora(&["--url", &url, "schema", "demo.events", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["sorting_key"], "event_type, event_time");
+    assert_eq!(v["total_rows"], 5000);
+    let o = aurora(&["--url", &url, "schema", "demo.event"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("did you mean `demo.events`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn write_config(dir: &Path, body: &str) -> String {
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, body).unwrap();
+    path.to_string_lossy().to_string()
+}
+
+#[test]
+fn server_start_status_stop_and_local_queries() {
+    let dir = common::fresh_data_dir("cli-server");
+    let config = write_config(
+        &dir,
+        &format!(
+            "clickhouse:\n  local_server:\n    data_dir: {}/ch\n",
+            dir.display()
+        ),
+    );
+    let env = [("AURORA_CONFIG", config.as_str())];
+    let o = aurora_env(&["server", "status"], &env);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stdout(&o).starts_with("stopped"), "{}", stdout(&o));
+
+    // No URL anywhere: a query starts the private server and stops it again afterwards.
+    let o = aurora_env(&["query", "SELECT 1 AS one", "--format", "tsv"], &env);
+    assert_eq!(stdout(&o), "one\n1\n", "{}", stderr(&o));
+    assert_eq!(
+        aurora_env(&["server", "status"], &env).status.code(),
+        Some(3)
+    );
+
+    let o = aurora_env(&["server", "start"], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("started"), "{}", stdout(&o));
+    let o = aurora_env(&["server", "start"], &env);
+    assert!(stdout(&o).contains("already running"), "{}", stdout(&o));
+    let o = aurora_env(&["server", "status", "--json"], &env);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["state"], "running");
+    let pid = v["pid"].as_i64().unwrap();
+    // A query reuses the running server and leaves it running.
+    let o = aurora_env(&["query", "SELECT 2 AS two", "--format", "tsv"], &env);
+    assert_eq!(stdout(&o), "two\n2\n");
+    let o = aurora_env(&["server", "status", "--json"], &env);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["pid"].as_i64(), Some(pid));
+
+    let o = aurora_env(&["server", "stop"], &env);
+    assert!(stdout(&o).contains(&format!("pid {pid}")), "{}", stdout(&o));
+    assert_eq!(
+        aurora_env(&["server", "status"], &env).status.code(),
+        Some(3)
+    );
+}
+
+#[test]
+fn missing_clickhouse_binary_is_explained() {
+    let dir = common::fresh_data_dir("cli-nobinary");
+    let config = write_config(
+        &dir,
+        &format!(
+            "clickhouse:\n  local_server:\n    binary: /nonexistent/clickhouse\n    data_dir: {}/ch\n",
+            dir.display()
+        ),
+    );
+    let o = aurora_env(&["query", "SELECT 1"], &[("AURORA_CONFIG", &config)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_no_panic(&o);
+    assert!(
+        stderr(&o).contains("apt-get install clickhouse-server"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn config_check_reports_every_problem() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let bad = fixtures.join("invalid/five_problems.yaml");
+    let o = aurora(&["config", "check", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.matches(": error: ").count() >= 5, "{err}");
+    let good = fixtures.join("valid/full.yaml");
+    let o = aurora(&["config", "check", good.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Every command that loads config shows the same diagnostics.
+    let o = aurora(&["--config", bad.to_str().unwrap(), "query", "SELECT 1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).matches(": error: ").count() >= 5,
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn overview_help_and_completions() {
+    let o = aurora(&[]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("aurora query"));
+    let o = aurora(&["--help"]);
+    assert!(stdout(&o).contains("AURORA_CLICKHOUSE_URL"));
+    let o = aurora(&["completions", "bash"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("complete -F"));
+}
