@@ -395,3 +395,15 @@ fn overview_help_and_completions() {
     assert!(o.status.success());
     assert!(stdout(&o).contains("complete -F"));
 }
+
+#[test]
+fn own_format_clause_and_utf8_positions_are_handled() {
+    let o = query("SELECT 1 FORMAT JSON", "table");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--format"), "{}", stderr(&o));
+    // A syntax error after multi-byte text: the caret must not split a character.
+    let o = query("  SELECT 'ééééé' WHER é", "table");
+    assert_eq!(o.status.code(), Some(1));
+    assert_no_panic(&o);
+    assert!(stderr(&o).contains("error 62"), "{}", stderr(&o));
+}

@@ -56,8 +56,11 @@ pub struct SqlError {
 impl SqlError {
     /// The SQL line holding the error position, with a caret under it.
     pub fn caret(&self) -> Option<String> {
-        let pos = self.error.position?;
-        let pos = pos.min(self.sql.len());
+        let mut pos = self.error.position?.min(self.sql.len());
+        // The server counts bytes; never slice inside a multi-byte character.
+        while !self.sql.is_char_boundary(pos) {
+            pos -= 1;
+        }
         let line_start = self.sql[..pos].rfind('\n').map_or(0, |i| i + 1);
         let line_end = self.sql[pos..]
             .find('\n')
@@ -97,7 +100,8 @@ fn with_sql(err: WarehouseError, sql: &str) -> anyhow::Error {
     match err {
         WarehouseError::Server(error) => SqlError {
             error,
-            sql: sql.to_string(),
+            // Positions refer to the text sent, which is the trimmed SQL.
+            sql: crate::warehouse::query::trim_sql(sql).to_string(),
         }
         .into(),
         other => other.into(),
@@ -116,7 +120,14 @@ async fn run_in(session: &Session, args: &QueryArgs, sql: &str) -> Result<ExitCo
     let warehouse = &session.warehouse;
     let defaults = &session.config.clickhouse;
     if args.dry_run {
-        let report = warehouse.dry_run(sql).await.map_err(|e| with_sql(e, sql))?;
+        // The dry run wraps the SQL, so a server position would point into the wrapper.
+        let report = warehouse.dry_run(sql).await.map_err(|e| match e {
+            WarehouseError::Server(mut error) => {
+                error.position = None;
+                with_sql(WarehouseError::Server(error), sql)
+            }
+            other => other.into(),
+        })?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "ok: the server accepts this query")?;
         for c in &report.columns {
@@ -178,6 +189,21 @@ async fn run_in(session: &Session, args: &QueryArgs, sql: &str) -> Result<ExitCo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caret_never_splits_a_multibyte_character() {
+        let err = SqlError {
+            error: ServerError {
+                code: 62,
+                name: None,
+                message: "Syntax error".into(),
+                position: Some(9),
+                http_status: 400,
+            },
+            sql: "SELECT 'ééé' WHER".into(),
+        };
+        assert!(err.caret().is_some());
+    }
 
     #[test]
     fn caret_points_at_the_error_column_of_the_right_line() {

@@ -39,7 +39,7 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> Result<ExitCode> {
     let config = load_config(global)?;
     let mut opts = local_options(&config);
     if let Some(dir) = args.data_dir {
-        opts.data_dir = dir;
+        opts.data_dir = std::path::absolute(&dir).unwrap_or(dir);
     }
     match args.action {
         ServerAction::Start => {

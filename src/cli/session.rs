@@ -19,11 +19,13 @@ pub fn load_config(global: &GlobalArgs) -> Result<Config> {
 
 fn overrides(global: &GlobalArgs) -> ConnectionOverrides {
     // clap has already folded the AURORA_CLICKHOUSE_* variables into these flags.
+    // An empty value (e.g. `AURORA_CLICKHOUSE_USER=`) counts as unset.
+    let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     ConnectionOverrides {
-        url: global.url.clone().filter(|s| !s.is_empty()),
-        user: global.user.clone(),
-        password: global.password.clone(),
-        database: global.database.clone(),
+        url: set(&global.url),
+        user: set(&global.user),
+        password: set(&global.password),
+        database: set(&global.database),
     }
 }
 
@@ -36,7 +38,10 @@ pub fn local_options(config: &Config) -> LocalServerOptions {
             .clone()
             .unwrap_or_else(local_server::default_data_dir),
     );
-    opts.binary = local.binary.clone();
+    opts.binary = local
+        .binary
+        .as_ref()
+        .map(|b| std::path::absolute(b).unwrap_or_else(|_| b.clone()));
     opts.startup_timeout = local.startup_timeout;
     opts
 }

@@ -4,7 +4,7 @@
 //! crate) use. Every request carries `wait_end_of_query=1`, so a failure after the first
 //! result bytes comes back as an HTTP error instead of garbage appended to the rows.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
@@ -13,6 +13,7 @@ use super::capabilities::Capabilities;
 use super::error::{connect_error, Result, ServerError, WarehouseError};
 use super::schema::Schema;
 use super::settings::ConnectionSettings;
+use super::tls;
 
 /// How long introspected schema is trusted before `schema()` reads it again.
 const SCHEMA_TTL: Duration = Duration::from_secs(60);
@@ -20,7 +21,9 @@ const SCHEMA_TTL: Duration = Duration::from_secs(60);
 pub struct Warehouse {
     settings: ConnectionSettings,
     http: reqwest::Client,
-    typed: clickhouse::Client,
+    tls: rustls::ClientConfig,
+    /// Built on first use: most commands never need it.
+    typed: OnceLock<clickhouse::Client>,
     caps: Capabilities,
     schema_cache: Mutex<Option<(Instant, Arc<Schema>)>>,
 }
@@ -34,25 +37,11 @@ impl std::fmt::Debug for Warehouse {
     }
 }
 
-fn build_http(settings: &ConnectionSettings) -> Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
+fn build_http(settings: &ConnectionSettings, tls: rustls::ClientConfig) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
         .connect_timeout(settings.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(5))
-        // The server may answer `wait_end_of_query` requests only after the query is done.
-        .read_timeout(settings.query_timeout + Duration::from_secs(5));
-    if let Some(ca) = &settings.tls.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| {
-            WarehouseError::Settings(format!("cannot read CA file {}: {e}", ca.display()))
-        })?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-            WarehouseError::Settings(format!("{} is not a PEM certificate: {e}", ca.display()))
-        })?;
-        builder = builder.add_root_certificate(cert);
-    }
-    if settings.tls.insecure_skip_verify {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
-    builder
+        .tls_backend_preconfigured(tls)
         .build()
         .map_err(|e| WarehouseError::Settings(format!("cannot build the HTTP client: {e}")))
 }
@@ -60,27 +49,18 @@ fn build_http(settings: &ConnectionSettings) -> Result<reqwest::Client> {
 impl Warehouse {
     /// Connects, checks credentials and database, and reads the server version.
     pub async fn connect(settings: ConnectionSettings) -> Result<Self> {
-        let http = build_http(&settings)?;
+        let tls = tls::client_config(&settings.tls)?;
+        let http = build_http(&settings, tls.clone())?;
         let version = fetch_version(&http, &settings).await?;
         let caps = Capabilities::from_version(&version);
-        let mut typed = clickhouse::Client::default()
-            .with_url(settings.url.clone())
-            .with_user(settings.user.clone())
-            .with_password(settings.password.clone())
-            .with_database(settings.database.clone())
-            .with_validation(caps.row_binary_with_names_and_types)
-            .with_setting("wait_end_of_query", "1");
-        if !caps.compressed_responses {
-            typed = typed.with_compression(clickhouse::Compression::None);
-        }
-        let warehouse = Self {
+        Ok(Self {
             settings,
             http,
-            typed,
+            tls,
+            typed: OnceLock::new(),
             caps,
             schema_cache: Mutex::new(None),
-        };
-        Ok(warehouse)
+        })
     }
 
     pub fn capabilities(&self) -> &Capabilities {
@@ -97,7 +77,32 @@ impl Warehouse {
 
     /// The `clickhouse` crate client, configured for this server's quirks.
     pub fn typed_client(&self) -> &clickhouse::Client {
-        &self.typed
+        self.typed.get_or_init(|| {
+            let settings = &self.settings;
+            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            connector.enforce_http(false);
+            connector.set_nodelay(true);
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(self.tls.clone())
+                .https_or_http()
+                .enable_http1()
+                .wrap_connector(connector);
+            let base = clickhouse::Client::with_http_client(
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build(https),
+            );
+            let mut typed = base
+                .with_url(settings.url.clone())
+                .with_user(settings.user.clone())
+                .with_password(settings.password.clone())
+                .with_database(settings.database.clone())
+                .with_validation(self.caps.row_binary_with_names_and_types)
+                .with_setting("wait_end_of_query", "1");
+            if !self.caps.compressed_responses {
+                typed = typed.with_compression(clickhouse::Compression::None);
+            }
+            typed
+        })
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {
@@ -148,6 +153,7 @@ impl Warehouse {
 async fn fetch_version(http: &reqwest::Client, settings: &ConnectionSettings) -> Result<String> {
     let response = http
         .post(format!("{}/", settings.url))
+        .timeout(settings.connect_timeout + Duration::from_secs(5))
         .basic_auth(&settings.user, Some(&settings.password))
         // Naming the database makes a wrong one fail here, in the same round trip.
         .query(&[("database", settings.database.as_str())])

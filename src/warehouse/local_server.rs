@@ -74,6 +74,9 @@ pub struct LocalServerOptions {
 
 impl LocalServerOptions {
     pub fn new(data_dir: PathBuf) -> Self {
+        // The server runs with the data directory as its working directory, and the paths in
+        // its config must not depend on where Aurora was started: make them absolute.
+        let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
         Self {
             binary: None,
             data_dir,
@@ -471,7 +474,9 @@ pub fn ensure_running(opts: &LocalServerOptions) -> Result<LocalServer, LocalSer
 }
 
 fn wait_until_ready(state: &ServerState, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
     loop {
         if answers_select_1(state.http_port) {
             return true;
@@ -537,9 +542,18 @@ fn start(
         binary: binary.path().to_path_buf(),
         data_dir: data_dir.clone(),
     };
-    let deadline = Instant::now() + opts.startup_timeout;
+    // Recorded before the wait: if Aurora is interrupted now, the next run finds this server
+    // (still starting, or up) by its state file instead of tripping over its lock.
+    write_state(&state)?;
+    let forget_state = || {
+        let _ = fs::remove_file(state_path(data_dir));
+    };
+    let deadline = Instant::now()
+        .checked_add(opts.startup_timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
     loop {
         if let Ok(Some(status)) = child.try_wait() {
+            forget_state();
             let (log, tail) = startup_log_tail(data_dir);
             return Err(LocalServerError::ExitedDuringStartup {
                 status: status.to_string(),
@@ -553,6 +567,7 @@ fn start(
         if Instant::now() >= deadline {
             let _ = terminate(pid);
             let _ = child.wait();
+            forget_state();
             let (log, tail) = startup_log_tail(data_dir);
             return Err(LocalServerError::StartupTimeout {
                 url: state.url(),
@@ -563,7 +578,6 @@ fn start(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    write_state(&state)?;
     // The child handle is dropped without waiting: the server outlives this call, and a
     // reaper is not needed because `stop` works by pid and the state file.
     drop(child);

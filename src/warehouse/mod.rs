@@ -10,6 +10,7 @@ pub mod query;
 pub mod result;
 pub mod schema;
 pub mod settings;
+pub mod tls;
 pub mod types;
 pub mod value;
 

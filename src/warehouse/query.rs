@@ -68,6 +68,17 @@ impl QueryOptions {
     }
 }
 
+/// The format named by a trailing `FORMAT name` clause, if the query has one. Aurora chooses
+/// the wire format itself (`JSONCompact`), so such a query cannot be decoded.
+pub fn own_format_clause(sql: &str) -> Option<&str> {
+    let sql = trim_sql(sql);
+    let mut words = sql.rsplitn(3, char::is_whitespace);
+    let name = words.next()?;
+    let keyword = words.next()?;
+    let is_ident = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (keyword.eq_ignore_ascii_case("FORMAT") && is_ident).then_some(name)
+}
+
 /// Removes trailing semicolons and whitespace, which ClickHouse's HTTP interface rejects when
 /// the query is wrapped (`DESCRIBE (q;)`) and which users paste out of habit.
 pub fn trim_sql(sql: &str) -> &str {
@@ -112,17 +123,36 @@ impl Warehouse {
             .query_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if let Some(format) = own_format_clause(sql) {
+            return Err(WarehouseError::Settings(format!(
+                "the query ends in its own `FORMAT {format}`; remove it and choose the output with --format"
+            )));
+        }
         let started = Instant::now();
         let settings = self.settings();
-        let response = self
+        let mut request = self
             .http()
             .post(format!("{}/", settings.url))
             .basic_auth(&settings.user, Some(&settings.password))
             .query(&self.query_params(opts, &query_id))
-            .body(trim_sql(sql).to_string())
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+            .body(trim_sql(sql).to_string());
+        // With wait_end_of_query the first byte comes only when the query is done, so the
+        // client waits as long as the server may run it, plus a margin to hear its error.
+        let client_timeout = opts.max_execution_time.map(|t| t + Duration::from_secs(5));
+        if let Some(t) = client_timeout {
+            request = request.timeout(t);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                let _ = Box::pin(self.cancel(&query_id)).await;
+                return Err(WarehouseError::Timeout {
+                    url: settings.url.clone(),
+                    timeout: client_timeout.unwrap_or_default(),
+                });
+            }
+            Err(e) => return Err(self.transport_error(&e)),
+        };
         let status = response.status();
         let summary = response
             .headers()
@@ -235,7 +265,8 @@ impl Warehouse {
             readonly: true,
             ..QueryOptions::default()
         };
-        let describe = self.query(&format!("DESCRIBE ({sql})"), &opts).await;
+        // Newlines, so a trailing `-- comment` cannot swallow the closing parenthesis.
+        let describe = self.query(&format!("DESCRIBE (\n{sql}\n)"), &opts).await;
         match describe {
             Ok(result) => Ok(DryRun {
                 columns: result
@@ -254,7 +285,7 @@ impl Warehouse {
             // Some valid queries cannot be wrapped (a trailing FORMAT or SETTINGS clause);
             // newer servers can check those with EXPLAIN instead.
             Err(WarehouseError::Server(e)) if e.code == 62 && self.capabilities().explain => {
-                self.query(&format!("EXPLAIN {sql}"), &opts).await?;
+                self.query(&format!("EXPLAIN\n{sql}"), &opts).await?;
                 Ok(DryRun {
                     columns: Vec::new(),
                 })
@@ -689,6 +720,17 @@ mod tests {
         scanner.feed(doc.as_bytes(), &mut rows, &mut meta).unwrap();
         let rest = scanner.finish().unwrap_err();
         assert!(String::from_utf8_lossy(&rest).contains("Code: 395"));
+    }
+
+    #[test]
+    fn detects_a_trailing_format_clause() {
+        assert_eq!(own_format_clause("SELECT 1 FORMAT JSON;"), Some("JSON"));
+        assert_eq!(
+            own_format_clause("select 1\nformat CSVWithNames"),
+            Some("CSVWithNames")
+        );
+        assert_eq!(own_format_clause("SELECT format FROM t"), None);
+        assert_eq!(own_format_clause("SELECT 'FORMAT JSON'"), None);
     }
 
     #[test]
