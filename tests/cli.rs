@@ -407,3 +407,96 @@ fn own_format_clause_and_utf8_positions_are_handled() {
     assert_no_panic(&o);
     assert!(stderr(&o).contains("error 62"), "{}", stderr(&o));
 }
+
+/// Polls `check` every 100 ms for up to 60 s.
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn status_json(env: &[(&str, &str)]) -> serde_json::Value {
+    serde_json::from_str(&stdout(&aurora_env(&["server", "status", "--json"], env))).unwrap()
+}
+
+fn spawn_long_query(env: &[(&str, &str)], query_id: &str) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aurora"));
+    cmd.env_remove("AURORA_CLICKHOUSE_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args([
+        "query",
+        "SELECT count() FROM system.numbers WHERE number % 7 = 99",
+        "--timeout",
+        "120s",
+        "--query-id",
+        query_id,
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
+fn query_running(url: &str, query_id: &str) -> bool {
+    let o = aurora(&[
+        "--url",
+        url,
+        "query",
+        &format!("SELECT count() FROM system.processes WHERE query_id = '{query_id}'"),
+        "--format",
+        "tsv",
+    ]);
+    stdout(&o).ends_with("\n1\n")
+}
+
+fn sigterm(child: &std::process::Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+}
+
+#[test]
+fn sigterm_cancels_the_query_and_the_last_user_stops_an_on_demand_server() {
+    let dir = common::fresh_data_dir("cli-sigterm");
+    let config = write_config(
+        &dir,
+        &format!(
+            "clickhouse:\n  local_server:\n    data_dir: {}/ch\n",
+            dir.display()
+        ),
+    );
+    let env = [("AURORA_CONFIG", config.as_str())];
+
+    // First command starts the server on demand; a second one reuses it.
+    let first = spawn_long_query(&env, "sigterm-first");
+    wait_for("the server", || status_json(&env)["state"] == "running");
+    let url = status_json(&env)["url"].as_str().unwrap().to_string();
+    wait_for("the first query", || query_running(&url, "sigterm-first"));
+    let second = spawn_long_query(&env, "sigterm-second");
+    wait_for("the second query", || query_running(&url, "sigterm-second"));
+
+    // The starter goes away: its query is killed, the other command keeps the server.
+    sigterm(&first);
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled by SIGTERM"));
+    wait_for("the first query to be killed", || {
+        !query_running(&url, "sigterm-first")
+    });
+    assert_eq!(status_json(&env)["state"], "running");
+    assert!(query_running(&url, "sigterm-second"));
+
+    // The last user going away stops the on-demand server.
+    sigterm(&second);
+    let out = second.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(status_json(&env)["state"], "stopped");
+}

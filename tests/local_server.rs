@@ -76,6 +76,7 @@ fn stale_state_after_a_crash_is_replaced() {
         tcp_port: 2,
         binary: PathBuf::from("/usr/sbin/clickhouse-server"),
         data_dir: opts.data_dir.clone(),
+        pinned: false,
     };
     std::fs::write(
         opts.data_dir.join("aurora-server.json"),
@@ -106,6 +107,7 @@ fn state_naming_an_unrelated_live_process_is_not_trusted() {
         tcp_port: taken_port,
         binary: PathBuf::from("/usr/sbin/clickhouse-server"),
         data_dir: opts.data_dir.clone(),
+        pinned: false,
     };
     std::fs::write(
         opts.data_dir.join("aurora-server.json"),
@@ -182,4 +184,39 @@ fn a_server_that_never_answers_times_out_with_its_log() {
         local_server::status(&opts.data_dir),
         ServerStatus::NotRunning
     );
+}
+
+#[test]
+fn a_port_taken_during_startup_is_retried_on_new_ports() {
+    // Between Aurora picking a free port and the server binding it, another program can take
+    // it. A wrapper fails the first start the way ClickHouse does then, and runs the real
+    // server afterwards.
+    let real = local_server::find_binary(None).unwrap();
+    let dir = common::fresh_data_dir("port-race");
+    let counter = dir.join("starts");
+    let wrapper = dir.join("clickhouse-server");
+    let real_cmd = match &real {
+        local_server::ServerBinary::Single(p) => format!("{} server", p.display()),
+        local_server::ServerBinary::Dedicated(p) => p.display().to_string(),
+    };
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho x >> {counter}\nif [ $(wc -l < {counter}) -eq 1 ]; then\n  echo 'Net Exception: Address already in use: 127.0.0.1:8123' >&2\n  exit 70\nfi\nexec {real_cmd} \"$@\"\n",
+            counter = counter.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut opts = LocalServerOptions::new(dir.join("data"));
+    opts.binary = Some(wrapper);
+    opts.startup_timeout = Duration::from_secs(60);
+    let server = ensure_running(&opts).unwrap();
+    assert!(server.started_here);
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap().lines().count(),
+        2
+    );
+    local_server::stop(&opts.data_dir).unwrap();
 }

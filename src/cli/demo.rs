@@ -89,7 +89,7 @@ pub async fn load_sample(warehouse: &Warehouse, reset: bool) -> Result<u64> {
 pub async fn run(global: &GlobalArgs, args: DemoArgs) -> Result<ExitCode> {
     let mut session = Session::open(global).await?;
     // The demo leaves the server up so the next commands can use it.
-    session.keep_server();
+    session.keep_server()?;
     let warehouse = &session.warehouse;
     let caps = warehouse.capabilities();
     let mut out = std::io::stdout().lock();

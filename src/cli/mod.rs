@@ -146,6 +146,24 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Resolves when the user or the system asks Aurora to stop: Ctrl-C, SIGTERM (service
+/// managers, `kill`) or SIGHUP (the SSH session went away). Returns the signal's name.
+pub(crate) async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+        _ = hup.recv() => "SIGHUP",
+    }
+}
+
 /// What `aurora` alone prints until the full-screen UI exists.
 fn print_overview() {
     println!(

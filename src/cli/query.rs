@@ -178,9 +178,9 @@ async fn run_in(session: &Session, args: &QueryArgs, sql: &str) -> Result<ExitCo
     };
     tokio::select! {
         result = stream_and_print => result,
-        _ = tokio::signal::ctrl_c() => {
+        signal = super::interrupted() => {
             let _ = warehouse.cancel(&query_id).await;
-            eprintln!("cancelled (query_id {query_id})");
+            eprintln!("cancelled by {signal} (query_id {query_id})");
             Ok(ExitCode::from(130))
         }
     }

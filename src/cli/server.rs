@@ -44,6 +44,8 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> Result<ExitCode> {
     match args.action {
         ServerAction::Start => {
             let server = start_local(opts).await?;
+            let dir = server.state.data_dir.clone();
+            tokio::task::spawn_blocking(move || local_server::pin(&dir)).await??;
             let version = version_of(&server.url()).await;
             let verb = if server.started_here {
                 "started"
@@ -86,6 +88,7 @@ pub async fn run(global: &GlobalArgs, args: ServerArgs) -> Result<ExitCode> {
                     "http_port": state.map(|s| s.http_port),
                     "tcp_port": state.map(|s| s.tcp_port),
                     "version": version,
+                    "pinned": state.map(|s| s.pinned),
                     "data_dir": opts.data_dir,
                 });
                 println!("{}", serde_json::to_string_pretty(&value)?);

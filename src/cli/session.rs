@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use crate::config::{self, Config};
-use crate::warehouse::local_server::{self, LocalServer, LocalServerOptions};
+use crate::warehouse::local_server::{self, LocalServer, LocalServerOptions, ServerLease};
 use crate::warehouse::settings::{self, ConnectionOverrides, Target};
 use crate::warehouse::Warehouse;
 
@@ -51,6 +51,7 @@ pub struct Session {
     pub config: Config,
     /// The private server, when this session uses it.
     pub local: Option<LocalServer>,
+    lease: Option<ServerLease>,
 }
 
 impl Session {
@@ -65,9 +66,11 @@ impl Session {
                 warehouse: Warehouse::connect(settings).await?,
                 config,
                 local: None,
+                lease: None,
             }),
             Target::Local(mut settings) => {
                 let opts = local_options(&config);
+                let lease = local_server::lease(&opts.data_dir)?;
                 let server = start_local(opts).await?;
                 settings.url = server.url();
                 match Warehouse::connect(settings).await {
@@ -75,9 +78,10 @@ impl Session {
                         warehouse,
                         config,
                         local: Some(server),
+                        lease: Some(lease),
                     }),
                     Err(e) => {
-                        stop_if_ours(&Some(server)).await;
+                        stop_if_ours(Some(server), Some(lease)).await;
                         Err(e.into())
                     }
                 }
@@ -87,14 +91,16 @@ impl Session {
 
     /// Stops the private server if this session started it; a reused one keeps running.
     pub async fn close(self) {
-        stop_if_ours(&self.local).await;
+        stop_if_ours(self.local, self.lease).await;
     }
 
-    /// Detaches from the private server so `close` leaves it running.
-    pub fn keep_server(&mut self) {
+    /// Pins the private server so it keeps running after this and every other command.
+    pub fn keep_server(&mut self) -> Result<()> {
         if let Some(server) = &mut self.local {
-            server.started_here = false;
+            local_server::pin(&server.state.data_dir)?;
+            server.state.pinned = true;
         }
+        Ok(())
     }
 }
 
@@ -107,12 +113,21 @@ pub async fn start_local(opts: LocalServerOptions) -> Result<LocalServer> {
     )
 }
 
-async fn stop_if_ours(server: &Option<LocalServer>) {
-    if let Some(server) = server.as_ref().filter(|s| s.started_here) {
-        let dir: PathBuf = server.state.data_dir.clone();
-        let result = tokio::task::spawn_blocking(move || local_server::stop(&dir)).await;
-        if let Ok(Err(e)) = result {
-            tracing::warn!("could not stop the private server: {e}");
-        }
+/// Stops the private server when the last command using it ends, unless it is pinned
+/// (`aurora server start`, `aurora demo`): whoever started it, a server started on demand
+/// lives exactly as long as some Aurora command needs it.
+async fn stop_if_ours(server: Option<LocalServer>, lease: Option<ServerLease>) {
+    let Some(server) = server else {
+        return;
+    };
+    let last = lease.is_none_or(ServerLease::release_is_last);
+    if !last {
+        tracing::info!("another Aurora command uses the private server; leaving it running");
+        return;
+    }
+    let dir: PathBuf = server.state.data_dir.clone();
+    let result = tokio::task::spawn_blocking(move || local_server::stop_unless_pinned(&dir)).await;
+    if let Ok(Err(e)) = result {
+        tracing::warn!("could not stop the private server: {e}");
     }
 }

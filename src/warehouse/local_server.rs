@@ -179,6 +179,10 @@ pub struct ServerState {
     pub tcp_port: u16,
     pub binary: PathBuf,
     pub data_dir: PathBuf,
+    /// Kept running until `aurora server stop` (set by `aurora server start` and the demo);
+    /// otherwise the last Aurora command using the server stops it.
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 impl ServerState {
@@ -541,6 +545,7 @@ fn start(
         tcp_port,
         binary: binary.path().to_path_buf(),
         data_dir: data_dir.clone(),
+        pinned: false,
     };
     // Recorded before the wait: if Aurora is interrupted now, the next run finds this server
     // (still starting, or up) by its state file instead of tripping over its lock.
@@ -561,7 +566,9 @@ fn start(
                 tail,
             });
         }
-        if answers_select_1(http_port) {
+        // The answer must come from our child: if it died, whatever answered on the port is
+        // another program that took the port first.
+        if answers_select_1(http_port) && matches!(child.try_wait(), Ok(None)) {
             break;
         }
         if Instant::now() >= deadline {
@@ -623,6 +630,75 @@ fn terminate(pid: i32) -> Result<(), LocalServerError> {
 fn reap(pid: i32) {
     use nix::sys::wait::{waitpid, WaitPidFlag};
     let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+}
+
+/// Marks the running server of `data_dir` to keep running until `aurora server stop`.
+pub fn pin(data_dir: &Path) -> Result<(), LocalServerError> {
+    let _lock = lock_data_dir(data_dir)?;
+    match read_state(data_dir) {
+        Some(mut state) if !state.pinned => {
+            state.pinned = true;
+            write_state(&state)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Stops the server of `data_dir` unless it is pinned: for the last command using a server
+/// it started on demand.
+pub fn stop_unless_pinned(data_dir: &Path) -> Result<Option<ServerState>, LocalServerError> {
+    match read_state(data_dir) {
+        Some(state) if state.pinned => Ok(None),
+        _ => stop(data_dir),
+    }
+}
+
+const LEASE_FILE: &str = "aurora-server.users";
+
+/// A shared claim on the private server, held by every Aurora command that uses it. The
+/// command that started the server stops it at the end only if no other command still holds
+/// a lease, so one command never pulls the server from under another's running query.
+#[derive(Debug)]
+pub struct ServerLease {
+    lock: Option<Flock<File>>,
+    path: PathBuf,
+}
+
+fn open_lease_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
+/// Takes a shared lease on the server of `data_dir` for as long as the value lives.
+pub fn lease(data_dir: &Path) -> Result<ServerLease, LocalServerError> {
+    let path = data_dir.join(LEASE_FILE);
+    let err = |source| LocalServerError::DataDir {
+        path: data_dir.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(data_dir).map_err(err)?;
+    let file = open_lease_file(&path).map_err(err)?;
+    let lock = Flock::lock(file, FlockArg::LockShared)
+        .map_err(|(_, errno)| err(std::io::Error::from(errno)))?;
+    Ok(ServerLease {
+        lock: Some(lock),
+        path,
+    })
+}
+
+impl ServerLease {
+    /// Gives the lease up and says whether it was the last one (nobody else uses the server).
+    pub fn release_is_last(mut self) -> bool {
+        drop(self.lock.take());
+        let Ok(file) = open_lease_file(&self.path) else {
+            return false;
+        };
+        // Exclusive succeeds only when no other process holds a shared lease.
+        Flock::lock(file, FlockArg::LockExclusiveNonblock).is_ok()
+    }
 }
 
 /// Stops the private server of `data_dir` gracefully. Returns the state it stopped, if any.
@@ -689,9 +765,21 @@ mod tests {
             tcp_port: 2,
             binary: PathBuf::from("/usr/sbin/clickhouse-server"),
             data_dir: dir.path().to_path_buf(),
+            pinned: false,
         };
         write_state(&state).unwrap();
         assert_eq!(status(dir.path()), ServerStatus::Stale(state));
+    }
+
+    #[test]
+    fn only_the_last_lease_holder_is_told_it_is_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lease(dir.path()).unwrap();
+        let second = lease(dir.path()).unwrap();
+        assert!(!first.release_is_last());
+        assert!(second.release_is_last());
+        // Released leases leave no lock behind.
+        assert!(lease(dir.path()).unwrap().release_is_last());
     }
 
     #[test]
