@@ -500,3 +500,18 @@ fn sigterm_cancels_the_query_and_the_last_user_stops_an_on_demand_server() {
     assert_eq!(out.status.code(), Some(130));
     assert_eq!(status_json(&env)["state"], "stopped");
 }
+
+#[test]
+fn with_totals_shows_the_totals_row() {
+    let sql =
+        "SELECT number % 2 AS k, count() AS c FROM numbers(10) GROUP BY k WITH TOTALS ORDER BY k";
+    let table = stdout(&query(sql, "table"));
+    assert!(table.contains("Totals:"), "{table}");
+    assert!(
+        table.contains("| 10 |") || table.contains(" 10 |"),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&query(sql, "json"))).unwrap();
+    assert_eq!(json["totals"], serde_json::json!([0, 10]));
+    assert_eq!(json["rows"], 2);
+}

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::warehouse::value::Value;
 use crate::warehouse::{QueryOptions, Warehouse};
 
 use super::output::{render, OutputFormat};
@@ -49,6 +50,16 @@ fn statements(script: &str) -> impl Iterator<Item = String> + '_ {
     })
 }
 
+async fn table_is_empty(warehouse: &Warehouse, table: &str) -> Result<bool> {
+    let count = warehouse
+        .query(
+            &format!("SELECT count() FROM {table}"),
+            &QueryOptions::default(),
+        )
+        .await?;
+    Ok(count.rows.first().and_then(|r| r.first()) == Some(&Value::UInt(0)))
+}
+
 /// Creates the demo tables and loads them if empty. Returns the number of events loaded now.
 pub async fn load_sample(warehouse: &Warehouse, reset: bool) -> Result<u64> {
     let mut ddl = QueryOptions::unrestricted();
@@ -65,21 +76,16 @@ pub async fn load_sample(warehouse: &Warehouse, reset: bool) -> Result<u64> {
             .await
             .with_context(|| format!("creating the demo schema failed at:\n{statement}"))?;
     }
-    let count = warehouse
-        .query("SELECT count() FROM demo.events", &QueryOptions::default())
-        .await?;
-    let existing = count
-        .rows
-        .first()
-        .and_then(|r| r.first())
-        .map(|v| v.to_string())
-        .unwrap_or_default();
-    if existing != "0" {
+    // Each table is loaded on its own, so a run interrupted between the two completes the
+    // missing one next time instead of loading the other twice.
+    if table_is_empty(warehouse, "demo.products").await? {
+        warehouse
+            .insert_formatted("demo.products", "CSVWithNames", PRODUCTS_CSV)
+            .await?;
+    }
+    if !table_is_empty(warehouse, "demo.events").await? {
         return Ok(0);
     }
-    warehouse
-        .insert_formatted("demo.products", "CSVWithNames", PRODUCTS_CSV)
-        .await?;
     warehouse
         .insert_formatted("demo.events", "CSVWithNames", EVENTS_CSV)
         .await?;

@@ -51,7 +51,8 @@ pub enum OutputFormat {
     /// `type` is the server's spelling. Integers of every width are bare numbers with all
     /// digits; decimals are strings holding the exact text; non-finite floats are the strings
     /// `"nan"`, `"inf"`, `"-inf"`; named tuples and maps are objects; `rows_read` and
-    /// `bytes_read` are `null` when the server did not report them.
+    /// `bytes_read` are `null` when the server did not report them. A `WITH TOTALS` query adds
+    /// `"totals": [...]`, one row, before `"rows"`.
     Json,
     /// Comma-separated values with a header row.
     Csv,
@@ -64,6 +65,9 @@ pub fn render(result: &QueryResult, format: OutputFormat, out: &mut dyn Write) -
     let mut writer = RowWriter::new(format, result.columns.clone());
     writer.begin(out)?;
     writer.write_rows(out, &result.rows)?;
+    if let Some(totals) = &result.totals {
+        writer.set_totals(totals.clone());
+    }
     writer.finish(out, &result.stats)
 }
 
@@ -130,6 +134,8 @@ pub struct RowWriter {
     /// Table format only: rendered cells of the block not drawn yet.
     pending: Vec<Vec<String>>,
     line: String,
+    /// The `WITH TOTALS` row, shown after the data by the table and JSON formats.
+    totals: Option<Vec<Value>>,
 }
 
 impl RowWriter {
@@ -142,6 +148,7 @@ impl RowWriter {
             rows: 0,
             pending: Vec::new(),
             line: String::new(),
+            totals: None,
         }
     }
 
@@ -265,6 +272,12 @@ impl RowWriter {
         Ok(())
     }
 
+    /// Records the totals row of a `WITH TOTALS` query, written by [`Self::finish`]. CSV and
+    /// TSV leave it out, so their output stays one header and uniform rows.
+    pub fn set_totals(&mut self, totals: Vec<Value>) {
+        self.totals = Some(totals);
+    }
+
     /// Ends the result: the remaining table block and summary line, or the JSON statistics.
     /// CSV and TSV have no footer (print [`summary_line`] to stderr if wanted). Flushes `out`.
     pub fn finish(mut self, out: &mut dyn Write, stats: &QueryStats) -> io::Result<()> {
@@ -273,6 +286,11 @@ impl RowWriter {
             OutputFormat::Table => {
                 let drew_table = self.rows > 0;
                 self.flush_table(out)?;
+                if let Some(totals) = self.totals.take() {
+                    out.write_all(b"Totals:\n")?;
+                    self.pending.push(totals.iter().map(table_text).collect());
+                    self.flush_table(out)?;
+                }
                 let mut footer = String::new();
                 if self.columns.is_empty() {
                     // Statements without a result set (DDL, INSERT) still deserve an answer.
@@ -287,6 +305,16 @@ impl RowWriter {
             OutputFormat::Json => {
                 let mut footer = String::new();
                 footer.push_str(if self.rows == 0 { "],\n" } else { "\n  ],\n" });
+                if let Some(totals) = &self.totals {
+                    footer.push_str("  \"totals\": [");
+                    for (i, value) in totals.iter().enumerate() {
+                        if i > 0 {
+                            footer.push(',');
+                        }
+                        value.write_json(&mut footer);
+                    }
+                    footer.push_str("],\n");
+                }
                 footer.push_str(&format!("  \"rows\": {},\n", self.rows));
                 footer.push_str(&format!(
                     "  \"statistics\": {{\"elapsed_seconds\": {}, \"rows_read\": {}, ",
@@ -471,6 +499,7 @@ mod tests {
                     Value::Float(1.5),
                 ],
             ],
+            totals: None,
             stats: QueryStats {
                 query_id: "q-1".into(),
                 elapsed: Duration::from_millis(4),
@@ -581,6 +610,7 @@ mod tests {
         let mut result = QueryResult {
             columns: vec![column("s", "String")],
             rows: vec![vec![Value::String("x".repeat(500))]],
+            totals: None,
             stats: QueryStats {
                 elapsed: Duration::from_millis(1234),
                 truncated: true,

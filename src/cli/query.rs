@@ -165,6 +165,9 @@ async fn run_in(session: &Session, args: &QueryArgs, sql: &str) -> Result<ExitCo
             writer.write_rows(&mut out, &chunk)?;
         }
         let stats = stream.stats().clone();
+        if let Some(totals) = stream.totals() {
+            writer.set_totals(totals.to_vec());
+        }
         writer.finish(&mut out, &stats)?;
         out.flush()?;
         // The table format says so in its footer; other formats are data only, so tell stderr.

@@ -182,6 +182,7 @@ impl Warehouse {
                 query_id,
                 ..QueryStats::default()
             },
+            totals: None,
             summary,
             started,
             url: settings.url.clone(),
@@ -199,11 +200,11 @@ impl Warehouse {
         while let Some(chunk) = stream.next_chunk().await? {
             rows.extend(chunk);
         }
-        let stats = stream.stats().clone();
         Ok(QueryResult {
             columns: stream.columns().to_vec(),
             rows,
-            stats,
+            totals: stream.totals().map(<[Value]>::to_vec),
+            stats: stream.stats().clone(),
         })
     }
 
@@ -344,6 +345,7 @@ pub struct RowStream {
     is_json: bool,
     finished: bool,
     stats: QueryStats,
+    totals: Option<Vec<Value>>,
     summary: Option<Summary>,
     started: Instant,
     url: String,
@@ -367,6 +369,11 @@ impl RowStream {
     /// Final statistics; complete once `next_chunk` has returned `None`.
     pub fn stats(&self) -> &QueryStats {
         &self.stats
+    }
+
+    /// The totals row of a `WITH TOTALS` query; known once the stream has ended.
+    pub fn totals(&self) -> Option<&[Value]> {
+        self.totals.as_deref()
     }
 
     pub fn query_id(&self) -> &str {
@@ -495,9 +502,11 @@ impl RowStream {
             }
         };
         #[derive(serde::Deserialize, Default)]
-        struct Trailer {
+        struct Trailer<'a> {
             #[serde(default)]
             statistics: Option<Statistics>,
+            #[serde(default, borrow)]
+            totals: Option<&'a serde_json::value::RawValue>,
         }
         #[derive(serde::Deserialize)]
         struct Statistics {
@@ -506,6 +515,12 @@ impl RowStream {
             bytes_read: u64,
         }
         let trailer: Trailer = serde_json::from_slice(&trailer).unwrap_or_default();
+        if let Some(raw) = trailer.totals {
+            self.totals = Some(
+                decode_row(raw.get(), &self.types)
+                    .map_err(|e| WarehouseError::Decode(format!("totals row: {e}")))?,
+            );
+        }
         if let Some(s) = trailer.statistics {
             self.stats.server_elapsed = Duration::try_from_secs_f64(s.elapsed).ok();
             self.stats.rows_read = Some(s.rows_read);

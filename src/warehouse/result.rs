@@ -36,5 +36,7 @@ pub struct QueryStats {
 pub struct QueryResult {
     pub columns: Vec<Column>,
     pub rows: Vec<Vec<Value>>,
+    /// The totals row of a `WITH TOTALS` query.
+    pub totals: Option<Vec<Value>>,
     pub stats: QueryStats,
 }
