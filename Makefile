@@ -4,6 +4,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/aurora-target
 export CARGO_TARGET_DIR
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
+SHELL := /bin/bash
 AURORA := $(CARGO_TARGET_DIR)/release/aurora
 
 .PHONY: setup build demo test lint bench clean
@@ -18,7 +19,9 @@ demo: build
 	$(AURORA) demo
 
 test: setup
-	$(CARGO) test --locked --no-fail-fast
+	@mkdir -p $(CARGO_TARGET_DIR)
+	@set -o pipefail; $(CARGO) test --locked --no-fail-fast 2>&1 | tee $(CARGO_TARGET_DIR)/test.log; \
+	  status=$$?; scripts/test-summary $(CARGO_TARGET_DIR)/test.log; exit $$status
 
 lint:
 	$(CARGO) fmt --check
