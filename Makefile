@@ -7,7 +7,8 @@ CARGO ?= cargo
 SHELL := /bin/bash
 AURORA := $(CARGO_TARGET_DIR)/release/aurora
 
-.PHONY: setup build demo test lint bench clean
+.PHONY: setup build demo test lint bench install clean
+PREFIX ?= $(HOME)/.local
 
 setup:
 	@scripts/setup
@@ -26,6 +27,10 @@ test: setup
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+install: build
+	install -D -m 755 $(AURORA) $(PREFIX)/bin/aurora
+	@echo "installed $(PREFIX)/bin/aurora"
 
 bench: build
 	bench/query_overhead

@@ -152,11 +152,14 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> Result<ExitCode> {
         .await?;
     render(&result, OutputFormat::Table, &mut out)?;
     if let Some(server) = &session.local {
+        // Name the binary the way the user just ran it, which works whether or not it is on
+        // PATH (`make demo` runs it by its full path).
+        let me = std::env::args().next().unwrap_or_else(|| "aurora".into());
         writeln!(
             out,
             "\nThe private server keeps running at {} (pid {}).\n\
-             Try:  aurora query \"SELECT country, sum(revenue) FROM demo.events GROUP BY country ORDER BY 2 DESC\"\n\
-             Stop: aurora server stop",
+             Try:  {me} query \"SELECT country, sum(revenue) FROM demo.events GROUP BY country ORDER BY 2 DESC\"\n\
+             Stop: {me} server stop",
             server.url(),
             server.state.pid
         )?;
