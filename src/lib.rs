@@ -7,5 +7,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod ingest;
 pub mod telemetry;
 pub mod warehouse;

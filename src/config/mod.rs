@@ -260,11 +260,20 @@ fn read_document(
     text: &str,
     defaults: Option<&Yaml>,
 ) -> Result<(Node, Yaml), Vec<Diagnostic>> {
+    read_document_with(name, text, schema(), defaults)
+}
+
+fn read_document_with(
+    name: &str,
+    text: &str,
+    schema: &serde_json::Value,
+    defaults: Option<&Yaml>,
+) -> Result<(Node, Yaml), Vec<Diagnostic>> {
     let src = SourceFile::new(name, text);
     let tree = yaml::parse(&src).map_err(|d| vec![*d])?;
     let mut diags: Vec<Diagnostic> = yaml::extra_documents(&src).into_iter().collect();
     diags.extend(yaml::duplicate_keys(&src, &tree));
-    let (value, problems) = validate::validate(&src, &tree, schema(), defaults);
+    let (value, problems) = validate::validate(&src, &tree, schema, defaults);
     diags.extend(problems);
     if diags.is_empty() {
         Ok((tree, value))
@@ -272,6 +281,28 @@ fn read_document(
         diags.sort_by_key(|d| (d.line, d.column));
         Err(diags)
     }
+}
+
+/// Reads any other YAML document Aurora accepts (pipeline files, ...) with the same checks
+/// and diagnostics as the main config: every problem at once, each at its line and column,
+/// validated against the JSON schema derived from `T`. No defaults are merged in: serde's own
+/// `#[serde(default)]`s apply.
+pub fn parse_document<T>(name: &str, text: &str) -> Result<T, Vec<Diagnostic>>
+where
+    T: serde::de::DeserializeOwned + schemars::JsonSchema,
+{
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let schema = schemars::schema_for!(T).to_value();
+    let (_tree, value) = read_document_with(name, text, &schema, None)?;
+    serde_yaml::from_value(value).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        vec![Diagnostic::error(
+            name.to_string(),
+            line,
+            column,
+            e.to_string(),
+        )]
+    })
 }
 
 fn evaluate(name: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {

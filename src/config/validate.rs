@@ -21,10 +21,13 @@ pub(crate) fn validate(
     schema: &Json,
     defaults: Option<&Yaml>,
 ) -> (Yaml, Vec<Diagnostic>) {
+    // With defaults merged in afterwards, nothing in the user's file is required.
+    let check_required = defaults.is_none();
     let mut v = Validator {
         root: schema,
         src,
         diags: Vec::new(),
+        check_required,
     };
     let value = v.check(tree, None, schema, &mut Vec::new(), defaults);
     (value, v.diags)
@@ -34,6 +37,8 @@ struct Validator<'a> {
     root: &'a Json,
     src: &'a SourceFile<'a>,
     diags: Vec<Diagnostic>,
+    /// Report keys the schema marks `required` that the file leaves out.
+    check_required: bool,
 }
 
 // How YAML 1.2's core schema reads a scalar. Quoted and block scalars are always strings.
@@ -359,6 +364,36 @@ impl<'a> Validator<'a> {
     ) -> Yaml {
         let properties = schema.get("properties").and_then(Json::as_object);
         let additional = schema.get("additionalProperties");
+        if self.check_required {
+            let required = schema.get("required").and_then(Json::as_array);
+            let misspelt: Vec<&str> = map
+                .keys()
+                .map(|k| k.as_str())
+                .filter(|k| properties.is_none_or(|p| !p.contains_key(*k)))
+                .collect();
+            for name in required.into_iter().flatten().filter_map(Json::as_str) {
+                // `tabel:` is reported as unknown with "did you mean `table`?"; saying that
+                // `table` is missing too would only repeat it.
+                let explained = misspelt
+                    .iter()
+                    .any(|k| did_you_mean(k, std::iter::once(name)).is_some());
+                if map.get_node(name).is_none() && !explained {
+                    let at = self.src.node_pos(&Node::Mapping(map.clone()));
+                    let here = if path.is_empty() {
+                        "at the top level".to_string()
+                    } else {
+                        format!("in `{}`", DisplayPath(path))
+                    };
+                    let d = self.src.diagnostic_with_width(
+                        at,
+                        self.src.token_width(at),
+                        format!("missing `{name}` {here}"),
+                        Some(format!("add `{name}:`")),
+                    );
+                    self.diags.push(d);
+                }
+            }
+        }
         let mut out = serde_yaml::Mapping::new();
         for (k, v) in map.iter() {
             let name = k.as_str();
@@ -581,6 +616,9 @@ impl<'a> Validator<'a> {
         path: &mut Vec<Seg>,
         default: Option<&Yaml>,
     ) -> Yaml {
+        if let Some(handled) = self.check_tagged(node, key, branches, path, default) {
+            return handled;
+        }
         let mut failures = Vec::new();
         for branch in branches {
             let outer = std::mem::take(&mut self.diags);
@@ -638,6 +676,74 @@ impl<'a> Validator<'a> {
                 types.is_empty() || types.iter().any(|t| !matches!(*t, "object" | "array"))
             }
         }
+    }
+
+    /// An externally tagged enum (`source: {kafka: {...}}`): every branch is a mapping with
+    /// exactly one required key. Checks the one key the user wrote against the variant names
+    /// and then the variant's body, instead of reporting every branch's failure.
+    fn check_tagged(
+        &mut self,
+        node: &Node,
+        key: Option<&MarkedScalarNode>,
+        branches: &'a [Json],
+        path: &mut Vec<Seg>,
+        default: Option<&Yaml>,
+    ) -> Option<Yaml> {
+        let mut variants: Vec<(&'a str, &'a Json)> = Vec::new();
+        for branch in branches {
+            let obj = self.resolve(branch).as_object()?;
+            let required = obj.get("required")?.as_array()?;
+            let [tag] = required.as_slice() else {
+                return None;
+            };
+            let tag = tag.as_str()?;
+            let body = obj.get("properties")?.get(tag)?;
+            variants.push((tag, body));
+        }
+        let Node::Mapping(map) = node else {
+            return None;
+        };
+        let names = || variants.iter().map(|(t, _)| *t);
+        let list = backticked(names());
+        let mut entries = map.iter();
+        let (Some((tag, body)), None) = (entries.next(), entries.next()) else {
+            let message = format!(
+                "`{}` takes exactly one of {list}, found {} keys",
+                DisplayPath(path),
+                map.len()
+            );
+            self.report(node, key, message, None);
+            return Some(Yaml::Null);
+        };
+        let Some((_, schema)) = variants.iter().find(|(t, _)| *t == tag.as_str()) else {
+            let hint = match did_you_mean(tag.as_str(), names()) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => format!("use one of {list}"),
+            };
+            let message = format!(
+                "unknown {} `{}` in `{}`",
+                path.last().map_or("kind".to_string(), |s| match s {
+                    Seg::Key(k) => k.clone(),
+                    Seg::Index(_) => "kind".to_string(),
+                }),
+                shorten(tag.as_str()),
+                DisplayPath(path)
+            );
+            let d = self.src.diagnostic_with_width(
+                scalar_pos(tag),
+                self.src.token_width(scalar_pos(tag)),
+                message,
+                Some(hint),
+            );
+            self.diags.push(d);
+            return Some(Yaml::Null);
+        };
+        path.push(Seg::Key(tag.as_str().to_owned()));
+        let value = self.check(body, Some(tag), schema, path, default);
+        path.pop();
+        let mut out = serde_yaml::Mapping::new();
+        out.insert(Yaml::String(tag.as_str().to_owned()), value);
+        Some(Yaml::Mapping(out))
     }
 
     fn unknown_key(
