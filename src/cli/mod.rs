@@ -5,6 +5,7 @@
 mod config_cmd;
 mod demo;
 pub mod output;
+mod pipeline;
 mod query;
 mod schema;
 mod server;
@@ -94,6 +95,8 @@ pub enum Command {
     Server(server::ServerArgs),
     /// Check configuration files
     Config(config_cmd::ConfigArgs),
+    /// Validate and run ingestion pipelines (CSV today; Kafka, PostgreSQL, MySQL to come)
+    Pipeline(pipeline::PipelineArgs),
     /// Start the private server, load the sample data set and show it
     Demo(demo::DemoArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -106,7 +109,14 @@ pub enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init(cli.global.verbose);
+    // A pipeline daemon reports its progress by default; other commands stay quiet.
+    let daemon = matches!(
+        &cli.command,
+        Some(Command::Pipeline(pipeline::PipelineArgs {
+            action: pipeline::PipelineAction::Run { .. }
+        }))
+    );
+    crate::telemetry::init(cli.global.verbose.max(u8::from(daemon)));
     let Some(command) = cli.command else {
         print_overview();
         return ExitCode::SUCCESS;
@@ -134,6 +144,7 @@ pub fn main() -> ExitCode {
             Command::Server(args) => server::run(&global, args).await,
             Command::Config(args) => config_cmd::run(&global, args),
             Command::Demo(args) => demo::run(&global, args).await,
+            Command::Pipeline(args) => pipeline::run(&global, args).await,
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     });

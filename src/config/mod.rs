@@ -19,6 +19,7 @@ pub use model::{
     AssistantConfig, Backend, ClickHouseConfig, Config, KafkaConfig, LocalServerConfig,
     OpenAiConfig, PipelineRef, TlsConfig, UiConfig, KNOWN_THEMES,
 };
+pub(crate) use validate::did_you_mean;
 
 use yaml::{Pos, SourceFile};
 

@@ -219,7 +219,10 @@ fn backticked<'s>(names: impl Iterator<Item = &'s str>) -> String {
 }
 
 /// The closest of `candidates` to a misspelt `name`, if any is close enough to be the intent.
-fn did_you_mean<'c>(name: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
+pub(crate) fn did_you_mean<'c>(
+    name: &str,
+    candidates: impl Iterator<Item = &'c str>,
+) -> Option<&'c str> {
     const MIN_SIMILARITY: f64 = 0.8;
     let name = name.to_lowercase();
     candidates

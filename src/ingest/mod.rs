@@ -4,4 +4,9 @@
 //! ClickHouse has stored it, and only then does the source's position advance. This module
 //! knows nothing about the screen: the CLI and the TUI both drive it.
 
+pub mod engine;
 pub mod pipeline;
+pub mod record;
+pub mod sinks;
+pub mod sources;
+pub mod transform;

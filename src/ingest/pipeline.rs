@@ -145,8 +145,9 @@ pub struct SqlSource {
 pub struct Mapping {
     /// Target column → where its value comes from. Empty: every top-level field of the record
     /// goes to the column of the same name.
+    /// In the file's order, which is also the column order of a table Aurora creates.
     #[serde(default)]
-    pub columns: BTreeMap<String, ColumnSource>,
+    pub columns: indexmap::IndexMap<String, ColumnSource>,
     #[serde(default)]
     pub unmapped: Unmapped,
 }

@@ -1,0 +1,252 @@
+//! `aurora pipeline validate|run`: check pipeline files (every problem at once, then live
+//! checks against the server), and run pipelines headless until their sources end or
+//! SIGINT/SIGTERM, which drains and saves positions before exiting 0.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::ingest::engine::{self, PipelineRun, PipelineState, PipelineStatus};
+use crate::ingest::pipeline::{self, LoadedPipelines, Source};
+use crate::ingest::sinks::clickhouse;
+use crate::ingest::sources::csv::matching_files;
+
+use super::session::Session;
+use super::GlobalArgs;
+
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    #[command(subcommand)]
+    pub action: PipelineAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineAction {
+    /// Check pipeline files: syntax and settings, then the tables and mappings on the server
+    Validate {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Only check the files themselves; do not connect to ClickHouse
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Run pipelines until their sources end (or Ctrl-C/SIGTERM: drain, save, exit 0)
+    Run {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Where saved positions live [default: ~/.local/share/aurora/pipelines]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Print the final status of each pipeline as JSON lines on stdout
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Reads every file, printing all diagnostics of all files before giving up.
+fn load_all(files: &[PathBuf]) -> Result<Vec<LoadedPipelines>> {
+    let mut loaded = Vec::new();
+    let mut failed = 0;
+    for file in files {
+        match pipeline::load_file(file) {
+            Ok(l) => loaded.push(l),
+            Err(diags) => {
+                failed += diags.len();
+                let text = std::fs::read_to_string(file).ok();
+                eprint!("{}", crate::config::render_all(&diags, text.as_deref()));
+                eprintln!("{}", crate::config::summary(&diags));
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} problem(s) in the pipeline files; nothing was run");
+    }
+    let mut names = std::collections::BTreeMap::new();
+    for l in &loaded {
+        for p in &l.pipelines {
+            if let Some(other) = names.insert(p.name.clone(), l.path.clone()) {
+                bail!(
+                    "pipeline `{}` is defined in both {} and {}; names must be unique",
+                    p.name,
+                    other.display(),
+                    l.path.display()
+                );
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+fn base_dir(l: &LoadedPipelines) -> PathBuf {
+    l.path
+        .parent()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+        .unwrap_or_default()
+}
+
+pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> Result<ExitCode> {
+    match args.action {
+        PipelineAction::Validate { files, offline } => validate(global, &files, offline).await,
+        PipelineAction::Run {
+            files,
+            state_dir,
+            json,
+        } => run_pipelines(global, &files, state_dir, json).await,
+    }
+}
+
+async fn validate(global: &GlobalArgs, files: &[PathBuf], offline: bool) -> Result<ExitCode> {
+    let loaded = load_all(files)?;
+    let count: usize = loaded.iter().map(|l| l.pipelines.len()).sum();
+    if offline {
+        println!("ok: {count} pipeline(s) in {} file(s)", loaded.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let session = Session::open(global).await?;
+    let mut problems = 0;
+    let mut out = std::io::stdout().lock();
+    for l in &loaded {
+        for p in &l.pipelines {
+            let mut found = Vec::new();
+            if let Source::Csv(csv) = &p.source {
+                let pattern = base_dir(l).join(&csv.path).display().to_string();
+                match matching_files(&pattern) {
+                    Ok(files) if files.is_empty() && !csv.follow => {
+                        found.push(format!("no file matches `{pattern}`"))
+                    }
+                    Ok(_) => {}
+                    Err(e) => found.push(e.to_string()),
+                }
+            } else {
+                found.push(format!(
+                    "`{}` sources are not implemented yet, so this pipeline cannot run",
+                    p.source.kind()
+                ));
+            }
+            match clickhouse::check(&session.warehouse, p).await {
+                Ok(sink_problems) => found.extend(sink_problems),
+                Err(e) => found.push(e.to_string()),
+            }
+            if found.is_empty() {
+                writeln!(out, "ok: {} ({})", p.name, l.path.display())?;
+            } else {
+                problems += found.len();
+                writeln!(out, "{} ({}):", p.name, l.path.display())?;
+                for f in found {
+                    writeln!(out, "  - {f}")?;
+                }
+            }
+        }
+    }
+    drop(out);
+    session.close().await;
+    Ok(if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn run_pipelines(
+    global: &GlobalArgs,
+    files: &[PathBuf],
+    state_dir: Option<PathBuf>,
+    json: bool,
+) -> Result<ExitCode> {
+    let loaded = load_all(files)?;
+    let session = Session::open(global).await?;
+    let warehouse = Arc::new(session_warehouse(&session).await?);
+    let state_dir = state_dir.unwrap_or_else(engine::default_state_dir);
+    let cancel = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let mut watchers = Vec::new();
+    for l in &loaded {
+        for p in &l.pipelines {
+            let (tx, rx) = watch::channel(PipelineStatus::default());
+            watchers.push(rx);
+            let run = PipelineRun {
+                pipeline: p.clone(),
+                base_dir: base_dir(l),
+                state_dir: state_dir.clone(),
+                warehouse: warehouse.clone(),
+            };
+            tasks.push(tokio::spawn(engine::run(run, cancel.child_token(), tx)));
+        }
+    }
+    let progress = tokio::spawn(log_progress(watchers));
+    let all = futures_util::future::join_all(tasks);
+    tokio::pin!(all);
+    let results = tokio::select! {
+        results = &mut all => results,
+        signal = super::interrupted() => {
+            tracing::warn!("{signal}: draining pipelines and saving positions");
+            cancel.cancel();
+            all.await
+        }
+    };
+    progress.abort();
+    let mut failed = false;
+    let mut out = std::io::stdout().lock();
+    for result in results {
+        let status = match result {
+            Ok(s) => s,
+            Err(e) => {
+                failed = true;
+                eprintln!("error: a pipeline task crashed: {e}");
+                continue;
+            }
+        };
+        if matches!(status.state, PipelineState::Failed(_)) {
+            failed = true;
+        }
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&status)?)?;
+        } else {
+            writeln!(out, "{}", describe(&status))?;
+        }
+    }
+    drop(out);
+    session.close().await;
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A second connection for the pipelines, so the session's can close independently.
+async fn session_warehouse(session: &Session) -> Result<crate::warehouse::Warehouse> {
+    Ok(crate::warehouse::Warehouse::connect(session.warehouse.settings().clone()).await?)
+}
+
+fn describe(s: &PipelineStatus) -> String {
+    let state = match &s.state {
+        PipelineState::Failed(reason) => format!("failed: {reason}"),
+        PipelineState::Retrying(reason) => format!("retrying: {reason}"),
+        other => format!("{other:?}").to_lowercase(),
+    };
+    format!(
+        "{}: {state}; {} rows written in {} batches, {} dead-lettered, {} already stored by an earlier run",
+        s.name, s.rows_written, s.batches, s.dead_lettered, s.already_stored
+    )
+}
+
+/// Logs each pipeline's progress every few seconds (stderr, via tracing).
+async fn log_progress(watchers: Vec<watch::Receiver<PipelineStatus>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        for w in &watchers {
+            let s = w.borrow().clone();
+            tracing::info!("{}", describe(&s));
+        }
+    }
+}

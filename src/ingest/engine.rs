@@ -1,0 +1,274 @@
+//! The engine: runs one pipeline as background tasks. The source runs on its own task and
+//! sends records through a bounded channel, so a slow ClickHouse makes the source wait instead
+//! of filling memory. The batcher cuts batches by rows, bytes and time, hands each to the sink,
+//! and only after ClickHouse acknowledged it saves the source's position. Its state goes out on
+//! a `watch` channel (latest value wins) for the CLI and the TUI.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::ingest::pipeline::{Pipeline, Source};
+use crate::ingest::record::SourceRecord;
+use crate::ingest::sinks::clickhouse::{ClickHouseSink, SinkError};
+use crate::ingest::sources::csv::{self, CursorStore};
+use crate::warehouse::Warehouse;
+
+/// Records buffered between source and sink at most; the source blocks beyond this.
+const CHANNEL_RECORDS: usize = 20_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "reason")]
+pub enum PipelineState {
+    #[default]
+    Starting,
+    Running,
+    /// ClickHouse failed transiently; the batch is being retried.
+    Retrying(String),
+    /// Stopped by an error retrying cannot fix.
+    Failed(String),
+    /// The source has no more records (a CSV file read to its end) and all were stored.
+    Finished,
+    /// Stopped on request, after storing what had been read.
+    Stopped,
+}
+
+/// A pipeline's progress, published after every batch.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PipelineStatus {
+    pub name: String,
+    pub state: PipelineState,
+    pub rows_written: u64,
+    pub bytes_written: u64,
+    pub dead_lettered: u64,
+    /// Records skipped because an earlier run had stored them (exactly-once resume).
+    pub already_stored: u64,
+    pub batches: u64,
+    pub last_batch_rows: u64,
+    #[serde(with = "humantime_serde")]
+    pub last_batch_latency: Option<Duration>,
+    pub last_error: Option<String>,
+}
+
+/// Where a pipeline keeps its saved positions: `<state_dir>/<pipeline name>/`.
+pub fn pipeline_state_dir(state_dir: &Path, pipeline: &str) -> PathBuf {
+    state_dir.join(pipeline)
+}
+
+/// The default state directory, e.g. `~/.local/share/aurora/pipelines`.
+pub fn default_state_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "aurora")
+        .map(|d| d.data_dir().join("pipelines"))
+        .unwrap_or_else(|| std::env::temp_dir().join("aurora").join("pipelines"))
+}
+
+/// Everything one pipeline run needs.
+pub struct PipelineRun {
+    pub pipeline: Pipeline,
+    /// Directory of the pipeline file: relative source paths are relative to it.
+    pub base_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub warehouse: Arc<Warehouse>,
+}
+
+/// Runs the pipeline until its source ends, `cancel` fires, or a fatal error. Publishes its
+/// status on `status` throughout and returns the final one.
+pub async fn run(
+    run: PipelineRun,
+    cancel: CancellationToken,
+    status: watch::Sender<PipelineStatus>,
+) -> PipelineStatus {
+    let name = run.pipeline.name.clone();
+    status.send_modify(|s| s.name = name.clone());
+    let outcome = run_inner(&run, &cancel, &status).await;
+    status.send_modify(|s| match outcome {
+        Ok(state) => s.state = state,
+        Err(e) => {
+            s.last_error = Some(e.to_string());
+            s.state = PipelineState::Failed(e.to_string());
+        }
+    });
+    let last = status.borrow().clone();
+    tracing::info!(pipeline = %last.name, state = ?last.state, rows = last.rows_written, dead = last.dead_lettered, "pipeline ended");
+    last
+}
+
+#[derive(Debug, thiserror::Error)]
+enum EngineError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("{0}")]
+    Source(String),
+    #[error("cannot save the position of pipeline `{pipeline}` in {path}: {reason}")]
+    Cursor {
+        pipeline: String,
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+async fn run_inner(
+    run: &PipelineRun,
+    cancel: &CancellationToken,
+    status: &watch::Sender<PipelineStatus>,
+) -> Result<PipelineState, EngineError> {
+    let pipeline = &run.pipeline;
+    let mut sink = ClickHouseSink::prepare(run.warehouse.clone(), pipeline).await?;
+    let (tx, mut rx) = mpsc::channel::<SourceRecord>(CHANNEL_RECORDS);
+    let source_cancel = cancel.child_token();
+    let state_dir = pipeline_state_dir(&run.state_dir, &pipeline.name);
+    let cursor_path = state_dir.join("cursors.json");
+    let cursors = Arc::new(Mutex::new(CursorStore::open(cursor_path.clone())));
+    let source_task = match &pipeline.source {
+        Source::Csv(spec) => {
+            let spec = spec.clone();
+            let pattern = resolve(&run.base_dir, &spec.path);
+            let cursors = cursors.clone();
+            let token = source_cancel.clone();
+            tokio::task::spawn_blocking(move || {
+                csv::run(&spec, &pattern, cursors, tx, token).map_err(|e| e.to_string())
+            })
+        }
+        other => {
+            return Err(EngineError::Source(format!(
+                "pipeline `{}`: `{}` sources are not implemented yet (CSV is)",
+                pipeline.name,
+                other.kind()
+            )))
+        }
+    };
+    status.send_modify(|s| s.state = PipelineState::Running);
+    let policy = &pipeline.sink.batch;
+    let mut batch: Vec<SourceRecord> = Vec::new();
+    let mut batch_bytes: u64 = 0;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut source_done = false;
+    let mut stopping = false;
+    loop {
+        let full = batch.len() as u64 >= policy.max_rows || batch_bytes >= policy.max_bytes;
+        let due = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+        if !batch.is_empty() && (full || due || source_done || stopping) {
+            write_batch(
+                &mut sink,
+                &mut batch,
+                &cursors,
+                &cursor_path,
+                pipeline,
+                status,
+            )
+            .await?;
+            batch_bytes = 0;
+            deadline = None;
+            continue;
+        }
+        if source_done {
+            break;
+        }
+        if stopping && batch.is_empty() {
+            break;
+        }
+        let wait =
+            deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            received = rx.recv() => match received {
+                Some(record) => {
+                    batch_bytes += record.raw.len() as u64;
+                    if batch.is_empty() {
+                        deadline = Some(tokio::time::Instant::now() + policy.max_wait);
+                    }
+                    batch.push(record);
+                }
+                None => source_done = true,
+            },
+            _ = tokio::time::sleep_until(wait), if deadline.is_some() => {}
+            _ = cancel.cancelled(), if !stopping => {
+                // Stop reading; store what is already in hand, then end.
+                stopping = true;
+                source_cancel.cancel();
+                while let Ok(record) = rx.try_recv() {
+                    batch_bytes += record.raw.len() as u64;
+                    batch.push(record);
+                }
+            }
+        }
+    }
+    // Closing the channel releases a source blocked on a full channel during shutdown; what
+    // it had not handed over is not acknowledged, so the next run reads it again.
+    drop(rx);
+    let source_result = source_task
+        .await
+        .map_err(|e| EngineError::Source(format!("the source task failed: {e}")))?;
+    if let Err(e) = source_result {
+        return Err(EngineError::Source(format!(
+            "pipeline `{}`: {e}",
+            pipeline.name
+        )));
+    }
+    Ok(if stopping {
+        PipelineState::Stopped
+    } else {
+        PipelineState::Finished
+    })
+}
+
+async fn write_batch(
+    sink: &mut ClickHouseSink,
+    batch: &mut Vec<SourceRecord>,
+    cursors: &Arc<Mutex<CursorStore>>,
+    cursor_path: &Path,
+    pipeline: &Pipeline,
+    status: &watch::Sender<PipelineStatus>,
+) -> Result<(), EngineError> {
+    let started = Instant::now();
+    let outcome = sink
+        .write(batch, |err, wait| {
+            tracing::warn!(pipeline = %pipeline.name, "ClickHouse write failed, retrying in {wait:?}: {err}");
+            status.send_modify(|s| {
+                s.state = PipelineState::Retrying(err.to_string());
+                s.last_error = Some(err.to_string());
+            });
+        })
+        .await?;
+    // Only now, with the batch stored, may the source's position move past it.
+    cursors
+        .lock()
+        .map_err(|_| EngineError::Source("the cursor store lock is poisoned".into()))?
+        .commit(&outcome.acks)
+        .map_err(|e| EngineError::Cursor {
+            pipeline: pipeline.name.clone(),
+            path: cursor_path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let latency = started.elapsed();
+    status.send_modify(|s| {
+        s.state = PipelineState::Running;
+        s.rows_written += outcome.rows_written;
+        s.bytes_written += outcome.bytes_written;
+        s.dead_lettered += outcome.dead_lettered;
+        s.already_stored += outcome.already_stored;
+        s.batches += 1;
+        s.last_batch_rows = outcome.rows_written;
+        s.last_batch_latency = Some(latency);
+    });
+    tracing::debug!(pipeline = %pipeline.name, rows = outcome.rows_written, dead = outcome.dead_lettered, ?latency, "batch stored");
+    batch.clear();
+    Ok(())
+}
+
+/// A source path from a pipeline file: relative to that file's directory, `~/` is home.
+fn resolve(base: &Path, path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("~/") {
+        if let Some(home) = directories::BaseDirs::new() {
+            return home.home_dir().join(rest).display().to_string();
+        }
+    }
+    let p = Path::new(path);
+    if p.is_absolute() {
+        path.to_string()
+    } else {
+        base.join(p).display().to_string()
+    }
+}

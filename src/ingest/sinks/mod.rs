@@ -1,0 +1,4 @@
+//! Where records end up. One sink today: ClickHouse (`clickhouse.rs`), which batches records
+//! into inserts, keeps the exactly-once bookkeeping and writes the dead-letter table.
+
+pub mod clickhouse;

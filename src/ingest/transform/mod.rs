@@ -1,0 +1,418 @@
+//! The transform: turns one source record (a `serde_json::Value`, as Kafka, CSV, PostgreSQL
+//! and MySQL sources hand them out) into one row for `INSERT ... FORMAT JSONEachRow`, following
+//! a pipeline's [`Mapping`] and the target table's column types. A record that cannot become a
+//! row gets a one-sentence [`RecordError`], which the pipeline writes to the dead-letter table
+//! before carrying on.
+//!
+//! All the thinking happens once, in [`Transform::new`]: paths are split, types turned into
+//! coercion plans, conversions checked against the columns they feed and defaults coerced in
+//! advance, so that [`Transform::apply`] (run for every record) only walks and copies. The rows
+//! use only what ClickHouse 18.16's JSONEachRow reader understands, and since 18.16 fills a
+//! missing field with the type's zero value rather than the column's DEFAULT, the transform
+//! decides for every column what a missing field means.
+
+use crate::config::did_you_mean;
+
+mod convert;
+mod number;
+mod plan;
+mod time;
+
+#[cfg(test)]
+mod tests;
+
+use serde_json::{Map, Value};
+
+use self::convert::Converted;
+use self::plan::{Plan, Unsupported};
+use crate::ingest::pipeline::{ColumnSpec, Convert, Mapping, Unmapped};
+use crate::warehouse::types::DataType;
+
+/// A column of the target table as the sink sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetColumn {
+    pub name: String,
+    pub data_type: DataType,
+    /// The table has a DEFAULT/MATERIALIZED expression for it.
+    pub has_server_default: bool,
+}
+
+/// Why one record cannot become a row: one sentence, for the dead-letter table.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct RecordError(pub String);
+
+/// Columns Aurora writes itself (where each row came from, for exactly-once delivery); a
+/// transform never feeds them.
+pub const RESERVED_COLUMNS: [&str; 2] = ["_aurora_source", "_aurora_offset"];
+
+/// A mapping compiled against one table; cheap to share between batches.
+#[derive(Debug, Clone)]
+pub struct Transform {
+    columns: Vec<Column>,
+    unmapped: Unmapped,
+    /// Sorted, deduplicated top-level fields some column reads, for `unmapped: fail`.
+    known_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    /// The column's declared type, for messages.
+    type_name: String,
+    /// The source path as written, for messages.
+    from: String,
+    path: Vec<Segment>,
+    convert: Option<Convert>,
+    plan: Plan,
+    when_missing: Missing,
+    /// Without a mapping, a column the server can fill is written only when its field is
+    /// present, so that the table's DEFAULT is not overridden by a null or zero.
+    omit_when_absent: bool,
+}
+
+/// One step of a dotted path: an object key, which on an array is an index when numeric.
+#[derive(Debug, Clone)]
+struct Segment {
+    key: String,
+    index: Option<usize>,
+}
+
+/// What a missing or null field turns into.
+#[derive(Debug, Clone)]
+enum Missing {
+    /// The column's `default`, converted and coerced when the transform was built.
+    Value(Value),
+    Null,
+    /// Leave the field out of the row for the server to fill.
+    Omit,
+    Fail,
+}
+
+impl Transform {
+    /// Checks the mapping against the table once, at pipeline start, and reports every
+    /// problem at once as plain sentences.
+    pub fn new(mapping: &Mapping, columns: &[TargetColumn]) -> Result<Transform, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut planned = Vec::new();
+        if mapping.columns.is_empty() {
+            for target in columns {
+                if RESERVED_COLUMNS.contains(&target.name.as_str()) {
+                    continue;
+                }
+                let plan = match Plan::new(&target.data_type) {
+                    Ok(plan) => plan,
+                    // Nobody asked for it and the server fills it: leave it to the server.
+                    Err(_) if target.has_server_default => continue,
+                    Err(u) => {
+                        problems.push(unsupported(&target.name, &target.data_type, &u));
+                        continue;
+                    }
+                };
+                let when_missing = missing_rule(None, &plan, target.has_server_default);
+                planned.push(Column {
+                    name: target.name.clone(),
+                    type_name: target.data_type.to_string(),
+                    from: target.name.clone(),
+                    path: vec![Segment::new(&target.name)],
+                    convert: None,
+                    plan,
+                    when_missing,
+                    omit_when_absent: target.has_server_default,
+                });
+            }
+        } else {
+            for (name, source) in &mapping.columns {
+                if RESERVED_COLUMNS.contains(&name.as_str()) {
+                    problems.push(format!(
+                        "column `{name}` is written by Aurora itself (it records where each row \
+                         came from); remove it from the mapping"
+                    ));
+                    continue;
+                }
+                let Some(target) = columns.iter().find(|c| c.name == *name) else {
+                    let candidates = columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .filter(|c| !RESERVED_COLUMNS.contains(c));
+                    let hint = did_you_mean(name, candidates)
+                        .map(|c| format!("; did you mean `{c}`?"))
+                        .unwrap_or_default();
+                    problems.push(format!(
+                        "the mapping names column `{name}`, which the table does not have{hint}"
+                    ));
+                    continue;
+                };
+                if let Some(column) = plan_mapped(name, source.spec(name), target, &mut problems) {
+                    planned.push(column);
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let mut known_fields: Vec<String> = planned
+            .iter()
+            .filter_map(|c| c.path.first().map(|s| s.key.clone()))
+            .collect();
+        known_fields.sort_unstable();
+        known_fields.dedup();
+        Ok(Transform {
+            columns: planned,
+            unmapped: mapping.unmapped,
+            known_fields,
+        })
+    }
+
+    /// One record → one JSONEachRow object (only the columns to write).
+    pub fn apply(&self, record: &Value) -> Result<Map<String, Value>, RecordError> {
+        let Value::Object(fields) = record else {
+            return Err(RecordError("the record is not a JSON object".into()));
+        };
+        if self.unmapped == Unmapped::Fail {
+            self.check_unmapped(fields)?;
+        }
+        let mut row = Map::new();
+        for column in &self.columns {
+            let found = column.lookup(fields);
+            let value = match found {
+                Some(v) if !v.is_null() => column.coerce(v)?,
+                _ if found.is_none() && column.omit_when_absent => continue,
+                _ => match &column.when_missing {
+                    Missing::Value(v) => v.clone(),
+                    Missing::Null => Value::Null,
+                    Missing::Omit => continue,
+                    Missing::Fail => return Err(column.missing(found.is_some())),
+                },
+            };
+            row.insert(column.name.clone(), value);
+        }
+        Ok(row)
+    }
+
+    /// The columns this transform may write, in the order it writes them (rows leave out
+    /// those whose field is missing and which the server fills).
+    pub fn columns(&self) -> impl Iterator<Item = &str> + '_ {
+        self.columns.iter().map(|c| c.name.as_str())
+    }
+
+    fn check_unmapped(&self, fields: &Map<String, Value>) -> Result<(), RecordError> {
+        let mut first: Option<&str> = None;
+        let mut count = 0usize;
+        for key in fields.keys() {
+            if self
+                .known_fields
+                .binary_search_by(|k| k.as_str().cmp(key))
+                .is_err()
+            {
+                count += 1;
+                // Map order is not guaranteed sorted (serde_json's `preserve_order` may be on),
+                // so the first one is found by comparison.
+                if first.is_none_or(|f| key.as_str() < f) {
+                    first = Some(key);
+                }
+            }
+        }
+        match first {
+            None => Ok(()),
+            Some(field) => {
+                let (more, it) = if count > 1 {
+                    (format!(" (and {} more)", count - 1), "them")
+                } else {
+                    (String::new(), "it")
+                };
+                Err(RecordError(format!(
+                    "field {} is not mapped to any column{more}; `unmapped: ignore` would drop {it}",
+                    show_str(field)
+                )))
+            }
+        }
+    }
+}
+
+/// Plans one column named in `mapping.columns`, adding any problems to `problems`.
+fn plan_mapped(
+    name: &str,
+    spec: ColumnSpec,
+    target: &TargetColumn,
+    problems: &mut Vec<String>,
+) -> Option<Column> {
+    let type_name = target.data_type.to_string();
+    let before = problems.len();
+    let from = spec.from.unwrap_or_else(|| name.to_string());
+    let path: Vec<Segment> = from.split('.').map(Segment::new).collect();
+    if path.iter().any(|s| s.key.is_empty()) {
+        problems.push(format!(
+            "column `{name}`: `from: {from}` has an empty path segment (use `a.b.0` style paths)"
+        ));
+    }
+    let plan = match Plan::new(&target.data_type) {
+        Ok(plan) => plan,
+        Err(u) => {
+            problems.push(unsupported(name, &target.data_type, &u));
+            return None;
+        }
+    };
+    if let Some(c) = spec.convert {
+        if !convert::feeds(c, &plan.kind) {
+            problems.push(format!(
+                "column `{name}` ({type_name}): `convert: {}` makes {}, which cannot go into \
+                 {type_name}",
+                convert::name(c),
+                convert::makes(c)
+            ));
+            return None;
+        }
+    }
+    let mut default = None;
+    if let Some(yaml) = &spec.default {
+        match serde_json::to_value(yaml) {
+            // `default: null` says nothing beyond having no default.
+            Ok(Value::Null) => {}
+            Ok(v) => match convert_and_coerce(spec.convert, &plan, &v) {
+                Ok(out) => default = Some(out),
+                Err(e) => problems.push(format!(
+                    "column `{name}` ({type_name}): the default {} cannot be used: {e}",
+                    show(&v)
+                )),
+            },
+            Err(e) => problems.push(format!(
+                "column `{name}`: the default cannot be read as a JSON value: {e}"
+            )),
+        }
+    }
+    if problems.len() > before {
+        return None;
+    }
+    let when_missing = missing_rule(default, &plan, target.has_server_default);
+    Some(Column {
+        name: name.to_string(),
+        type_name,
+        from,
+        path,
+        convert: spec.convert,
+        plan,
+        when_missing,
+        omit_when_absent: false,
+    })
+}
+
+/// A missing or null field: the mapping's default, else null where the column allows it,
+/// else whatever the server fills in, else the record cannot be written.
+fn missing_rule(default: Option<Value>, plan: &Plan, server_default: bool) -> Missing {
+    match default {
+        Some(v) => Missing::Value(v),
+        None if plan.nullable => Missing::Null,
+        None if server_default => Missing::Omit,
+        None => Missing::Fail,
+    }
+}
+
+fn unsupported(name: &str, ty: &DataType, u: &Unsupported) -> String {
+    let whole = ty.to_string();
+    let inside = if u.ty == whole {
+        String::new()
+    } else {
+        format!(" (because of the `{}` inside it)", u.ty)
+    };
+    let why = u
+        .why
+        .as_deref()
+        .map(|w| format!(": {w}"))
+        .unwrap_or_default();
+    format!("column `{name}` has type {whole}, which the transform cannot produce{inside}{why}")
+}
+
+/// Runs the column's conversion, if any, then coerces into its type.
+fn convert_and_coerce(convert: Option<Convert>, plan: &Plan, v: &Value) -> Result<Value, String> {
+    let Some(c) = convert else {
+        return plan.coerce(v);
+    };
+    match convert::apply(c, v) {
+        Ok(Converted::Same(v)) => plan.coerce(v),
+        Ok(Converted::Owned(v)) => plan.coerce_owned(v),
+        Ok(Converted::Instant(t)) => plan.coerce_instant(t),
+        Err(e) => Err(format!("`convert: {}`: {e}", convert::name(c))),
+    }
+}
+
+impl Segment {
+    fn new(key: &str) -> Segment {
+        let numeric = !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit());
+        Segment {
+            key: key.to_string(),
+            index: if numeric { key.parse().ok() } else { None },
+        }
+    }
+}
+
+impl Column {
+    /// Follows the path; anything that is not there (including a path that runs into a
+    /// scalar or past the end of an array) is missing.
+    fn lookup<'r>(&self, record: &'r Map<String, Value>) -> Option<&'r Value> {
+        let (first, rest) = self.path.split_first()?;
+        let mut v = record.get(&first.key)?;
+        for segment in rest {
+            v = match v {
+                Value::Object(fields) => fields.get(&segment.key)?,
+                Value::Array(items) => items.get(segment.index?)?,
+                _ => return None,
+            };
+        }
+        Some(v)
+    }
+
+    fn coerce(&self, v: &Value) -> Result<Value, RecordError> {
+        convert_and_coerce(self.convert, &self.plan, v).map_err(|why| {
+            RecordError(format!(
+                "column `{}` ({}): {why}",
+                self.name, self.type_name
+            ))
+        })
+    }
+
+    fn missing(&self, null: bool) -> RecordError {
+        RecordError(if null {
+            format!(
+                "required field `{}` is null for column `{}` ({}, not Nullable, no default)",
+                self.from, self.name, self.type_name
+            )
+        } else {
+            format!(
+                "missing required field `{}` for column `{}`",
+                self.from, self.name
+            )
+        })
+    }
+}
+
+/// How much of a bad value a message quotes.
+const SHOWN_CHARS: usize = 60;
+
+/// A value as messages quote it: numbers, booleans and null bare, everything else in
+/// backticks, shortened, with control characters escaped so the reason stays on one line.
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => show_str(s),
+        Value::Number(_) | Value::Bool(_) | Value::Null => v.to_string(),
+        Value::Array(_) | Value::Object(_) => show_str(&v.to_string()),
+    }
+}
+
+fn show_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(SHOWN_CHARS) + 5);
+    out.push('`');
+    for (i, c) in s.chars().enumerate() {
+        if i == SHOWN_CHARS {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('`');
+    out
+}
