@@ -124,7 +124,7 @@ pub struct CsvSource {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlSource {
-    /// Connection string, e.g. `postgres://user@host/db`; `${VAR}` is read from the environment.
+    /// Connection string, e.g. `postgres://user@host/db`.
     #[schemars(length(min = 1))]
     pub dsn: String,
     #[serde(default)]

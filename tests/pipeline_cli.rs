@@ -1,0 +1,175 @@
+//! `aurora pipeline validate` and the shipped templates in `presets/pipelines/`: every template
+//! passes the static checks, and the CSV one runs as written against sample data.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use aurora::warehouse::QueryOptions;
+
+fn aurora(args: &[&str]) -> Output {
+    let empty = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("empty-pipeline-config.yaml");
+    if !empty.exists() {
+        std::fs::write(&empty, "").unwrap();
+    }
+    Command::new(env!("CARGO_BIN_EXE_aurora"))
+        .env_remove("AURORA_CLICKHOUSE_URL")
+        .env("AURORA_CONFIG", empty)
+        .args(["--url", &common::url()])
+        .args(args)
+        .output()
+        .expect("run aurora")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+fn presets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/pipelines")
+}
+
+#[test]
+fn every_template_passes_the_static_checks() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(presets())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    let args: Vec<&str> = ["pipeline", "validate", "--offline"]
+        .into_iter()
+        .chain(files.iter().map(|p| p.to_str().unwrap()))
+        .collect();
+    let o = aurora(&args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains(&format!("in {} file(s)", files.len())),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_csv_template_runs_as_written() {
+    let w = common::warehouse().await;
+    w.execute("DROP DATABASE IF EXISTS shop").await.unwrap();
+    let dir = common::fresh_data_dir("template-csv");
+    std::fs::copy(presets().join("csv-files.yaml"), dir.join("csv-files.yaml")).unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(
+        dir.join("data/orders-1.csv"),
+        "order_id,created,customer,country,amount,coupon\n\
+         1,1700000000,Ann,de,12.50,\n\
+         2,1700003600,\"Bob, Jr.\",,7.00,WELCOME\n\
+         3,not-a-time,Cy,fr,1.00,\n",
+    )
+    .unwrap();
+    let file = dir.join("csv-files.yaml");
+    let file = file.to_str().unwrap();
+
+    // Live validation: the table does not exist yet but can be created from the mapping.
+    let o = aurora(&["pipeline", "validate", file]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("ok: orders-csv"), "{out}");
+
+    let state = dir.join("state");
+    let o = aurora(&[
+        "pipeline",
+        "run",
+        file,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("orders-csv: finished; 2 rows written"),
+        "{out}"
+    );
+    assert!(out.contains("1 dead-lettered"), "{out}");
+    let r = w
+        .query(
+            "SELECT order_id, customer, country, toString(amount), coupon FROM shop.orders ORDER BY order_id",
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let rows: Vec<Vec<String>> = r
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|v| {
+                    if v.is_null() {
+                        "NULL".into()
+                    } else {
+                        v.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["1", "Ann", "DE", "12.50", "NULL"],
+            ["2", "Bob, Jr.", "??", "7.00", "WELCOME"]
+        ]
+    );
+    let r = w
+        .query(
+            "SELECT error FROM shop.orders_rejected",
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        r.rows[0][0].to_string().contains("not-a-time"),
+        "{:?}",
+        r.rows
+    );
+}
+
+#[test]
+fn validate_reports_file_and_server_problems() {
+    let dir = common::fresh_data_dir("validate");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "pipelines:\n  - name: x\n    source: {csv: {path: '*.csv', delimter: ';'}}\n    sink: {table: t, batch: {max_rows: 0}}\n",
+    )
+    .unwrap();
+    let o = aurora(&["pipeline", "validate", bad.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err.contains("bad.yaml:3:35: error: unknown field `delimter`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `delimiter`"), "{err}");
+    assert!(err.contains("max_rows"), "{err}");
+    assert!(err.contains("2 errors in"), "{err}");
+
+    // Well-formed, but the table is missing and the CSV files too.
+    let missing = dir.join("missing.yaml");
+    std::fs::write(
+        &missing,
+        "pipelines:\n  - name: y\n    source: {csv: {path: 'nothing-*.csv'}}\n    sink: {table: default.no_such_table}\n",
+    )
+    .unwrap();
+    let o = aurora(&["pipeline", "validate", missing.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(out.contains("no file matches"), "{out}");
+    assert!(
+        out.contains("table default.no_such_table does not exist"),
+        "{out}"
+    );
+}
