@@ -95,7 +95,7 @@ pub enum Command {
     Server(server::ServerArgs),
     /// Check configuration files
     Config(config_cmd::ConfigArgs),
-    /// Validate and run ingestion pipelines (CSV today; Kafka, PostgreSQL, MySQL to come)
+    /// Validate and run ingestion pipelines (CSV files and Kafka; PostgreSQL, MySQL to come)
     Pipeline(pipeline::PipelineArgs),
     /// Start the private server, load the sample data set and show it
     Demo(demo::DemoArgs),

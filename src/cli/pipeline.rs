@@ -17,6 +17,7 @@ use crate::ingest::engine::{self, PipelineRun, PipelineState, PipelineStatus};
 use crate::ingest::pipeline::{self, LoadedPipelines, Source};
 use crate::ingest::sinks::clickhouse;
 use crate::ingest::sources::csv::matching_files;
+use crate::ingest::sources::kafka;
 
 use super::session::Session;
 use super::GlobalArgs;
@@ -124,6 +125,17 @@ async fn validate(global: &GlobalArgs, files: &[PathBuf], offline: bool) -> Resu
                     Ok(_) => {}
                     Err(e) => found.push(e.to_string()),
                 }
+            } else if let Source::Kafka(spec) = &p.source {
+                let ctx = kafka::KafkaContext {
+                    pipeline: p.name.clone(),
+                    default_brokers: session.config.kafka.brokers.clone(),
+                    client_id: session.config.kafka.client_id.clone(),
+                    default_properties: session.config.kafka.properties.clone(),
+                };
+                let spec = spec.clone();
+                let problems =
+                    tokio::task::spawn_blocking(move || kafka::check(&spec, &ctx)).await?;
+                found.extend(problems);
             } else {
                 found.push(format!(
                     "`{}` sources are not implemented yet, so this pipeline cannot run",
@@ -173,6 +185,7 @@ async fn run_pipelines(
             watchers.push(rx);
             let run = PipelineRun {
                 pipeline: p.clone(),
+                kafka: session.config.kafka.clone(),
                 base_dir: base_dir(l),
                 state_dir: state_dir.clone(),
                 warehouse: warehouse.clone(),

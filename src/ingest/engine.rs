@@ -12,9 +12,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::pipeline::{Pipeline, Source};
-use crate::ingest::record::SourceRecord;
+use crate::ingest::record::{Ack, SourceRecord};
 use crate::ingest::sinks::clickhouse::{ClickHouseSink, SinkError};
 use crate::ingest::sources::csv::{self, CursorStore};
+use crate::ingest::sources::kafka;
 use crate::warehouse::Warehouse;
 
 /// Records buffered between source and sink at most; the source blocks beyond this.
@@ -68,6 +69,8 @@ pub fn default_state_dir() -> PathBuf {
 /// Everything one pipeline run needs.
 pub struct PipelineRun {
     pub pipeline: Pipeline,
+    /// The main config's `kafka` section: default brokers, client id and properties.
+    pub kafka: crate::config::KafkaConfig,
     /// Directory of the pipeline file: relative source paths are relative to it.
     pub base_dir: PathBuf,
     pub state_dir: PathBuf,
@@ -120,21 +123,39 @@ async fn run_inner(
     let (tx, mut rx) = mpsc::channel::<SourceRecord>(CHANNEL_RECORDS);
     let source_cancel = cancel.child_token();
     let state_dir = pipeline_state_dir(&run.state_dir, &pipeline.name);
-    let cursor_path = state_dir.join("cursors.json");
-    let cursors = Arc::new(Mutex::new(CursorStore::open(cursor_path.clone())));
-    let source_task = match &pipeline.source {
+    let (source_task, positions) = match &pipeline.source {
         Source::Csv(spec) => {
             let spec = spec.clone();
             let pattern = resolve(&run.base_dir, &spec.path);
-            let cursors = cursors.clone();
+            let cursor_path = state_dir.join("cursors.json");
+            let cursors = Arc::new(Mutex::new(CursorStore::open(cursor_path.clone())));
+            let store = cursors.clone();
             let token = source_cancel.clone();
-            tokio::task::spawn_blocking(move || {
-                csv::run(&spec, &pattern, cursors, tx, token).map_err(|e| e.to_string())
-            })
+            let task = tokio::task::spawn_blocking(move || {
+                csv::run(&spec, &pattern, store, tx, token).map_err(|e| e.to_string())
+            });
+            (task, Positions::Files(cursors, cursor_path))
+        }
+        Source::Kafka(spec) => {
+            let spec = spec.clone();
+            let ctx = kafka::KafkaContext {
+                pipeline: pipeline.name.clone(),
+                default_brokers: run.kafka.brokers.clone(),
+                client_id: run.kafka.client_id.clone(),
+                default_properties: run.kafka.properties.clone(),
+            };
+            let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+            let token = source_cancel.clone();
+            let task = tokio::spawn(async move {
+                kafka::run(&spec, &ctx, tx, ack_rx, token)
+                    .await
+                    .map_err(|e| e.to_string())
+            });
+            (task, Positions::Kafka(ack_tx))
         }
         other => {
             return Err(EngineError::Source(format!(
-                "pipeline `{}`: `{}` sources are not implemented yet (CSV is)",
+                "pipeline `{}`: `{}` sources are not implemented yet (CSV and Kafka are)",
                 pipeline.name,
                 other.kind()
             )))
@@ -151,15 +172,7 @@ async fn run_inner(
         let full = batch.len() as u64 >= policy.max_rows || batch_bytes >= policy.max_bytes;
         let due = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
         if !batch.is_empty() && (full || due || source_done || stopping) {
-            write_batch(
-                &mut sink,
-                &mut batch,
-                &cursors,
-                &cursor_path,
-                pipeline,
-                status,
-            )
-            .await?;
+            write_batch(&mut sink, &mut batch, &positions, pipeline, status).await?;
             batch_bytes = 0;
             deadline = None;
             continue;
@@ -198,6 +211,8 @@ async fn run_inner(
     // Closing the channel releases a source blocked on a full channel during shutdown; what
     // it had not handed over is not acknowledged, so the next run reads it again.
     drop(rx);
+    // Closing the ack channel tells a Kafka source that the last commit has been sent.
+    drop(positions);
     let source_result = source_task
         .await
         .map_err(|e| EngineError::Source(format!("the source task failed: {e}")))?;
@@ -214,11 +229,40 @@ async fn run_inner(
     })
 }
 
+/// Where a source's positions are saved once the sink has stored the records.
+enum Positions {
+    /// CSV: a cursor file written by the engine itself.
+    Files(Arc<Mutex<CursorStore>>, PathBuf),
+    /// Kafka: the source task commits the offsets to the consumer group.
+    Kafka(mpsc::UnboundedSender<Vec<Ack>>),
+}
+
+impl Positions {
+    fn save(&self, acks: &[Ack], pipeline: &str) -> Result<(), EngineError> {
+        match self {
+            Positions::Files(cursors, path) => cursors
+                .lock()
+                .map_err(|_| EngineError::Source("the cursor store lock is poisoned".into()))?
+                .commit(acks)
+                .map_err(|e| EngineError::Cursor {
+                    pipeline: pipeline.to_string(),
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }),
+            // A closed channel means the source already stopped; the next run re-reads from
+            // the last commit and the sink's bookkeeping sorts it out.
+            Positions::Kafka(tx) => {
+                let _ = tx.send(acks.to_vec());
+                Ok(())
+            }
+        }
+    }
+}
+
 async fn write_batch(
     sink: &mut ClickHouseSink,
     batch: &mut Vec<SourceRecord>,
-    cursors: &Arc<Mutex<CursorStore>>,
-    cursor_path: &Path,
+    positions: &Positions,
     pipeline: &Pipeline,
     status: &watch::Sender<PipelineStatus>,
 ) -> Result<(), EngineError> {
@@ -233,15 +277,7 @@ async fn write_batch(
         })
         .await?;
     // Only now, with the batch stored, may the source's position move past it.
-    cursors
-        .lock()
-        .map_err(|_| EngineError::Source("the cursor store lock is poisoned".into()))?
-        .commit(&outcome.acks)
-        .map_err(|e| EngineError::Cursor {
-            pipeline: pipeline.name.clone(),
-            path: cursor_path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    positions.save(&outcome.acks, &pipeline.name)?;
     let latency = started.elapsed();
     status.send_modify(|s| {
         s.state = PipelineState::Running;

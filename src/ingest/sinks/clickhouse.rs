@@ -4,8 +4,9 @@
 //!
 //! Exactly-once on every server version (18.16 has no insert deduplication for plain
 //! MergeTree): each row carries its source position in two bookkeeping columns,
-//! `_aurora_source` and `_aurora_offset`. At start the sink reads the highest offset per source
-//! already stored (target and dead-letter tables). Records at or below it may have been written
+//! `_aurora_source` and `_aurora_offset`. When a source stream's first record arrives, the sink
+//! reads the highest offset already stored for it (target and dead-letter tables; so a Kafka
+//! partition assigned later is looked up too). Records at or below it may have been written
 //! by an earlier run that crashed before its source position was saved, so for those the sink
 //! asks which offsets are already present and skips them; records above it are new. A batch
 //! whose insert failed half-way (a crash or a dropped connection after some partitions were
@@ -125,6 +126,8 @@ pub struct ClickHouseSink {
     bookkeeping: bool,
     /// Per source: offsets at or below this may already be stored and must be checked.
     uncertain_up_to: HashMap<Arc<str>, u64>,
+    /// Sources whose stored offsets have been looked up.
+    known_sources: HashSet<Arc<str>>,
     retry: RetryPolicy,
 }
 
@@ -212,7 +215,7 @@ impl ClickHouseSink {
             }
             None => None,
         };
-        let mut sink = Self {
+        Ok(Self {
             warehouse,
             pipeline: pipeline.name.clone(),
             table,
@@ -222,22 +225,37 @@ impl ClickHouseSink {
             bookkeeping,
             uncertain_up_to: HashMap::new(),
             retry: pipeline.retry.clone(),
-        };
-        if exactly_once {
-            sink.read_high_water().await?;
-        }
-        Ok(sink)
+            known_sources: HashSet::new(),
+        })
     }
 
-    /// The highest stored offset of each source stream, from earlier runs.
-    async fn read_high_water(&mut self) -> Result<(), SinkError> {
+    /// Learns, once per source stream, the highest offset earlier runs stored (target and
+    /// dead-letter tables). Done lazily, so a Kafka partition assigned after a rebalance is
+    /// looked up when its first record arrives.
+    async fn learn_sources(&mut self, records: &[SourceRecord]) -> Result<(), SinkError> {
+        let new: Vec<Arc<str>> = records
+            .iter()
+            .map(|r| &r.source_id)
+            .filter(|s| !self.known_sources.contains(*s))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let list = new
+            .iter()
+            .map(|s| quote_str(s))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut queries = vec![format!(
-            "SELECT {SOURCE_COLUMN}, max({OFFSET_COLUMN}) FROM {} GROUP BY {SOURCE_COLUMN}",
+            "SELECT {SOURCE_COLUMN}, max({OFFSET_COLUMN}) FROM {} WHERE {SOURCE_COLUMN} IN ({list}) GROUP BY {SOURCE_COLUMN}",
             quoted_table(&self.table)
         )];
         if let Some(dl) = &self.dead_letter {
             queries.push(format!(
-                "SELECT source, max(offset) FROM {} WHERE pipeline = {} GROUP BY source",
+                "SELECT source, max(offset) FROM {} WHERE pipeline = {} AND source IN ({list}) GROUP BY source",
                 quoted_table(dl),
                 quote_str(&self.pipeline)
             ));
@@ -260,13 +278,8 @@ impl ClickHouseSink {
                 }
             }
         }
+        self.known_sources.extend(new);
         Ok(())
-    }
-
-    /// The sources this sink has seen stored before, with the highest stored offset: a source
-    /// can resume after these (plus whatever its own saved position says).
-    pub fn stored_positions(&self) -> &HashMap<Arc<str>, u64> {
-        &self.uncertain_up_to
     }
 
     /// Writes one batch. Returns once every record is stored in the target or dead-letter
@@ -301,6 +314,9 @@ impl ClickHouseSink {
 
     async fn try_write(&mut self, records: &[SourceRecord]) -> Result<WriteOutcome, SinkError> {
         let mut outcome = WriteOutcome::default();
+        if self.delivery == Delivery::ExactlyOnce {
+            self.learn_sources(records).await?;
+        }
         let stored = self.already_stored(records).await?;
         let mut rows: Vec<(usize, String)> = Vec::with_capacity(records.len());
         let mut dead: Vec<DeadRecord> = Vec::new();

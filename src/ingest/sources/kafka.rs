@@ -1,0 +1,280 @@
+//! Kafka topics as a source, through librdkafka (`rdkafka`).
+//!
+//! A consumer in the pipeline's group reads the topics; each message becomes a record whose
+//! position is its partition (`kafka:<topic>:<partition>`) and offset. Offsets are never
+//! committed automatically: the engine sends back what the sink has stored, and only then are
+//! those offsets committed to the group. After a crash the group resumes from the last commit,
+//! and the sink's bookkeeping skips what was stored after it (exactly-once), or stores it again
+//! (at-least-once).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::ingest::pipeline::{KafkaSource, RecordFormat, StartFrom};
+use crate::ingest::record::{Ack, SourceRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSourceError {
+    #[error("cannot create the Kafka consumer for {brokers}: {reason}")]
+    Create { brokers: String, reason: String },
+    #[error("cannot subscribe to {topics}: {reason}")]
+    Subscribe { topics: String, reason: String },
+    #[error("Kafka consumer error: {0}")]
+    Consume(String),
+}
+
+/// Settings the source needs beyond the pipeline's own.
+#[derive(Debug, Clone)]
+pub struct KafkaContext {
+    pub pipeline: String,
+    /// Used when the pipeline names no brokers (`kafka.brokers` of the main config).
+    pub default_brokers: Vec<String>,
+    pub client_id: String,
+    /// `kafka.properties` of the main config; the pipeline's own properties override them.
+    pub default_properties: std::collections::BTreeMap<String, String>,
+}
+
+pub fn source_id(topic: &str, partition: i32) -> String {
+    format!("kafka:{topic}:{partition}")
+}
+
+/// `kafka:<topic>:<partition>` back into its parts (topics may contain ':').
+fn parse_source_id(id: &str) -> Option<(&str, i32)> {
+    let rest = id.strip_prefix("kafka:")?;
+    let (topic, partition) = rest.rsplit_once(':')?;
+    Some((topic, partition.parse().ok()?))
+}
+
+fn consumer_config(spec: &KafkaSource, ctx: &KafkaContext) -> ClientConfig {
+    let brokers = if spec.brokers.is_empty() {
+        ctx.default_brokers.join(",")
+    } else {
+        spec.brokers.join(",")
+    };
+    let group = spec
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("aurora-{}", ctx.pipeline));
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &group)
+        .set("client.id", &ctx.client_id)
+        // Positions move only when the sink has stored the records.
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.offset.reset",
+            match spec.start {
+                StartFrom::Earliest => "earliest",
+                StartFrom::Latest => "latest",
+            },
+        );
+    for (k, v) in ctx.default_properties.iter().chain(spec.properties.iter()) {
+        config.set(k, v);
+    }
+    config
+}
+
+/// The topics a pipeline reads.
+pub fn topics(spec: &KafkaSource) -> Vec<String> {
+    spec.topic
+        .iter()
+        .chain(spec.topics.iter())
+        .cloned()
+        .collect()
+}
+
+/// A message's payload as a record: JSON objects as they are; CSV/TSV lines as objects with
+/// fields `c1`, `c2`, ... (Kafka messages carry no header).
+pub fn parse_payload(format: RecordFormat, payload: &[u8]) -> Result<serde_json::Value, String> {
+    match format {
+        RecordFormat::Json => serde_json::from_slice(payload)
+            .map_err(|e| format!("the message is not valid JSON: {e}")),
+        RecordFormat::Csv | RecordFormat::Tsv => {
+            let delimiter = if format == RecordFormat::Csv {
+                b','
+            } else {
+                b'\t'
+            };
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .delimiter(delimiter)
+                .from_reader(payload);
+            let mut record = csv::StringRecord::new();
+            match reader.read_record(&mut record) {
+                Ok(true) => {
+                    let mut map = serde_json::Map::new();
+                    for (i, field) in record.iter().enumerate() {
+                        let value = if field.is_empty() {
+                            serde_json::Value::Null
+                        } else {
+                            serde_json::Value::String(field.to_string())
+                        };
+                        map.insert(format!("c{}", i + 1), value);
+                    }
+                    Ok(serde_json::Value::Object(map))
+                }
+                Ok(false) => Err("the message is empty".into()),
+                Err(e) => Err(format!("the message is not a valid CSV line: {e}")),
+            }
+        }
+    }
+}
+
+/// Consumes until `cancel` fires, sending records on `tx` and committing what arrives on
+/// `acks`. After `cancel` it keeps committing acks until the engine closes that channel, so
+/// the last stored batch is committed before the consumer leaves the group.
+pub async fn run(
+    spec: &KafkaSource,
+    ctx: &KafkaContext,
+    tx: mpsc::Sender<SourceRecord>,
+    mut acks: mpsc::UnboundedReceiver<Vec<Ack>>,
+    cancel: CancellationToken,
+) -> Result<(), KafkaSourceError> {
+    let config = consumer_config(spec, ctx);
+    let brokers = config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_string();
+    let consumer: StreamConsumer = config.create().map_err(|e| KafkaSourceError::Create {
+        brokers: brokers.clone(),
+        reason: e.to_string(),
+    })?;
+    let topic_names = topics(spec);
+    let refs: Vec<&str> = topic_names.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&refs)
+        .map_err(|e| KafkaSourceError::Subscribe {
+            topics: topic_names.join(", "),
+            reason: e.to_string(),
+        })?;
+    let commit = |batch: &[Ack], mode: CommitMode| {
+        let mut tpl = TopicPartitionList::new();
+        for ack in batch {
+            if let Some((topic, partition)) = parse_source_id(&ack.source_id) {
+                // Kafka's committed offset is the next one to read.
+                let next = i64::try_from(ack.offset)
+                    .unwrap_or(i64::MAX)
+                    .saturating_add(1);
+                let _ = tpl.add_partition_offset(topic, partition, Offset::Offset(next));
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = consumer.commit(&tpl, mode) {
+                tracing::warn!(pipeline = %ctx.pipeline, "committing Kafka offsets failed (they will be committed with the next batch): {e}");
+            }
+        }
+    };
+    let mut consuming = true;
+    loop {
+        tokio::select! {
+            biased;
+            batch = acks.recv() => match batch {
+                // While consuming, commit in the background; once stopping, wait for each
+                // commit so the last stored batch is committed before the consumer leaves.
+                Some(batch) => commit(
+                    &batch,
+                    if consuming { CommitMode::Async } else { CommitMode::Sync },
+                ),
+                // The engine is done: nothing more will be stored.
+                None => break,
+            },
+            _ = cancel.cancelled(), if consuming => consuming = false,
+            message = consumer.recv(), if consuming => {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // librdkafka retries broker failures itself; report and go on.
+                        tracing::warn!(pipeline = %ctx.pipeline, "Kafka: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                let payload = message.payload().unwrap_or_default();
+                let record = SourceRecord {
+                    source_id: Arc::from(source_id(message.topic(), message.partition())),
+                    offset: u64::try_from(message.offset()).unwrap_or(0),
+                    payload: parse_payload(spec.format, payload),
+                    raw: String::from_utf8_lossy(payload).into_owned(),
+                };
+                // Waits while the engine's queue is full: back-pressure on the consumer.
+                tokio::select! {
+                    sent = tx.send(record) => if sent.is_err() { consuming = false },
+                    _ = cancel.cancelled() => consuming = false,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Live checks for `aurora pipeline validate`: the brokers answer and every topic exists.
+/// Returns the problems as sentences.
+pub fn check(spec: &KafkaSource, ctx: &KafkaContext) -> Vec<String> {
+    use rdkafka::consumer::BaseConsumer;
+    let config = consumer_config(spec, ctx);
+    let brokers = config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_string();
+    let consumer: BaseConsumer = match config.create() {
+        Ok(c) => c,
+        Err(e) => return vec![format!("cannot create a Kafka client for {brokers}: {e}")],
+    };
+    let metadata = match consumer.fetch_metadata(None, Duration::from_secs(5)) {
+        Ok(m) => m,
+        Err(e) => {
+            return vec![format!(
+                "Kafka brokers {brokers} did not answer within 5 s ({e}); check `brokers` and that they are reachable"
+            )]
+        }
+    };
+    let existing: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+    topics(spec)
+        .into_iter()
+        .filter(|t| !existing.contains(&t.as_str()))
+        .map(|t| {
+            let hint = crate::config::did_you_mean(&t, existing.iter().copied())
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            format!("topic `{t}` does not exist on {brokers}{hint}")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_ids_round_trip_even_with_colons_in_topics() {
+        assert_eq!(
+            parse_source_id(&source_id("events", 3)),
+            Some(("events", 3))
+        );
+        assert_eq!(parse_source_id("kafka:a:b:12"), Some(("a:b", 12)));
+        assert_eq!(parse_source_id("csv:/x"), None);
+    }
+
+    #[test]
+    fn payload_formats() {
+        let v = parse_payload(RecordFormat::Json, br#"{"a": 1}"#).unwrap();
+        assert_eq!(v["a"], 1);
+        assert!(parse_payload(RecordFormat::Json, b"{oops")
+            .unwrap_err()
+            .contains("not valid JSON"));
+        let v = parse_payload(RecordFormat::Csv, b"1,\"x, y\",").unwrap();
+        assert_eq!(v["c2"], "x, y");
+        assert_eq!(v["c3"], serde_json::Value::Null);
+        let v = parse_payload(RecordFormat::Tsv, b"a\tb").unwrap();
+        assert_eq!(v["c2"], "b");
+    }
+}
