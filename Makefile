@@ -34,6 +34,7 @@ install: build
 
 bench: build
 	bench/query_overhead
+	$(CARGO) bench --locked --bench ingest
 
 clean:
 	$(CARGO) clean

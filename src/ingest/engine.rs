@@ -86,6 +86,7 @@ pub async fn run(
 ) -> PipelineStatus {
     let name = run.pipeline.name.clone();
     status.send_modify(|s| s.name = name.clone());
+    let status = Arc::new(status);
     let outcome = run_inner(&run, &cancel, &status).await;
     status.send_modify(|s| match outcome {
         Ok(state) => s.state = state,
@@ -116,7 +117,7 @@ enum EngineError {
 async fn run_inner(
     run: &PipelineRun,
     cancel: &CancellationToken,
-    status: &watch::Sender<PipelineStatus>,
+    status: &Arc<watch::Sender<PipelineStatus>>,
 ) -> Result<PipelineState, EngineError> {
     let pipeline = &run.pipeline;
     let mut sink = ClickHouseSink::prepare(run.warehouse.clone(), pipeline).await?;
@@ -162,6 +163,21 @@ async fn run_inner(
         }
     };
     status.send_modify(|s| s.state = PipelineState::Running);
+    // The writer stores one batch while the next one is being collected; the queue between
+    // them holds one batch, so at most three are in memory.
+    let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<SourceRecord>>(1);
+    let writer = {
+        let pipeline = pipeline.clone();
+        let status = status.clone();
+        tokio::spawn(async move {
+            while let Some(mut batch) = batch_rx.recv().await {
+                write_batch(&mut sink, &mut batch, &positions, &pipeline, &status).await?;
+            }
+            // Closing the ack channel tells a Kafka source that the last commit has been sent.
+            drop(positions);
+            Ok::<(), EngineError>(())
+        })
+    };
     let policy = &pipeline.sink.batch;
     let mut batch: Vec<SourceRecord> = Vec::new();
     let mut batch_bytes: u64 = 0;
@@ -172,7 +188,10 @@ async fn run_inner(
         let full = batch.len() as u64 >= policy.max_rows || batch_bytes >= policy.max_bytes;
         let due = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
         if !batch.is_empty() && (full || due || source_done || stopping) {
-            write_batch(&mut sink, &mut batch, &positions, pipeline, status).await?;
+            if batch_tx.send(std::mem::take(&mut batch)).await.is_err() {
+                // The writer stopped on an error; it is reported below.
+                break;
+            }
             batch_bytes = 0;
             deadline = None;
             continue;
@@ -211,8 +230,15 @@ async fn run_inner(
     // Closing the channel releases a source blocked on a full channel during shutdown; what
     // it had not handed over is not acknowledged, so the next run reads it again.
     drop(rx);
-    // Closing the ack channel tells a Kafka source that the last commit has been sent.
-    drop(positions);
+    drop(batch_tx);
+    let written = writer
+        .await
+        .map_err(|e| EngineError::Source(format!("the writer task failed: {e}")));
+    if written.is_err() || matches!(written, Ok(Err(_))) {
+        // Stop the source, whatever it is doing, before reporting the writer's error.
+        source_cancel.cancel();
+    }
+    written??;
     let source_result = source_task
         .await
         .map_err(|e| EngineError::Source(format!("the source task failed: {e}")))?;

@@ -1,0 +1,312 @@
+//! `cargo bench --bench ingest` (or `make bench`): Kafka → ClickHouse ingestion rates, measured
+//! in one run on the same topic and the same table shape:
+//!
+//! 1. a bare rdkafka consumer reading the topic (the ceiling for any consumer);
+//! 2. Aurora end to end: `aurora pipeline run` (release build, exactly-once) into ClickHouse;
+//! 3. ClickHouse's own Kafka table engine with a materialized view into the same table shape;
+//!
+//! plus Aurora's peak RSS. Rates are events per second from the first event consumed (or row
+//! stored) to the last, so the consumer group's join delay is not counted against anyone.
+//! `AURORA_BENCH_EVENTS` sets the number of events (default 2,000,000).
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aurora::warehouse::local_server::{ensure_running, stop, LocalServerOptions};
+use aurora::warehouse::{ConnectionSettings, QueryOptions, Warehouse};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::Message;
+
+const TOPIC: &str = "bench";
+// The mock broker keeps at most ~5 MiB per partition: spread the events wide enough.
+const PARTITIONS: i32 = 32;
+const COLUMNS: &str = "id UInt64, ts DateTime, user String, amount Decimal(10, 2), country String";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bench/ingest: {e}");
+        std::process::exit(1);
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn event(id: u64) -> String {
+    const COUNTRIES: [&str; 6] = ["US", "DE", "FR", "JP", "BR", "IN"];
+    format!(
+        r#"{{"id":{id},"ts":{},"user":"user-{}","amount":{}.{:02},"country":"{}","session":"s{}"}}"#,
+        1_700_000_000 + id / 50,
+        id % 9973,
+        id % 500,
+        id % 100,
+        COUNTRIES[(id % 6) as usize],
+        id % 100_000
+    )
+}
+
+fn produce(brokers: &str, events: u64) -> Result<Duration> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("compression.type", "lz4")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let started = Instant::now();
+    for id in 0..events {
+        let payload = event(id);
+        let key = id.to_string();
+        loop {
+            match producer.send(BaseRecord::to(TOPIC).key(&key).payload(&payload)) {
+                Ok(()) => break,
+                Err(_) => producer.poll(Duration::from_millis(5)),
+            }
+        }
+        if id % 10_000 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    Ok(started.elapsed())
+}
+
+fn check_topic(brokers: &str, events: u64) -> Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bench-watermarks")
+        .create()?;
+    let mut total = 0;
+    for p in 0..PARTITIONS {
+        let (low, high) = consumer.fetch_watermarks(TOPIC, p, Duration::from_secs(10))?;
+        if low != 0 {
+            return Err(format!(
+                "the mock broker dropped the oldest messages of partition {p}; use more partitions"
+            )
+            .into());
+        }
+        total += high as u64;
+    }
+    if total != events {
+        return Err(format!("the topic holds {total} messages, not {events}").into());
+    }
+    Ok(())
+}
+
+/// A bare consumer reading every message: the rate any consumer of this broker can reach.
+fn bare_consumer(brokers: &str, events: u64) -> Result<f64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bench-bare")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    consumer.subscribe(&[TOPIC])?;
+    let mut seen = 0u64;
+    let mut bytes = 0usize;
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen < events && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            first.get_or_insert_with(Instant::now);
+            bytes += m.payload().map_or(0, <[u8]>::len);
+            seen += 1;
+        }
+    }
+    let first = first.ok_or("the bare consumer received nothing")?;
+    if seen < events {
+        return Err(format!("the bare consumer saw only {seen} of {events} events").into());
+    }
+    std::hint::black_box(bytes);
+    Ok(events as f64 / first.elapsed().as_secs_f64())
+}
+
+fn count(rt: &tokio::runtime::Runtime, w: &Warehouse, table: &str) -> u64 {
+    rt.block_on(w.query(
+        &format!("SELECT count() FROM {table}"),
+        &QueryOptions::default(),
+    ))
+    .ok()
+    .and_then(|r| r.rows.first()?.first()?.to_string().parse().ok())
+    .unwrap_or(0)
+}
+
+/// Polls the table until it holds `events` rows: (rate from first row to last, elapsed).
+fn watch_table(
+    rt: &tokio::runtime::Runtime,
+    w: &Warehouse,
+    table: &str,
+    events: u64,
+    timeout: Duration,
+    mut on_poll: impl FnMut(),
+) -> Result<f64> {
+    let deadline = Instant::now() + timeout;
+    let mut first = None;
+    loop {
+        let n = count(rt, w, table);
+        if n > 0 {
+            first.get_or_insert_with(Instant::now);
+        }
+        if n >= events {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{table} reached only {n} of {events} rows in {timeout:?}").into());
+        }
+        on_poll();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first = first.ok_or("no row ever arrived")?;
+    Ok(events as f64 / first.elapsed().as_secs_f64().max(1e-6))
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let mut s = String::new();
+    std::fs::File::open(format!("/proc/{pid}/status"))
+        .ok()?
+        .read_to_string(&mut s)
+        .ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn run() -> Result<()> {
+    let events: u64 = std::env::var("AURORA_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
+    let work = tempfile::tempdir()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+
+    let mut opts = LocalServerOptions::new(work.path().join("clickhouse"));
+    opts.die_with_parent = true;
+    opts.startup_timeout = Duration::from_secs(60);
+    let server = ensure_running(&opts)?;
+    let w = rt.block_on(Warehouse::connect(ConnectionSettings::new(server.url())))?;
+    let version = w.capabilities().version_text.clone();
+    rt.block_on(w.execute("CREATE DATABASE IF NOT EXISTS bench"))?;
+
+    let cluster = MockCluster::new(1)?;
+    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic(TOPIC, PARTITIONS, 1)?;
+    println!(
+        "bench/ingest: {events} JSON events, {PARTITIONS} partitions, librdkafka mock broker, ClickHouse {version}, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let produced = produce(&brokers, events)?;
+    check_topic(&brokers, events)?;
+    println!("  produced in {:.1} s", produced.as_secs_f64());
+
+    let bare = bare_consumer(&brokers, events)?;
+    println!("  bare rdkafka consumer:        {bare:>10.0} events/s");
+
+    // Aurora, as a user runs it.
+    let pipeline = work.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "pipelines:
+  - name: bench
+    source:
+      kafka: {{brokers: ['{brokers}'], topic: {TOPIC}, group: bench-aurora}}
+    mapping:
+      columns:
+        id: {{type: UInt64}}
+        ts: {{type: DateTime}}
+        user: {{type: String}}
+        amount: {{type: 'Decimal(10, 2)'}}
+        country: {{type: String}}
+    sink:
+      table: bench.aurora
+      create: if_missing
+      order_by: [id]
+      batch: {{max_rows: 200000, max_wait: 1s}}
+    delivery: exactly_once
+    dead_letter: {{table: bench.aurora_rejected}}
+"
+        ),
+    )?;
+    let empty = work.path().join("config.yaml");
+    std::fs::write(&empty, "")?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aurora"))
+        .env("AURORA_CONFIG", &empty)
+        .env("AURORA_LOG", "aurora=warn")
+        .args(["--url", &server.url(), "pipeline", "run"])
+        .arg(&pipeline)
+        .arg("--state-dir")
+        .arg(work.path().join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let pid = child.id();
+    let mut rss = 0;
+    let aurora = watch_table(
+        &rt,
+        &w,
+        "bench.aurora",
+        events,
+        Duration::from_secs(900),
+        || {
+            rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
+        },
+    );
+    rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let aurora = aurora?;
+    println!(
+        "  aurora pipeline run:          {aurora:>10.0} events/s   {:.2}x the bare consumer (goal >= 0.8)",
+        aurora / bare
+    );
+
+    // ClickHouse's Kafka engine into the same table shape.
+    for sql in [
+        format!("CREATE TABLE bench.engine ({COLUMNS}) ENGINE = MergeTree ORDER BY id"),
+        format!(
+            "CREATE TABLE bench.queue ({COLUMNS}) ENGINE = Kafka SETTINGS \
+             kafka_broker_list = '{brokers}', kafka_topic_list = '{TOPIC}', \
+             kafka_group_name = 'bench-engine', kafka_format = 'JSONEachRow'"
+        ),
+        "CREATE MATERIALIZED VIEW bench.engine_mv TO bench.engine AS SELECT * FROM bench.queue"
+            .to_string(),
+    ] {
+        rt.block_on(w.execute(&sql))?;
+    }
+    let engine = watch_table(
+        &rt,
+        &w,
+        "bench.engine",
+        events,
+        Duration::from_secs(900),
+        || {},
+    );
+    let _ = rt.block_on(w.execute("DROP TABLE IF EXISTS bench.engine_mv"));
+    let _ = rt.block_on(w.execute("DROP TABLE IF EXISTS bench.queue"));
+    match engine {
+        Ok(engine) => println!(
+            "  ClickHouse Kafka engine:      {engine:>10.0} events/s   aurora is {:.2}x the engine (goal >= 1.5)",
+            aurora / engine
+        ),
+        Err(e) => println!("  ClickHouse Kafka engine:      did not finish: {e}"),
+    }
+    println!(
+        "  aurora peak RSS:              {:>10.1} MB (goal < 150)",
+        rss as f64 / 1024.0
+    );
+    drop(cluster);
+    stop(&opts.data_dir)?;
+    Ok(())
+}
