@@ -226,6 +226,19 @@ async fn copies_a_large_file_exactly_and_dead_letters_bad_rows() {
         bad.to_string()
     );
 
+    // `pipeline status` reads what the run left behind.
+    let o = output(&mut aurora(&[
+        "pipeline",
+        "status",
+        "--state-dir",
+        f.state.to_str().unwrap(),
+    ]));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains(&format!("orders_{}: finished; {good} rows written", f.db)),
+        "{text}"
+    );
+
     // Rows appended later are picked up by the next run; nothing is copied twice.
     let more_bad = write_rows(&f.data, 120_000, 5_000, false);
     let o = output(&mut f.run());
@@ -338,6 +351,18 @@ async fn crash_test(name: &str, delivery: &str) -> (Warehouse, Fixture, u64, u64
     assert!(
         kills >= 4,
         "only {kills} runs were still going when killed; the test proves little"
+    );
+    // A killed run cannot say so itself; `pipeline status` notices the process is gone.
+    let o = output(&mut aurora(&[
+        "pipeline",
+        "status",
+        "--state-dir",
+        f.state.to_str().unwrap(),
+    ]));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains("is gone without stopping the pipeline"),
+        "{text}"
     );
     let o = output(&mut f.run());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

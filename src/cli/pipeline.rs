@@ -38,6 +38,15 @@ pub enum PipelineAction {
         #[arg(long)]
         offline: bool,
     },
+    /// Show the last reported status of every pipeline (running or not) in the state directory
+    Status {
+        /// Where saved positions live [default: ~/.local/share/aurora/pipelines]
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// One JSON object per pipeline and line
+        #[arg(long)]
+        json: bool,
+    },
     /// Run pipelines until their sources end (or Ctrl-C/SIGTERM: drain, save, exit 0)
     Run {
         #[arg(required = true, value_name = "FILE")]
@@ -100,6 +109,9 @@ pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> Result<ExitCode> {
             state_dir,
             json,
         } => run_pipelines(global, &files, state_dir, json).await,
+        PipelineAction::Status { state_dir, json } => {
+            show_status(&state_dir.unwrap_or_else(engine::default_state_dir), json)
+        }
     }
 }
 
@@ -237,6 +249,46 @@ async fn run_pipelines(
 /// A second connection for the pipelines, so the session's can close independently.
 async fn session_warehouse(session: &Session) -> Result<crate::warehouse::Warehouse> {
     Ok(crate::warehouse::Warehouse::connect(session.warehouse.settings().clone()).await?)
+}
+
+fn process_alive(pid: u32) -> bool {
+    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn show_status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode> {
+    let statuses = engine::read_statuses(state_dir);
+    if statuses.is_empty() {
+        println!(
+            "no pipeline has run with state directory {}",
+            state_dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    for mut s in statuses {
+        // A process that died without saying so (SIGKILL, a crash) left "running" behind.
+        let alive = process_alive(s.pid);
+        if !alive && matches!(s.state, PipelineState::Running | PipelineState::Retrying(_)) {
+            s.state = PipelineState::Failed(format!(
+                "process {} is gone without stopping the pipeline (killed or crashed)",
+                s.pid
+            ));
+        }
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&s)?)?;
+        } else {
+            let rate = if alive && s.rows_per_sec > 0.0 {
+                format!(", {:.0} rows/s", s.rows_per_sec)
+            } else {
+                String::new()
+            };
+            writeln!(out, "{}{rate}", describe(&s))?;
+            if let Some(e) = &s.last_error {
+                writeln!(out, "  last error: {e}")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn describe(s: &PipelineStatus) -> String {

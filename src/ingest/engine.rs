@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ingest::pipeline::{Pipeline, Source};
 use crate::ingest::record::{Ack, SourceRecord};
-use crate::ingest::sinks::clickhouse::{ClickHouseSink, SinkError};
+use crate::ingest::sinks::clickhouse::{ClickHouseSink, PreparedRecord, SinkError};
 use crate::ingest::sources::csv::{self, CursorStore};
 use crate::ingest::sources::kafka;
 use crate::warehouse::Warehouse;
@@ -21,7 +21,7 @@ use crate::warehouse::Warehouse;
 /// Records buffered between source and sink at most; the source blocks beyond this.
 const CHANNEL_RECORDS: usize = 20_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "reason")]
 pub enum PipelineState {
     #[default]
@@ -38,7 +38,7 @@ pub enum PipelineState {
 }
 
 /// A pipeline's progress, published after every batch.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PipelineStatus {
     pub name: String,
     pub state: PipelineState,
@@ -51,8 +51,81 @@ pub struct PipelineStatus {
     pub last_batch_rows: u64,
     #[serde(with = "humantime_serde")]
     pub last_batch_latency: Option<Duration>,
+    /// Rows and bytes stored per second over the last `RATE_WINDOW`.
+    pub rows_per_sec: f64,
+    pub bytes_per_sec: f64,
     pub last_error: Option<String>,
+    /// The process running the pipeline, and when it last reported (Unix seconds).
+    pub pid: u32,
+    pub updated_at: u64,
 }
+
+/// How far back `rows_per_sec` looks.
+pub const RATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// Recent (time, rows, bytes) totals, for rates over a sliding window.
+#[derive(Debug, Default)]
+struct RateWindow {
+    samples: std::collections::VecDeque<(Instant, u64, u64)>,
+}
+
+impl RateWindow {
+    /// Adds the current totals and returns (rows/s, bytes/s) over the window.
+    fn add(&mut self, now: Instant, rows: u64, bytes: u64) -> (f64, f64) {
+        self.samples.push_back((now, rows, bytes));
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _, _)| now.duration_since(*t) > RATE_WINDOW)
+            && self.samples.len() > 2
+        {
+            self.samples.pop_front();
+        }
+        match self.samples.front() {
+            Some(&(t, r, b)) if now > t => {
+                let secs = now.duration_since(t).as_secs_f64();
+                ((rows - r) as f64 / secs, (bytes - b) as f64 / secs)
+            }
+            _ => (0.0, 0.0),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Writes the status where `aurora pipeline status` reads it (write, then rename).
+fn publish_file(path: &Path, status: &PipelineStatus) {
+    let Ok(text) = serde_json::to_string_pretty(status) else {
+        return;
+    };
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let tmp = path.with_extension("json.tmp");
+    if std::fs::write(&tmp, text).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
+}
+
+/// Reads the last published status of every pipeline under `state_dir`.
+pub fn read_statuses(state_dir: &Path) -> Vec<PipelineStatus> {
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PipelineStatus> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join(STATUS_FILE)).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+pub const STATUS_FILE: &str = "status.json";
 
 /// Where a pipeline keeps its saved positions: `<state_dir>/<pipeline name>/`.
 pub fn pipeline_state_dir(state_dir: &Path, pipeline: &str) -> PathBuf {
@@ -95,7 +168,15 @@ pub async fn run(
             s.state = PipelineState::Failed(e.to_string());
         }
     });
+    status.send_modify(|s| {
+        s.pid = std::process::id();
+        s.updated_at = unix_now();
+    });
     let last = status.borrow().clone();
+    publish_file(
+        &pipeline_state_dir(&run.state_dir, &last.name).join(STATUS_FILE),
+        &last,
+    );
     tracing::info!(pipeline = %last.name, state = ?last.state, rows = last.rows_written, dead = last.dead_lettered, "pipeline ended");
     last
 }
@@ -162,16 +243,37 @@ async fn run_inner(
             )))
         }
     };
-    status.send_modify(|s| s.state = PipelineState::Running);
+    status.send_modify(|s| {
+        s.state = PipelineState::Running;
+        s.pid = std::process::id();
+        s.updated_at = unix_now();
+    });
+    publish_file(&state_dir.join(STATUS_FILE), &status.borrow());
     // The writer stores one batch while the next one is being collected; the queue between
     // them holds one batch, so at most three are in memory.
-    let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<SourceRecord>>(1);
+    let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<PreparedRecord>>(1);
+    let preparer = sink.preparer();
     let writer = {
         let pipeline = pipeline.clone();
         let status = status.clone();
+        let status_file = state_dir.join(STATUS_FILE);
         tokio::spawn(async move {
+            let mut rates = RateWindow::default();
+            let mut published = Instant::now() - Duration::from_secs(60);
             while let Some(mut batch) = batch_rx.recv().await {
                 write_batch(&mut sink, &mut batch, &positions, &pipeline, &status).await?;
+                let now = Instant::now();
+                status.send_modify(|s| {
+                    (s.rows_per_sec, s.bytes_per_sec) =
+                        rates.add(now, s.rows_written, s.bytes_written);
+                    s.pid = std::process::id();
+                    s.updated_at = unix_now();
+                });
+                // At most once a second: the file is for people and `pipeline status`.
+                if now.duration_since(published) >= Duration::from_secs(1) {
+                    publish_file(&status_file, &status.borrow());
+                    published = now;
+                }
             }
             // Closing the ack channel tells a Kafka source that the last commit has been sent.
             drop(positions);
@@ -179,7 +281,7 @@ async fn run_inner(
         })
     };
     let policy = &pipeline.sink.batch;
-    let mut batch: Vec<SourceRecord> = Vec::new();
+    let mut batch: Vec<PreparedRecord> = Vec::new();
     let mut batch_bytes: u64 = 0;
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut source_done = false;
@@ -207,11 +309,12 @@ async fn run_inner(
         tokio::select! {
             received = rx.recv() => match received {
                 Some(record) => {
-                    batch_bytes += record.raw.len() as u64;
+                    let prepared = preparer.prepare(record);
+                    batch_bytes += prepared.size_bytes() as u64;
                     if batch.is_empty() {
                         deadline = Some(tokio::time::Instant::now() + policy.max_wait);
                     }
-                    batch.push(record);
+                    batch.push(prepared);
                 }
                 None => source_done = true,
             },
@@ -221,8 +324,9 @@ async fn run_inner(
                 stopping = true;
                 source_cancel.cancel();
                 while let Ok(record) = rx.try_recv() {
-                    batch_bytes += record.raw.len() as u64;
-                    batch.push(record);
+                    let prepared = preparer.prepare(record);
+                    batch_bytes += prepared.size_bytes() as u64;
+                    batch.push(prepared);
                 }
             }
         }
@@ -287,7 +391,7 @@ impl Positions {
 
 async fn write_batch(
     sink: &mut ClickHouseSink,
-    batch: &mut Vec<SourceRecord>,
+    batch: &mut Vec<PreparedRecord>,
     positions: &Positions,
     pipeline: &Pipeline,
     status: &watch::Sender<PipelineStatus>,
@@ -332,5 +436,23 @@ fn resolve(base: &Path, path: &str) -> String {
         path.to_string()
     } else {
         base.join(p).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_window_measures_recent_progress_only() {
+        let mut w = RateWindow::default();
+        let t0 = Instant::now();
+        assert_eq!(w.add(t0, 0, 0), (0.0, 0.0));
+        let (rows, bytes) = w.add(t0 + Duration::from_secs(2), 1000, 4000);
+        assert!((rows - 500.0).abs() < 1e-6 && (bytes - 2000.0).abs() < 1e-6);
+        // Much later, only the window's samples count.
+        w.add(t0 + Duration::from_secs(30), 1000, 4000);
+        let (rows, _) = w.add(t0 + Duration::from_secs(31), 2000, 8000);
+        assert!(rows > 0.0 && rows <= 1000.0 + 1e-6, "{rows}");
     }
 }

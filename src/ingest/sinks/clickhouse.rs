@@ -109,9 +109,62 @@ pub struct WriteOutcome {
     pub acks: Vec<Ack>,
 }
 
+/// A record turned into what the sink will send: its JSON line for the target table, or why
+/// it cannot be stored. Prepared as records arrive, so the parsed record is dropped early and a
+/// batch holds compact lines rather than parsed documents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedRecord {
+    pub source_id: Arc<str>,
+    pub offset: u64,
+    /// `INSERT ... FORMAT JSONEachRow` line, or the reason the record is rejected.
+    pub row: Result<String, String>,
+    /// The record as it arrived, for the dead-letter table.
+    pub raw: String,
+}
+
+impl PreparedRecord {
+    /// Roughly what the record weighs in memory and on the wire.
+    pub fn size_bytes(&self) -> usize {
+        self.row.as_ref().map_or(0, String::len) + self.raw.len()
+    }
+}
+
+/// Turns source records into prepared ones; cheap to clone, so it can run where records
+/// arrive while the sink writes elsewhere.
+#[derive(Debug, Clone)]
+pub struct RecordPreparer {
+    transform: Transform,
+    bookkeeping: bool,
+}
+
+impl RecordPreparer {
+    pub fn prepare(&self, record: SourceRecord) -> PreparedRecord {
+        let SourceRecord {
+            source_id,
+            offset,
+            payload,
+            raw,
+        } = record;
+        let row = payload.and_then(|payload| {
+            let mut row = self.transform.apply(&payload).map_err(|e| e.to_string())?;
+            if self.bookkeeping {
+                row.insert(SOURCE_COLUMN.into(), source_id.as_ref().into());
+                row.insert(OFFSET_COLUMN.into(), offset.into());
+            }
+            Ok(serde_json::Value::Object(row).to_string())
+        });
+        PreparedRecord {
+            source_id,
+            offset,
+            row,
+            raw,
+        }
+    }
+}
+
 /// A record that goes to the dead-letter table.
 struct DeadRecord<'a> {
-    record: &'a SourceRecord,
+    record: &'a PreparedRecord,
     reason: String,
 }
 
@@ -229,10 +282,18 @@ impl ClickHouseSink {
         })
     }
 
+    /// What turns source records into rows for this sink's table.
+    pub fn preparer(&self) -> RecordPreparer {
+        RecordPreparer {
+            transform: self.transform.clone(),
+            bookkeeping: self.bookkeeping,
+        }
+    }
+
     /// Learns, once per source stream, the highest offset earlier runs stored (target and
     /// dead-letter tables). Done lazily, so a Kafka partition assigned after a rebalance is
     /// looked up when its first record arrives.
-    async fn learn_sources(&mut self, records: &[SourceRecord]) -> Result<(), SinkError> {
+    async fn learn_sources(&mut self, records: &[PreparedRecord]) -> Result<(), SinkError> {
         let new: Vec<Arc<str>> = records
             .iter()
             .map(|r| &r.source_id)
@@ -286,7 +347,7 @@ impl ClickHouseSink {
     /// table; transient failures are retried with backoff (reported through `on_retry`).
     pub async fn write(
         &mut self,
-        records: &[SourceRecord],
+        records: &[PreparedRecord],
         mut on_retry: impl FnMut(&SinkError, Duration),
     ) -> Result<WriteOutcome, SinkError> {
         let mut backoff = self.retry.initial_backoff;
@@ -312,34 +373,25 @@ impl ClickHouseSink {
         }
     }
 
-    async fn try_write(&mut self, records: &[SourceRecord]) -> Result<WriteOutcome, SinkError> {
+    async fn try_write(&mut self, records: &[PreparedRecord]) -> Result<WriteOutcome, SinkError> {
         let mut outcome = WriteOutcome::default();
         if self.delivery == Delivery::ExactlyOnce {
             self.learn_sources(records).await?;
         }
         let stored = self.already_stored(records).await?;
-        let mut rows: Vec<(usize, String)> = Vec::with_capacity(records.len());
+        let mut rows: Vec<(usize, &str)> = Vec::with_capacity(records.len());
         let mut dead: Vec<DeadRecord> = Vec::new();
         for (i, record) in records.iter().enumerate() {
             if stored.contains(&(record.source_id.clone(), record.offset)) {
                 outcome.already_stored += 1;
                 continue;
             }
-            let transformed = record
-                .payload
-                .as_ref()
-                .map_err(Clone::clone)
-                .and_then(|payload| self.transform.apply(payload).map_err(|e| e.to_string()));
-            match transformed {
-                Ok(mut row) => {
-                    if self.bookkeeping {
-                        row.insert(SOURCE_COLUMN.into(), record.source_id.as_ref().into());
-                        row.insert(OFFSET_COLUMN.into(), record.offset.into());
-                    }
-                    let line = serde_json::Value::Object(row).to_string();
-                    rows.push((i, line));
-                }
-                Err(reason) => dead.push(DeadRecord { record, reason }),
+            match &record.row {
+                Ok(line) => rows.push((i, line)),
+                Err(reason) => dead.push(DeadRecord {
+                    record,
+                    reason: reason.clone(),
+                }),
             }
         }
         // Bad rows the server refuses are found by splitting, then dead-lettered too.
@@ -366,7 +418,7 @@ impl ClickHouseSink {
     /// The (source, offset) pairs of `records` an earlier attempt already stored.
     async fn already_stored(
         &self,
-        records: &[SourceRecord],
+        records: &[PreparedRecord],
     ) -> Result<HashSet<(Arc<str>, u64)>, SinkError> {
         let mut found = HashSet::new();
         if self.delivery != Delivery::ExactlyOnce {
@@ -420,11 +472,11 @@ impl ClickHouseSink {
     /// server's message, so one bad row never blocks or drops the rest.
     async fn insert_rows(
         &self,
-        rows: &[(usize, String)],
+        rows: &[(usize, &str)],
         outcome: &mut WriteOutcome,
     ) -> Result<Vec<(usize, String)>, SinkError> {
         let mut refused = Vec::new();
-        let mut pending: Vec<&[(usize, String)]> = vec![rows];
+        let mut pending: Vec<&[(usize, &str)]> = vec![rows];
         while let Some(part) = pending.pop() {
             if part.is_empty() {
                 continue;
