@@ -70,6 +70,9 @@ fn consumer_config(spec: &KafkaSource, ctx: &KafkaContext) -> ClientConfig {
         // Positions move only when the sink has stored the records.
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // librdkafka prefetches up to 64 MiB per consumer by default; the engine's own queue
+        // already keeps the sink busy, so a smaller prefetch saves memory, not speed.
+        .set("queued.max.messages.kbytes", "16384")
         .set(
             "auto.offset.reset",
             match spec.start {
