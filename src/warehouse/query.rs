@@ -16,6 +16,9 @@ use super::result::{Column, QueryResult, QueryStats};
 use super::types::DataType;
 use super::value::{decode_row, Value};
 
+/// The longest an INSERT may take before Aurora gives up on the connection.
+const INSERT_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Rows handed out per chunk when streaming.
 const CHUNK_ROWS: usize = 4096;
 
@@ -234,6 +237,9 @@ impl Warehouse {
                 ("wait_end_of_query", "1"),
                 ("query", &format!("INSERT INTO {table} FORMAT {format}")),
             ])
+            // A server that stopped answering must not hang a pipeline forever: give up,
+            // and let the caller retry (and re-check what was stored).
+            .timeout(INSERT_TIMEOUT.max(settings.query_timeout))
             .body(body)
             .send()
             .await
