@@ -416,3 +416,83 @@ async fn sigkill_at_random_moments_at_least_once() {
     assert_eq!(distinct_sum, sum.to_string());
     let _ = f.dir;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_bad_records_all_reach_the_dead_letter_table() {
+    let w = common::warehouse().await;
+    let db = common::scratch_database(&w, "csv_bad").await;
+    let dir = common::fresh_data_dir("csv_bad");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    // Every third record is bad, in four different ways.
+    let mut text = String::from("id,level,day,code\n");
+    let mut bad = 0;
+    for id in 0..30_000u64 {
+        let line = match (id % 3, id % 4) {
+            (0, 0) => format!("{id},300,2024-01-01,ab"), // out of range for UInt8
+            (0, 1) => format!("{id},1,2024-02-30,ab"),   // no such date
+            (0, 2) => format!(",1,2024-01-01,ab"),       // missing required id
+            (0, _) => format!("{id},1,2024-01-01,toolong"), // too long for FixedString(2)
+            _ => format!("{id},{},2024-01-{:02},ok", id % 200, id % 28 + 1),
+        };
+        if id % 3 == 0 {
+            bad += 1;
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    std::fs::write(dir.join("data/mixed.csv"), text).unwrap();
+    let pipeline = dir.join("p.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "pipelines:
+  - name: bad_{db}
+    source: {{csv: {{path: data/mixed.csv}}}}
+    mapping:
+      columns:
+        id: {{type: UInt64}}
+        level: {{type: UInt8}}
+        day: {{type: Date}}
+        code: {{type: FixedString(2)}}
+    sink: {{table: {db}.t, create: if_missing, order_by: [id]}}
+    dead_letter: {{table: {db}.rejected}}
+"
+        ),
+    )
+    .unwrap();
+    let o = output(&mut aurora(&[
+        "pipeline",
+        "run",
+        pipeline.to_str().unwrap(),
+        "--state-dir",
+        dir.join("state").to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(bad, 10_000);
+    assert_eq!(
+        scalar(&w, &format!("SELECT count() FROM {db}.t")).await,
+        "20000"
+    );
+    assert_eq!(
+        scalar(&w, &format!("SELECT count() FROM {db}.t WHERE id % 3 = 0")).await,
+        "0"
+    );
+    assert_eq!(
+        scalar(&w, &format!("SELECT count() FROM {db}.rejected")).await,
+        "10000"
+    );
+    // Each kind of problem is named in plain words.
+    for needle in [
+        "out of range",
+        "is not a date",
+        "is null for column",
+        "FixedString(2)",
+    ] {
+        let n = scalar(
+            &w,
+            &format!("SELECT count() FROM {db}.rejected WHERE position(error, '{needle}') > 0"),
+        )
+        .await;
+        assert!(n.parse::<u64>().unwrap() > 2_000, "{needle}: {n}");
+    }
+}
