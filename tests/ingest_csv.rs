@@ -430,7 +430,7 @@ async fn ten_thousand_bad_records_all_reach_the_dead_letter_table() {
         let line = match (id % 3, id % 4) {
             (0, 0) => format!("{id},300,2024-01-01,ab"), // out of range for UInt8
             (0, 1) => format!("{id},1,2024-02-30,ab"),   // no such date
-            (0, 2) => format!(",1,2024-01-01,ab"),       // missing required id
+            (0, 2) => ",1,2024-01-01,ab".to_string(),    // missing required id
             (0, _) => format!("{id},1,2024-01-01,toolong"), // too long for FixedString(2)
             _ => format!("{id},{},2024-01-{:02},ok", id % 200, id % 28 + 1),
         };
