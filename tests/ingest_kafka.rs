@@ -177,6 +177,10 @@ async fn events_arrive_exactly_once_and_a_restart_resumes() {
     let (good, sum) = expected(0, 20_000);
     let status = run_until(&yaml, &w, &db, good).await;
     assert_eq!(stats(&w, &db).await, (good, good, sum));
+    // Lag is measured for every partition it was assigned.
+    assert_eq!(status.lag.len(), PARTITIONS as usize, "{status:?}");
+    // Everything was consumed before it stopped: nothing left behind.
+    assert_eq!(status.lag.values().sum::<u64>(), 0, "{status:?}");
     wait_until(&w, &format!("SELECT count() FROM {db}.events_dlq"), bad).await;
     assert_eq!(
         status.dead_lettered + status.rows_written,

@@ -283,6 +283,19 @@ fn show_status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode> {
                 String::new()
             };
             writeln!(out, "{}{rate}", describe(&s))?;
+            if !s.lag.is_empty() {
+                let total: u64 = s.lag.values().sum();
+                let parts: Vec<String> = s
+                    .lag
+                    .iter()
+                    .map(|(p, l)| format!("{}={l}", p.rsplit(':').next().unwrap_or(p)))
+                    .collect();
+                writeln!(
+                    out,
+                    "  lag: {total} messages (partition=lag: {})",
+                    parts.join(" ")
+                )?;
+            }
             if let Some(e) = &s.last_error {
                 writeln!(out, "  last error: {e}")?;
             }

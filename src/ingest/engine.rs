@@ -51,6 +51,9 @@ pub struct PipelineStatus {
     pub last_batch_rows: u64,
     #[serde(with = "humantime_serde")]
     pub last_batch_latency: Option<Duration>,
+    /// Kafka: messages not yet consumed, per partition (`kafka:<topic>:<partition>`).
+    #[serde(default)]
+    pub lag: std::collections::BTreeMap<String, u64>,
     /// Rows and bytes stored per second over the last `RATE_WINDOW`.
     pub rows_per_sec: f64,
     pub bytes_per_sec: f64,
@@ -228,8 +231,12 @@ async fn run_inner(
             };
             let (ack_tx, ack_rx) = mpsc::unbounded_channel();
             let token = source_cancel.clone();
+            let lag_status = status.clone();
+            let report_lag: kafka::LagReporter = Box::new(move |lag| {
+                lag_status.send_modify(|s| s.lag = lag);
+            });
             let task = tokio::spawn(async move {
-                kafka::run(&spec, &ctx, tx, ack_rx, token)
+                kafka::run(&spec, &ctx, tx, ack_rx, token, report_lag)
                     .await
                     .map_err(|e| e.to_string())
             });

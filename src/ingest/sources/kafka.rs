@@ -135,12 +135,80 @@ pub fn parse_payload(format: RecordFormat, payload: &[u8]) -> Result<serde_json:
 /// Consumes until `cancel` fires, sending records on `tx` and committing what arrives on
 /// `acks`. After `cancel` it keeps committing acks until the engine closes that channel, so
 /// the last stored batch is committed before the consumer leaves the group.
+/// How often the source measures its lag.
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Per-partition lag (`kafka:<topic>:<partition>` → messages not yet consumed), reported every
+/// `LAG_INTERVAL` to whoever shows the pipeline's status.
+pub type LagReporter = Box<dyn Fn(std::collections::BTreeMap<String, u64>) + Send + Sync>;
+
+/// Messages between the consumer's next position and the partition's end.
+pub fn lag(high_watermark: i64, next_position: Option<i64>, low_watermark: i64) -> u64 {
+    // No position yet: everything from the start of the retained log is still to read.
+    let next = next_position.unwrap_or(low_watermark).max(low_watermark);
+    u64::try_from(high_watermark - next).unwrap_or(0)
+}
+
+fn measure_lag(consumer: &StreamConsumer) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(assigned) = consumer.assignment() else {
+        return out;
+    };
+    let positions: std::collections::HashMap<(String, i32), i64> = consumer
+        .position()
+        .map(|p| {
+            p.elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for elem in assigned.elements() {
+        let next = positions
+            .get(&(elem.topic().to_string(), elem.partition()))
+            .copied();
+        // librdkafka's cached watermarks, updated by every fetch response: no broker round
+        // trip, so measuring never stalls consumption.
+        if let Some((low, high)) = cached_watermarks(consumer, elem.topic(), elem.partition()) {
+            out.insert(
+                source_id(elem.topic(), elem.partition()),
+                lag(high, next, low),
+            );
+        }
+    }
+    out
+}
+
+/// The low and high watermarks librdkafka last saw for a partition (`rd_kafka_get_watermark_
+/// offsets`, which rdkafka does not wrap); `None` before the first fetch response.
+fn cached_watermarks(consumer: &StreamConsumer, topic: &str, partition: i32) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the consumer's lifetime, the topic is a valid
+    // NUL-terminated string for the call's duration, and librdkafka only writes the two i64s.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some((low.max(0), high))
+}
+
 pub async fn run(
     spec: &KafkaSource,
     ctx: &KafkaContext,
     tx: mpsc::Sender<SourceRecord>,
     mut acks: mpsc::UnboundedReceiver<Vec<Ack>>,
     cancel: CancellationToken,
+    report_lag: LagReporter,
 ) -> Result<(), KafkaSourceError> {
     let config = consumer_config(spec, ctx);
     let brokers = config
@@ -177,9 +245,17 @@ pub async fn run(
         }
     };
     let mut consuming = true;
+    let mut lag_tick = tokio::time::interval(LAG_INTERVAL);
     loop {
         tokio::select! {
             biased;
+            _ = lag_tick.tick(), if consuming => {
+                let lag = measure_lag(&consumer);
+                // Nothing assigned yet (the group is still joining): nothing to say.
+                if !lag.is_empty() {
+                    report_lag(lag);
+                }
+            }
             batch = acks.recv() => match batch {
                 // While consuming, commit in the background; once stopping, wait for each
                 // commit so the last stored batch is committed before the consumer leaves.
@@ -187,8 +263,15 @@ pub async fn run(
                     &batch,
                     if consuming { CommitMode::Async } else { CommitMode::Sync },
                 ),
-                // The engine is done: nothing more will be stored.
-                None => break,
+                // The engine is done: nothing more will be stored. A last lag reading, so a
+                // stopped pipeline shows how much it left unread.
+                None => {
+                    let lag = measure_lag(&consumer);
+                    if !lag.is_empty() {
+                        report_lag(lag);
+                    }
+                    break;
+                }
             },
             _ = cancel.cancelled(), if consuming => consuming = false,
             message = consumer.recv(), if consuming => {
@@ -265,6 +348,16 @@ mod tests {
         );
         assert_eq!(parse_source_id("kafka:a:b:12"), Some(("a:b", 12)));
         assert_eq!(parse_source_id("csv:/x"), None);
+    }
+
+    #[test]
+    fn lag_counts_what_is_left_to_read() {
+        assert_eq!(lag(100, Some(40), 0), 60);
+        assert_eq!(lag(100, Some(100), 0), 0);
+        // Before the first fetch: all retained messages are lag.
+        assert_eq!(lag(100, None, 20), 80);
+        // Positions below the retained log start count from the start.
+        assert_eq!(lag(100, Some(5), 20), 80);
     }
 
     #[test]
