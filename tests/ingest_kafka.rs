@@ -333,4 +333,35 @@ async fn validate_checks_brokers_and_topics() {
     let (code, out) = validate(pipeline_yaml(&db, &dead, "events"));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("did not answer"), "{out}");
+
+    // `pipeline init` samples the topic and proposes typed columns.
+    produce(&brokers, "events", 0, 50);
+    let o = Command::new(env!("CARGO_BIN_EXE_aurora"))
+        .env("AURORA_CONFIG", &empty)
+        .args([
+            "pipeline",
+            "init",
+            "--from-kafka",
+            "events",
+            "--brokers",
+            &brokers,
+        ])
+        .output()
+        .unwrap();
+    let yaml = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{yaml}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(yaml.contains("topic: \"events\""), "{yaml}");
+    assert!(yaml.contains("id: {type: \"UInt64\"}"), "{yaml}");
+    assert!(
+        yaml.contains("user_name: {from: \"user.name\", type: \"String\"}"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("ts: {type: \"DateTime\", convert: unix_millis}"),
+        "{yaml}"
+    );
 }

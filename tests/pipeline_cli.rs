@@ -173,3 +173,76 @@ fn validate_reports_file_and_server_problems() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_from_csv_writes_a_pipeline_that_runs() {
+    let w = common::warehouse().await;
+    w.execute("DROP TABLE IF EXISTS default.visits")
+        .await
+        .unwrap();
+    w.execute("DROP TABLE IF EXISTS default.visits_rejected")
+        .await
+        .unwrap();
+    let dir = common::fresh_data_dir("init");
+    let csv = dir.join("visits.csv");
+    std::fs::write(
+        &csv,
+        "id,ts,page,duration,day\n1,1700000000,/home,1.5,2024-01-01\n2,1700000060,/cart,,2024-01-02\n",
+    )
+    .unwrap();
+    let out = dir.join("visits.yaml");
+    let o = aurora(&[
+        "pipeline",
+        "init",
+        "--from-csv",
+        csv.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}{stderr}");
+    let yaml = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        yaml.contains("ts: {type: \"DateTime\", convert: unix_seconds}"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("duration: {type: \"Nullable(Float64)\"}"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("day: {type: \"Date\"}"), "{yaml}");
+    // It does not overwrite.
+    let again = aurora(&[
+        "pipeline",
+        "init",
+        "--from-csv",
+        csv.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+
+    let state = dir.join("state");
+    let o = aurora(&[
+        "pipeline",
+        "run",
+        out.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("visits: finished; 2 rows written"),
+        "{stdout}"
+    );
+    let r = w
+        .query(
+            "SELECT toString(ts), duration FROM default.visits ORDER BY id",
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rows[0][0].to_string(), "2023-11-14 22:13:20");
+    assert!(r.rows[1][1].is_null());
+}

@@ -38,6 +38,36 @@ pub enum PipelineAction {
         #[arg(long)]
         offline: bool,
     },
+    /// Write a pipeline file from sample records of a CSV file or a Kafka topic, with inferred
+    /// column types and the CREATE TABLE they imply, for you to review
+    Init {
+        /// Sample the first rows of this CSV file (with a header line)
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "from_kafka",
+            required_unless_present = "from_kafka"
+        )]
+        from_csv: Option<PathBuf>,
+        /// Sample the first messages (JSON) of this Kafka topic
+        #[arg(long, value_name = "TOPIC")]
+        from_kafka: Option<String>,
+        /// Brokers for --from-kafka [default: `kafka.brokers` from the config]
+        #[arg(long, value_name = "HOST:PORT,...")]
+        brokers: Option<String>,
+        /// How many records to sample
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Pipeline name [default: from the file or topic name]
+        #[arg(long)]
+        name: Option<String>,
+        /// Target table [default: `default.<name>`]
+        #[arg(long)]
+        table: Option<String>,
+        /// Write the pipeline here instead of stdout (refuses to overwrite)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Show the last reported status of every pipeline (running or not) in the state directory
     Status {
         /// Where saved positions live [default: ~/.local/share/aurora/pipelines]
@@ -109,6 +139,20 @@ pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> Result<ExitCode> {
             state_dir,
             json,
         } => run_pipelines(global, &files, state_dir, json).await,
+        PipelineAction::Init {
+            from_csv,
+            from_kafka,
+            brokers,
+            samples,
+            name,
+            table,
+            output,
+        } => {
+            init(
+                global, from_csv, from_kafka, brokers, samples, name, table, output,
+            )
+            .await
+        }
         PipelineAction::Status { state_dir, json } => {
             show_status(&state_dir.unwrap_or_else(engine::default_state_dir), json)
         }
@@ -249,6 +293,160 @@ async fn run_pipelines(
 /// A second connection for the pipelines, so the session's can close independently.
 async fn session_warehouse(session: &Session) -> Result<crate::warehouse::Warehouse> {
     Ok(crate::warehouse::Warehouse::connect(session.warehouse.settings().clone()).await?)
+}
+
+fn identifier(text: &str) -> String {
+    let s: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let s = s.trim_matches('_').to_string();
+    if s.is_empty() {
+        "pipeline".into()
+    } else {
+        s
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn init(
+    global: &GlobalArgs,
+    from_csv: Option<PathBuf>,
+    from_kafka: Option<String>,
+    brokers: Option<String>,
+    samples: usize,
+    name: Option<String>,
+    table: Option<String>,
+    output: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use crate::ingest::init::{infer_ordered, render_pipeline};
+    let mut field_order: Vec<String> = Vec::new();
+    let (records, default_name, source_yaml) = if let Some(file) = from_csv {
+        let mut reader = ::csv::Reader::from_path(&file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        let headers = reader.headers()?.clone();
+        field_order = headers.iter().map(str::to_string).collect();
+        let mut records = Vec::new();
+        for row in reader.records().take(samples) {
+            let row = row.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let mut map = serde_json::Map::new();
+            for (h, v) in headers.iter().zip(row.iter()) {
+                map.insert(
+                    h.to_string(),
+                    if v.is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        v.into()
+                    },
+                );
+            }
+            records.push(serde_json::Value::Object(map));
+        }
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("csv");
+        let path = std::path::absolute(&file).unwrap_or(file.clone());
+        (
+            records,
+            identifier(stem),
+            format!(
+                "      csv:
+        path: {}
+",
+                serde_json::to_string(&path.display().to_string())?
+            ),
+        )
+    } else if let Some(topic) = from_kafka {
+        let config = super::session::load_config(global)?;
+        let brokers = brokers.unwrap_or_else(|| config.kafka.brokers.join(","));
+        let records = tokio::task::spawn_blocking({
+            let (brokers, topic) = (brokers.clone(), topic.clone());
+            move || sample_kafka(&brokers, &topic, samples)
+        })
+        .await??;
+        (
+            records,
+            identifier(&topic),
+            format!(
+                "      kafka:
+        brokers: [{}]
+        topic: {}
+        format: json
+",
+                serde_json::to_string(&brokers)?,
+                serde_json::to_string(&topic)?
+            ),
+        )
+    } else {
+        bail!("give --from-csv FILE or --from-kafka TOPIC");
+    };
+    if records.is_empty() {
+        bail!("no sample records: the file or topic is empty");
+    }
+    let name = name.unwrap_or(default_name);
+    let table = table.unwrap_or_else(|| format!("default.{name}"));
+    let columns = infer_ordered(&records, &field_order);
+    let text = render_pipeline(&name, &source_yaml, &table, &columns, records.len());
+    // What init writes must load: check it the way `validate` would.
+    if let Err(diags) = pipeline::check_str("<init>", &text) {
+        bail!(
+            "the generated pipeline does not validate (a bug):
+{}",
+            crate::config::render_all(&diags, Some(&text))
+        );
+    }
+    match output {
+        Some(path) => {
+            if path.exists() {
+                bail!(
+                    "{} exists; choose another --output or remove it",
+                    path.display()
+                );
+            }
+            std::fs::write(&path, &text)?;
+            eprintln!(
+                "wrote {} ({} columns from {} records); review it, then `aurora pipeline validate {}`",
+                path.display(),
+                columns.len(),
+                records.len(),
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Up to `samples` JSON messages from the start of `topic`, without joining a group's offsets.
+fn sample_kafka(brokers: &str, topic: &str, samples: usize) -> Result<Vec<serde_json::Value>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("aurora-init-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut out = Vec::new();
+    while out.len() < samples && std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                if let Some(Ok(v)) = m.payload().map(serde_json::from_slice::<serde_json::Value>) {
+                    out.push(v);
+                }
+            }
+            Some(Err(e)) => bail!("Kafka at {brokers}: {e}"),
+            None if !out.is_empty() => break,
+            None => {}
+        }
+    }
+    Ok(out)
 }
 
 fn process_alive(pid: u32) -> bool {
