@@ -184,6 +184,7 @@ fn print_overview() {
          \x20 aurora query \"SQL\"       run SQL (--format table|json|csv|tsv)\n\
          \x20 aurora schema [TABLE]    list tables or describe one\n\
          \x20 aurora server status     the private server (start|stop|status)\n\
+         \x20 aurora pipeline run F    ingest CSV files or Kafka topics (init|validate|run|status)\n\
          \x20 aurora config check      validate the config file\n\n\
          Run `aurora --help` for all options.",
         env!("CARGO_PKG_VERSION")
