@@ -146,12 +146,23 @@ impl RecordPreparer {
             raw,
         } = record;
         let row = payload.and_then(|payload| {
-            let mut row = self.transform.apply(&payload).map_err(|e| e.to_string())?;
+            let mut line = String::with_capacity(raw.len() + 64);
+            line.push('{');
+            let wrote = self
+                .transform
+                .apply_into(&payload, &mut line)
+                .map_err(|e| e.to_string())?;
             if self.bookkeeping {
-                row.insert(SOURCE_COLUMN.into(), source_id.as_ref().into());
-                row.insert(OFFSET_COLUMN.into(), offset.into());
+                if wrote {
+                    line.push(',');
+                }
+                line.push_str(&format!(
+                    "\"{SOURCE_COLUMN}\":{},\"{OFFSET_COLUMN}\":{offset}",
+                    serde_json::Value::String(source_id.to_string())
+                ));
             }
-            Ok(serde_json::Value::Object(row).to_string())
+            line.push('}');
+            Ok(line)
         });
         PreparedRecord {
             source_id,

@@ -1219,6 +1219,22 @@ fn a_csv_record_end_to_end() {
         serde_json::to_string(&row).unwrap(),
         r#"{"country":"XX","id":7,"note":null,"price":1.5,"ts":1700000000}"#
     );
+    // The hot path writes the same fields, in the mapping's order, without the map.
+    let record =
+        json!({"id": "7", "price": "1.50", "time": "1700000000", "note": null, "country": "de"});
+    let mut line = String::from("{");
+    assert!(t.apply_into(&record, &mut line).unwrap());
+    line.push('}');
+    assert_eq!(
+        line,
+        r#"{"id":7,"price":1.5,"ts":1700000000,"note":null,"country":"DE"}"#
+    );
+    let parsed: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(parsed, Value::Object(t.apply(&record).unwrap()));
+    // A rejected record leaves the buffer as it was.
+    let mut line = String::from("{");
+    assert!(t.apply_into(&json!({"id": "x"}), &mut line).is_err());
+    assert_eq!(line, "{");
 }
 
 /// What the transform writes into a `DateTime` column for this UTC time: its Unix seconds.
