@@ -3,40 +3,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn aurora(args: &[&str]) -> Output {
     aurora_env(args, &[])
 }
 
 fn aurora_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aurora"));
-    // Isolate from the developer's own config and environment.
-    for var in [
-        "AURORA_CONFIG",
-        "AURORA_CLICKHOUSE_URL",
-        "AURORA_CLICKHOUSE_USER",
-        "AURORA_CLICKHOUSE_PASSWORD",
-        "AURORA_CLICKHOUSE_DATABASE",
-        "AURORA_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("AURORA_CONFIG", empty_config());
-    cmd.env("NO_COLOR", "1");
+    let mut cmd = common::aurora_command();
     for (k, v) in env {
         cmd.env(k, v);
     }
     cmd.args(args).output().expect("run aurora")
-}
-
-/// An empty config file: every test runs on the built-in defaults, not the developer's file.
-fn empty_config() -> String {
-    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("empty-config.yaml");
-    if !path.exists() {
-        std::fs::write(&path, "").expect("write empty config");
-    }
-    path.to_string_lossy().to_string()
 }
 
 fn stdout(o: &Output) -> String {
@@ -116,9 +94,8 @@ fn sql_from_stdin_and_file() {
         "tsv",
     ]);
     assert_eq!(stdout(&o), "answer\n42\n", "{}", stderr(&o));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aurora"))
+    let mut child = common::aurora_command()
         .args(["--url", &url, "query", "-", "--format", "tsv"])
-        .env("AURORA_CONFIG", empty_config())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -424,8 +401,7 @@ fn status_json(env: &[(&str, &str)]) -> serde_json::Value {
 }
 
 fn spawn_long_query(env: &[(&str, &str)], query_id: &str) -> std::process::Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aurora"));
-    cmd.env_remove("AURORA_CLICKHOUSE_URL");
+    let mut cmd = common::aurora_command();
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -13,17 +13,8 @@ use std::time::Duration;
 use aurora::warehouse::{QueryOptions, Warehouse};
 
 fn aurora(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aurora"));
-    for var in ["AURORA_CONFIG", "AURORA_CLICKHOUSE_URL", "AURORA_LOG"] {
-        cmd.env_remove(var);
-    }
-    let empty = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("empty-ingest-config.yaml");
-    if !empty.exists() {
-        std::fs::write(&empty, "").unwrap();
-    }
-    cmd.env("AURORA_CONFIG", empty)
-        .args(["--url", &common::url()])
-        .args(args);
+    let mut cmd = common::aurora_command();
+    cmd.args(["--url", &common::url()]).args(args);
     cmd
 }
 

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -234,12 +234,8 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing() {
     let dir = common::fresh_data_dir("kafka-crash");
     let file = dir.join("pipeline.yaml");
     std::fs::write(&file, pipeline_yaml(&db, &brokers, "crash")).unwrap();
-    let empty = dir.join("empty.yaml");
-    std::fs::write(&empty, "").unwrap();
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_aurora"))
-            .env("AURORA_CONFIG", &empty)
-            .env_remove("AURORA_CLICKHOUSE_URL")
+        common::aurora_command()
             .args(["--url", &common::url(), "pipeline", "run"])
             .arg(&file)
             .arg("--state-dir")
@@ -307,13 +303,10 @@ async fn validate_checks_brokers_and_topics() {
     let w = common::warehouse().await;
     let db = common::scratch_database(&w, "kafka_validate").await;
     let dir = common::fresh_data_dir("kafka-validate");
-    let empty = dir.join("empty.yaml");
-    std::fs::write(&empty, "").unwrap();
     let validate = |yaml: String| {
         let file = dir.join("p.yaml");
         std::fs::write(&file, yaml).unwrap();
-        let o = Command::new(env!("CARGO_BIN_EXE_aurora"))
-            .env("AURORA_CONFIG", &empty)
+        let o = common::aurora_command()
             .args(["--url", &common::url(), "pipeline", "validate"])
             .arg(&file)
             .output()
@@ -336,8 +329,7 @@ async fn validate_checks_brokers_and_topics() {
 
     // `pipeline init` samples the topic and proposes typed columns.
     produce(&brokers, "events", 0, 50);
-    let o = Command::new(env!("CARGO_BIN_EXE_aurora"))
-        .env("AURORA_CONFIG", &empty)
+    let o = common::aurora_command()
         .args([
             "pipeline",
             "init",

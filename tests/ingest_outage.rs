@@ -50,10 +50,7 @@ async fn clickhouse_outage_mid_stream_is_retried_and_nothing_is_lost() {
 ",
     )
     .unwrap();
-    std::fs::write(dir.join("empty.yaml"), "").unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_aurora"))
-        .env("AURORA_CONFIG", dir.join("empty.yaml"))
-        .env_remove("AURORA_CLICKHOUSE_URL")
+    let child = common::aurora_command()
         .args(["--url", &url, "pipeline", "run"])
         .arg(dir.join("pipeline.yaml"))
         .arg("--state-dir")

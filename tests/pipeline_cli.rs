@@ -4,18 +4,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use aurora::warehouse::QueryOptions;
 
 fn aurora(args: &[&str]) -> Output {
-    let empty = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("empty-pipeline-config.yaml");
-    if !empty.exists() {
-        std::fs::write(&empty, "").unwrap();
-    }
-    Command::new(env!("CARGO_BIN_EXE_aurora"))
-        .env_remove("AURORA_CLICKHOUSE_URL")
-        .env("AURORA_CONFIG", empty)
+    common::aurora_command()
         .args(["--url", &common::url()])
         .args(args)
         .output()

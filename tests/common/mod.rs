@@ -83,3 +83,31 @@ pub fn closed_port_url() -> String {
         .port();
     format!("http://127.0.0.1:{port}")
 }
+
+/// The `aurora` binary, isolated from the developer's own config and environment: no
+/// `AURORA_*` variables, an empty config file (built-in defaults), no colours.
+pub fn aurora_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_aurora"));
+    for var in [
+        "AURORA_CONFIG",
+        "AURORA_CLICKHOUSE_URL",
+        "AURORA_CLICKHOUSE_USER",
+        "AURORA_CLICKHOUSE_PASSWORD",
+        "AURORA_CLICKHOUSE_DATABASE",
+        "AURORA_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("AURORA_CONFIG", empty_config())
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// An empty config file, so a test runs on the built-in defaults.
+pub fn empty_config() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("empty-config.yaml");
+    if !path.exists() {
+        std::fs::write(&path, "").expect("write empty config");
+    }
+    path
+}
