@@ -240,3 +240,60 @@ async fn init_from_csv_writes_a_pipeline_that_runs() {
     assert_eq!(r.rows[0][0].to_string(), "2023-11-14 22:13:20");
     assert!(r.rows[1][1].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelines_listed_in_the_config_run_without_file_arguments() {
+    let w = common::warehouse().await;
+    let db = common::scratch_database(&w, "from_config").await;
+    let dir = common::fresh_data_dir("from-config");
+    std::fs::write(dir.join("a.csv"), "n\n1\n2\n").unwrap();
+    std::fs::write(dir.join("b.csv"), "n\n10\n").unwrap();
+    std::fs::write(
+        dir.join("a.yaml"),
+        format!(
+            "pipelines:\n  - name: from_file\n    source: {{csv: {{path: a.csv}}}}\n    mapping: {{columns: {{n: {{type: UInt32}}}}}}\n    sink: {{table: {db}.a, create: if_missing, order_by: [n]}}\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "pipelines:\n  - a.yaml\n  - name: inline\n    source: {{csv: {{path: b.csv}}}}\n    mapping: {{columns: {{n: {{type: UInt32}}}}}}\n    sink: {{table: {db}.b, create: if_missing, order_by: [n]}}\n"
+        ),
+    )
+    .unwrap();
+    let state = dir.join("state");
+    let o = common::aurora_command()
+        .env("AURORA_CONFIG", &config)
+        .args(["--url", &common::url(), "pipeline", "run", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("from_file: finished; 2 rows written"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("inline: finished; 1 rows written"),
+        "{stdout}"
+    );
+
+    // A mistake in an inline pipeline is reported with where it sits in the config.
+    std::fs::write(
+        &config,
+        "pipelines:\n  - name: broken\n    source: {csv: {path: b.csv}}\n    sink: {tabel: x}\n",
+    )
+    .unwrap();
+    let o = common::aurora_command()
+        .env("AURORA_CONFIG", &config)
+        .args(["--url", &common::url(), "pipeline", "validate", "--offline"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr.contains("config.yaml (pipelines[0])"), "{stderr}");
+    assert!(stderr.contains("did you mean `table`"), "{stderr}");
+}

@@ -32,7 +32,8 @@ pub struct PipelineArgs {
 pub enum PipelineAction {
     /// Check pipeline files: syntax and settings, then the tables and mappings on the server
     Validate {
-        #[arg(required = true, value_name = "FILE")]
+        /// Pipeline files [default: the config's `pipelines:` list]
+        #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Only check the files themselves; do not connect to ClickHouse
         #[arg(long)]
@@ -79,7 +80,8 @@ pub enum PipelineAction {
     },
     /// Run pipelines until their sources end (or Ctrl-C/SIGTERM: drain, save, exit 0)
     Run {
-        #[arg(required = true, value_name = "FILE")]
+        /// Pipeline files [default: the config's `pipelines:` list]
+        #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
         /// Where saved positions live [default: ~/.local/share/aurora/pipelines]
         #[arg(long, value_name = "DIR")]
@@ -90,17 +92,57 @@ pub enum PipelineAction {
     },
 }
 
-/// Reads every file, printing all diagnostics of all files before giving up.
-fn load_all(files: &[PathBuf]) -> Result<Vec<LoadedPipelines>> {
+/// Where pipelines come from: files named on the command line, else the main config's
+/// `pipelines:` list (paths, or pipelines written inline).
+fn sources(global: &GlobalArgs, files: &[PathBuf]) -> Result<Vec<(String, String, PathBuf)>> {
+    let read = |path: &PathBuf| -> Result<(String, String, PathBuf)> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read the pipeline file {}: {e}", path.display())
+        })?;
+        Ok((path.display().to_string(), text, path.clone()))
+    };
+    if !files.is_empty() {
+        return files.iter().map(read).collect();
+    }
+    let loaded = crate::config::load(global.config.as_deref())?;
+    let config_path = loaded.source.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, entry) in loaded.config.pipelines.iter().enumerate() {
+        match entry {
+            crate::config::PipelineRef::Path(path) => out.push(read(path)?),
+            crate::config::PipelineRef::Inline(value) => {
+                let mut file = serde_yaml::Mapping::new();
+                file.insert(
+                    "pipelines".into(),
+                    serde_yaml::Value::Sequence(vec![value.clone()]),
+                );
+                let text = serde_yaml::to_string(&file)?;
+                out.push((
+                    format!("{} (pipelines[{i}])", config_path.display()),
+                    text,
+                    config_path.clone(),
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!(
+            "no pipeline files given, and the config's `pipelines:` list is empty;              pass FILE arguments (templates are in presets/pipelines/)"
+        );
+    }
+    Ok(out)
+}
+
+/// Reads every pipeline source, printing all diagnostics of all of them before giving up.
+fn load_all(global: &GlobalArgs, files: &[PathBuf]) -> Result<Vec<LoadedPipelines>> {
     let mut loaded = Vec::new();
     let mut failed = 0;
-    for file in files {
-        match pipeline::load_file(file) {
-            Ok(l) => loaded.push(l),
+    for (name, text, path) in sources(global, files)? {
+        match pipeline::check_str(&name, &text) {
+            Ok(pipelines) => loaded.push(LoadedPipelines { path, pipelines }),
             Err(diags) => {
                 failed += diags.len();
-                let text = std::fs::read_to_string(file).ok();
-                eprint!("{}", crate::config::render_all(&diags, text.as_deref()));
+                eprint!("{}", crate::config::render_all(&diags, Some(&text)));
                 eprintln!("{}", crate::config::summary(&diags));
             }
         }
@@ -160,7 +202,7 @@ pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> Result<ExitCode> {
 }
 
 async fn validate(global: &GlobalArgs, files: &[PathBuf], offline: bool) -> Result<ExitCode> {
-    let loaded = load_all(files)?;
+    let loaded = load_all(global, files)?;
     let count: usize = loaded.iter().map(|l| l.pipelines.len()).sum();
     if offline {
         println!("ok: {count} pipeline(s) in {} file(s)", loaded.len());
@@ -228,7 +270,7 @@ async fn run_pipelines(
     state_dir: Option<PathBuf>,
     json: bool,
 ) -> Result<ExitCode> {
-    let loaded = load_all(files)?;
+    let loaded = load_all(global, files)?;
     let session = Session::open(global).await?;
     let warehouse = Arc::new(session_warehouse(&session).await?);
     let state_dir = state_dir.unwrap_or_else(engine::default_state_dir);
