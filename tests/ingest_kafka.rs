@@ -357,3 +357,43 @@ async fn validate_checks_brokers_and_topics() {
         "{yaml}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_brokers_show_as_retrying() {
+    let w = common::warehouse().await;
+    let db = common::scratch_database(&w, "kafka_down").await;
+    let dead = common::closed_port_url().replace("http://", "");
+    let pipeline = check_str("down.yaml", &pipeline_yaml(&db, &dead, "events"))
+        .unwrap()
+        .remove(0);
+    let run = PipelineRun {
+        pipeline,
+        kafka: KafkaConfig {
+            brokers: vec![],
+            client_id: "aurora-test".into(),
+            properties: Default::default(),
+        },
+        base_dir: PathBuf::from("."),
+        state_dir: common::fresh_data_dir("kafka-down-state"),
+        warehouse: Arc::new(common::warehouse().await),
+    };
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = watch::channel(PipelineStatus::default());
+    let task = tokio::spawn(engine::run(run, cancel.clone(), tx));
+    let seen = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let PipelineState::Retrying(reason) = &rx.borrow_and_update().state {
+                return reason.clone();
+            }
+            if rx.changed().await.is_err() {
+                return String::new();
+            }
+        }
+    })
+    .await
+    .expect("the pipeline never reported the brokers as down");
+    assert!(seen.contains(&dead), "{seen}");
+    cancel.cancel();
+    let status = task.await.unwrap();
+    assert_eq!(status.state, PipelineState::Stopped, "{status:?}");
+}

@@ -235,8 +235,22 @@ async fn run_inner(
             let report_lag: kafka::LagReporter = Box::new(move |lag| {
                 lag_status.send_modify(|s| s.lag = lag);
             });
+            let health_status = status.clone();
+            let report_health: kafka::HealthReporter = Box::new(move |problem| {
+                health_status.send_modify(|s| match problem {
+                    Some(e) => {
+                        s.state = PipelineState::Retrying(e.clone());
+                        s.last_error = Some(e);
+                    }
+                    None => {
+                        if matches!(s.state, PipelineState::Retrying(_)) {
+                            s.state = PipelineState::Running;
+                        }
+                    }
+                });
+            });
             let task = tokio::spawn(async move {
-                kafka::run(&spec, &ctx, tx, ack_rx, token, report_lag)
+                kafka::run(&spec, &ctx, tx, ack_rx, token, report_lag, report_health)
                     .await
                     .map_err(|e| e.to_string())
             });

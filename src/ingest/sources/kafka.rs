@@ -142,6 +142,10 @@ const LAG_INTERVAL: Duration = Duration::from_secs(2);
 /// `LAG_INTERVAL` to whoever shows the pipeline's status.
 pub type LagReporter = Box<dyn Fn(std::collections::BTreeMap<String, u64>) + Send + Sync>;
 
+/// Reports the consumer's health: `Some(error)` while librdkafka reports errors (brokers
+/// down, unknown topic), `None` once messages flow again.
+pub type HealthReporter = Box<dyn Fn(Option<String>) + Send + Sync>;
+
 /// Messages between the consumer's next position and the partition's end.
 pub fn lag(high_watermark: i64, next_position: Option<i64>, low_watermark: i64) -> u64 {
     // No position yet: everything from the start of the retained log is still to read.
@@ -209,6 +213,7 @@ pub async fn run(
     mut acks: mpsc::UnboundedReceiver<Vec<Ack>>,
     cancel: CancellationToken,
     report_lag: LagReporter,
+    report_health: HealthReporter,
 ) -> Result<(), KafkaSourceError> {
     let config = consumer_config(spec, ctx);
     let brokers = config
@@ -245,6 +250,7 @@ pub async fn run(
         }
     };
     let mut consuming = true;
+    let mut unhealthy = false;
     let mut lag_tick = tokio::time::interval(LAG_INTERVAL);
     loop {
         tokio::select! {
@@ -280,10 +286,16 @@ pub async fn run(
                     Err(e) => {
                         // librdkafka retries broker failures itself; report and go on.
                         tracing::warn!(pipeline = %ctx.pipeline, "Kafka: {e}");
+                        report_health(Some(format!("Kafka ({brokers}): {e}")));
+                        unhealthy = true;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
                 };
+                if unhealthy {
+                    report_health(None);
+                    unhealthy = false;
+                }
                 let payload = message.payload().unwrap_or_default();
                 let record = SourceRecord {
                     source_id: Arc::from(source_id(message.topic(), message.partition())),
