@@ -201,7 +201,7 @@ async fn init_from_csv_writes_a_pipeline_that_runs() {
         "{yaml}"
     );
     assert!(
-        yaml.contains("duration: {type: \"Nullable(Float64)\"}"),
+        yaml.contains("duration: {type: \"Nullable(Decimal(18, 1))\"}"),
         "{yaml}"
     );
     assert!(yaml.contains("day: {type: \"Date\"}"), "{yaml}");

@@ -20,6 +20,21 @@ struct FieldStats {
     unix_millis: usize,
     other: usize,
     objects: usize,
+    /// Text values written as plain decimals (`12.50`), and their most fractional digits:
+    /// CSV money columns, which deserve a Decimal rather than a Float64.
+    decimal_text: usize,
+    max_fraction: usize,
+}
+
+/// `-?digits.digits` with at most 4 fractional digits: the shape of amounts, not measurements.
+fn decimal_text_digits(t: &str) -> Option<usize> {
+    let t = t.strip_prefix('-').unwrap_or(t);
+    let (int, frac) = t.split_once('.')?;
+    let ok = !int.is_empty()
+        && !frac.is_empty()
+        && frac.len() <= 4
+        && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit());
+    ok.then_some(frac.len())
 }
 
 /// A field's inferred column.
@@ -96,6 +111,9 @@ fn observe(stats: &mut FieldStats, name: &str, value: &serde_json::Value) {
             let t = s.trim();
             if t.is_empty() {
                 stats.nulls += 1;
+            } else if let Some(digits) = decimal_text_digits(t) {
+                stats.decimal_text += 1;
+                stats.max_fraction = stats.max_fraction.max(digits);
             } else if let Ok(n) = t.parse::<serde_json::Number>() {
                 observe_number_text(stats, name, &n);
                 // `observe_number_text` counted it; undo the double `seen`.
@@ -131,7 +149,9 @@ fn choose(stats: &FieldStats) -> (String, Option<&'static str>) {
         ("UInt64".to_string(), None)
     } else if all(stats.unsigned + stats.signed) {
         ("Int64".to_string(), None)
-    } else if all(stats.unsigned + stats.signed + stats.floats) {
+    } else if stats.decimal_text > 0 && all(stats.unsigned + stats.signed + stats.decimal_text) {
+        (format!("Decimal(18, {})", stats.max_fraction), None)
+    } else if all(stats.unsigned + stats.signed + stats.floats + stats.decimal_text) {
         ("Float64".to_string(), None)
     } else if all(stats.bools) {
         ("UInt8".to_string(), None)
@@ -344,6 +364,22 @@ mod tests {
                 ("at".into(), "DateTime".into(), None),
                 ("note".into(), "Nullable(String)".into(), None),
                 ("n".into(), "Int64".into(), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_amounts_become_decimals_and_measurements_floats() {
+        let samples = vec![
+            json!({"price": "12.50", "ratio": "0.123456789", "mixed": "3"}),
+            json!({"price": "7", "ratio": "1.5", "mixed": "2.25"}),
+        ];
+        assert_eq!(
+            types(&samples),
+            vec![
+                ("mixed".into(), "Decimal(18, 2)".into(), None),
+                ("price".into(), "Decimal(18, 2)".into(), None),
+                ("ratio".into(), "Float64".into(), None),
             ]
         );
     }
