@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -272,7 +271,7 @@ async fn run_pipelines(
 ) -> Result<ExitCode> {
     let loaded = load_all(global, files)?;
     let session = Session::open(global).await?;
-    let warehouse = Arc::new(session_warehouse(&session).await?);
+    let warehouse = session.warehouse.clone();
     let state_dir = state_dir.unwrap_or_else(engine::default_state_dir);
     let cancel = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -330,11 +329,6 @@ async fn run_pipelines(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// A second connection for the pipelines, so the session's can close independently.
-async fn session_warehouse(session: &Session) -> Result<crate::warehouse::Warehouse> {
-    Ok(crate::warehouse::Warehouse::connect(session.warehouse.settings().clone()).await?)
 }
 
 fn identifier(text: &str) -> String {
@@ -491,10 +485,6 @@ fn sample_kafka(brokers: &str, topic: &str, samples: usize) -> Result<Vec<serde_
     Ok(out)
 }
 
-fn process_alive(pid: u32) -> bool {
-    pid != 0 && std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
 fn show_status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode> {
     let statuses = engine::read_statuses(state_dir);
     if statuses.is_empty() {
@@ -507,7 +497,8 @@ fn show_status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     for mut s in statuses {
         // A process that died without saying so (SIGKILL, a crash) left "running" behind.
-        let alive = process_alive(s.pid);
+        let alive = i32::try_from(s.pid)
+            .is_ok_and(|pid| pid != 0 && crate::warehouse::local_server::process_alive(pid));
         if !alive && matches!(s.state, PipelineState::Running | PipelineState::Retrying(_)) {
             s.state = PipelineState::Failed(format!(
                 "process {} is gone without stopping the pipeline (killed or crashed)",

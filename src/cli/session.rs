@@ -2,6 +2,7 @@
 //! private server when no URL is set, and stops a server it started itself when done.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -47,7 +48,8 @@ pub fn local_options(config: &Config) -> LocalServerOptions {
 }
 
 pub struct Session {
-    pub warehouse: Warehouse,
+    /// Shared, so background work (pipelines) can use the same connection.
+    pub warehouse: Arc<Warehouse>,
     pub config: Config,
     /// The private server, when this session uses it.
     pub local: Option<LocalServer>,
@@ -63,7 +65,7 @@ impl Session {
     pub async fn open_with(global: &GlobalArgs, config: Config) -> Result<Self> {
         match settings::resolve(overrides(global), &config.clickhouse)? {
             Target::Remote(settings) => Ok(Self {
-                warehouse: Warehouse::connect(settings).await?,
+                warehouse: Arc::new(Warehouse::connect(settings).await?),
                 config,
                 local: None,
                 lease: None,
@@ -75,7 +77,7 @@ impl Session {
                 settings.url = server.url();
                 match Warehouse::connect(settings).await {
                     Ok(warehouse) => Ok(Self {
-                        warehouse,
+                        warehouse: Arc::new(warehouse),
                         config,
                         local: Some(server),
                         lease: Some(lease),

@@ -129,17 +129,19 @@ fn load_from(source: Option<PathBuf>) -> Result<LoadedConfig, ConfigError> {
     })
 }
 
-// Paths in the file mean what they say relative to the file, not to wherever Aurora was
-// started from; `~/` means the home directory.
-fn resolve_paths(config: &mut Config, base: &Path) {
+/// A path written in a file Aurora reads, as it means it: `~/` is the home directory, and a
+/// relative path is relative to that file's directory `base`, not to wherever Aurora runs.
+pub fn resolve_path(base: &Path, path: &Path) -> PathBuf {
     let home = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf());
-    let resolve = |p: &mut PathBuf| {
-        if let (Ok(rest), Some(home)) = (p.strip_prefix("~"), &home) {
-            *p = home.join(rest);
-        } else if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    };
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ if path.is_relative() => base.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+fn resolve_paths(config: &mut Config, base: &Path) {
+    let resolve = |p: &mut PathBuf| *p = resolve_path(base, p);
     let ch = &mut config.clickhouse;
     let optional = [
         &mut ch.tls.ca_file,

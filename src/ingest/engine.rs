@@ -94,12 +94,6 @@ impl RateWindow {
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Writes the status where `aurora pipeline status` reads it (write, then rename).
 fn publish_file(path: &Path, status: &PipelineStatus) {
     let Ok(text) = serde_json::to_string_pretty(status) else {
@@ -173,7 +167,7 @@ pub async fn run(
     });
     status.send_modify(|s| {
         s.pid = std::process::id();
-        s.updated_at = unix_now();
+        s.updated_at = crate::ingest::unix_now();
     });
     let last = status.borrow().clone();
     publish_file(
@@ -211,7 +205,9 @@ async fn run_inner(
     let (source_task, positions) = match &pipeline.source {
         Source::Csv(spec) => {
             let spec = spec.clone();
-            let pattern = resolve(&run.base_dir, &spec.path);
+            let pattern = crate::config::resolve_path(&run.base_dir, Path::new(&spec.path))
+                .display()
+                .to_string();
             let cursor_path = state_dir.join("cursors.json");
             let cursors = Arc::new(Mutex::new(CursorStore::open(cursor_path.clone())));
             let store = cursors.clone();
@@ -267,7 +263,7 @@ async fn run_inner(
     status.send_modify(|s| {
         s.state = PipelineState::Running;
         s.pid = std::process::id();
-        s.updated_at = unix_now();
+        s.updated_at = crate::ingest::unix_now();
     });
     publish_file(&state_dir.join(STATUS_FILE), &status.borrow());
     // The writer stores one batch while the next one is being collected; the queue between
@@ -288,7 +284,7 @@ async fn run_inner(
                     (s.rows_per_sec, s.bytes_per_sec) =
                         rates.add(now, s.rows_written, s.bytes_written);
                     s.pid = std::process::id();
-                    s.updated_at = unix_now();
+                    s.updated_at = crate::ingest::unix_now();
                 });
                 // At most once a second: the file is for people and `pipeline status`.
                 if now.duration_since(published) >= Duration::from_secs(1) {
@@ -443,21 +439,6 @@ async fn write_batch(
     tracing::debug!(pipeline = %pipeline.name, rows = outcome.rows_written, dead = outcome.dead_lettered, ?latency, "batch stored");
     batch.clear();
     Ok(())
-}
-
-/// A source path from a pipeline file: relative to that file's directory, `~/` is home.
-fn resolve(base: &Path, path: &str) -> String {
-    if let Some(rest) = path.strip_prefix("~/") {
-        if let Some(home) = directories::BaseDirs::new() {
-            return home.home_dir().join(rest).display().to_string();
-        }
-    }
-    let p = Path::new(path);
-    if p.is_absolute() {
-        path.to_string()
-    } else {
-        base.join(p).display().to_string()
-    }
 }
 
 #[cfg(test)]

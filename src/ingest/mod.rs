@@ -11,3 +11,10 @@ pub mod record;
 pub mod sinks;
 pub mod sources;
 pub mod transform;
+
+/// Seconds since the Unix epoch, for timestamps Aurora writes (dead letters, status files).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -244,7 +244,8 @@ fn write_state(state: &ServerState) -> Result<(), LocalServerError> {
         })
 }
 
-fn process_alive(pid: i32) -> bool {
+/// Whether a process exists and is not a zombie.
+pub fn process_alive(pid: i32) -> bool {
     // Signal 0 checks existence; EPERM still means the process exists.
     match kill(Pid::from_raw(pid), None) {
         Ok(()) => !is_zombie(pid),

@@ -82,6 +82,16 @@ pub fn own_format_clause(sql: &str) -> Option<&str> {
     (keyword.eq_ignore_ascii_case("FORMAT") && is_ident).then_some(name)
 }
 
+/// `name` as a ClickHouse identifier, quoted.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
+/// `text` as a ClickHouse string literal.
+pub fn quote_str(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 /// Removes trailing semicolons and whitespace, which ClickHouse's HTTP interface rejects when
 /// the query is wrapped (`DESCRIBE (q;)`) and which users paste out of habit.
 pub fn trim_sql(sql: &str) -> &str {
@@ -254,9 +264,8 @@ impl Warehouse {
 
     /// Asks the server to stop a running query.
     pub async fn cancel(&self, query_id: &str) -> Result<()> {
-        let escaped = query_id.replace('\\', "\\\\").replace('\'', "\\'");
         self.query(
-            &format!("KILL QUERY WHERE query_id = '{escaped}' ASYNC"),
+            &format!("KILL QUERY WHERE query_id = {} ASYNC", quote_str(query_id)),
             &QueryOptions::unrestricted(),
         )
         .await

@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::ingest::pipeline::{CreatePolicy, Delivery, Pipeline, RetryPolicy};
 use crate::ingest::record::{Ack, SourceRecord};
 use crate::ingest::transform::{TargetColumn, Transform};
+use crate::warehouse::query::{quote_ident, quote_str};
 use crate::warehouse::types::DataType;
 use crate::warehouse::value::Value;
 use crate::warehouse::{QueryOptions, Warehouse, WarehouseError};
@@ -73,16 +74,6 @@ fn sink_error(err: &WarehouseError) -> SinkError {
         ErrorClass::Fatal => SinkError::Fatal(err.to_string()),
         _ => SinkError::Transient(err.to_string()),
     }
-}
-
-/// `name` as a ClickHouse identifier, quoted.
-pub fn quote_ident(name: &str) -> String {
-    format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`"))
-}
-
-/// `text` as a ClickHouse string literal.
-pub fn quote_str(text: &str) -> String {
-    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// `db.table` with both parts quoted; an unqualified name lives in `default_db`.
@@ -204,10 +195,6 @@ impl std::fmt::Debug for ClickHouseSink {
     }
 }
 
-fn type_for_create(spec_type: &str) -> String {
-    spec_type.trim().to_string()
-}
-
 impl ClickHouseSink {
     /// Checks (and if asked, creates) the target and dead-letter tables, builds the transform
     /// from the table's real columns and reads how far earlier runs got.
@@ -239,7 +226,12 @@ impl ClickHouseSink {
                 }
             }
         }
-        let schema = warehouse.schema(true).await.map_err(|e| sink_error(&e))?;
+        // Read again only when the table was just created.
+        let schema = if exists {
+            schema
+        } else {
+            warehouse.schema(true).await.map_err(|e| sink_error(&e))?
+        };
         let info = schema
             .table(&format!("{}.{}", table.0, table.1), &default_db)
             .ok_or_else(|| {
@@ -534,7 +526,7 @@ impl ClickHouseSink {
                 dead[0].reason
             )));
         };
-        let now = unix_now();
+        let now = crate::ingest::unix_now();
         let mut body = String::new();
         for d in dead {
             let row = serde_json::json!({
@@ -625,12 +617,6 @@ pub async fn check(warehouse: &Warehouse, pipeline: &Pipeline) -> Result<Vec<Str
     Ok(problems)
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Full jitter within [d/2, d], so many pipelines retrying at once do not hit the server in
 /// lockstep.
 fn jitter(d: Duration) -> Duration {
@@ -654,7 +640,7 @@ async fn create_table(
             source
                 .spec(name)
                 .column_type
-                .map(|t| format!("{} {}", quote_ident(name), type_for_create(&t)))
+                .map(|t| format!("{} {}", quote_ident(name), t.trim()))
         })
         .collect();
     columns.push(format!("{SOURCE_COLUMN} String"));
