@@ -272,16 +272,21 @@ fn write_config(dir: &Path, body: &str) -> String {
     path.to_string_lossy().to_string()
 }
 
-#[test]
-fn server_start_status_stop_and_local_queries() {
-    let dir = common::fresh_data_dir("cli-server");
-    let config = write_config(
+/// A config whose private server lives in a data directory of its own.
+fn private_server_config(label: &str) -> String {
+    let dir = common::fresh_data_dir(label);
+    write_config(
         &dir,
         &format!(
             "clickhouse:\n  local_server:\n    data_dir: {}/ch\n",
             dir.display()
         ),
-    );
+    )
+}
+
+#[test]
+fn server_start_status_stop_and_local_queries() {
+    let config = private_server_config("cli-server");
     let env = [("AURORA_CONFIG", config.as_str())];
     let o = aurora_env(&["server", "status"], &env);
     assert_eq!(o.status.code(), Some(3));
@@ -441,14 +446,7 @@ fn sigterm(child: &std::process::Child) {
 
 #[test]
 fn sigterm_cancels_the_query_and_the_last_user_stops_an_on_demand_server() {
-    let dir = common::fresh_data_dir("cli-sigterm");
-    let config = write_config(
-        &dir,
-        &format!(
-            "clickhouse:\n  local_server:\n    data_dir: {}/ch\n",
-            dir.display()
-        ),
-    );
+    let config = private_server_config("cli-sigterm");
     let env = [("AURORA_CONFIG", config.as_str())];
 
     // First command starts the server on demand; a second one reuses it.

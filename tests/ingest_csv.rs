@@ -126,11 +126,6 @@ impl Fixture {
     }
 }
 
-async fn scalar(w: &Warehouse, sql: &str) -> String {
-    let r = w.query(sql, &QueryOptions::unrestricted()).await.unwrap();
-    r.rows[0][0].to_string()
-}
-
 /// count, distinct ids, sum of ids: together they show nothing lost and nothing doubled.
 async fn table_stats(w: &Warehouse, db: &str) -> (u64, u64, u64) {
     let r = w
@@ -181,7 +176,7 @@ async fn copies_a_large_file_exactly_and_dead_letters_bad_rows() {
         ["Name 1", "note, \"1\"", "1.01", "2023-11-14 22:13:24"]
     );
     assert_eq!(
-        scalar(
+        common::scalar(
             &w,
             &format!(
                 "SELECT count() FROM {}.orders WHERE id = 7 AND isNull(note)",
@@ -213,7 +208,7 @@ async fn copies_a_large_file_exactly_and_dead_letters_bad_rows() {
         dlq.rows
     );
     assert_eq!(
-        scalar(&w, &format!("SELECT count() FROM {}.orders_dlq", f.db)).await,
+        common::scalar(&w, &format!("SELECT count() FROM {}.orders_dlq", f.db)).await,
         bad.to_string()
     );
 
@@ -237,7 +232,7 @@ async fn copies_a_large_file_exactly_and_dead_letters_bad_rows() {
     let (good, sum) = expected_good(0, 125_000);
     assert_eq!(table_stats(&w, &f.db).await, (good, good, sum));
     assert_eq!(
-        scalar(&w, &format!("SELECT count() FROM {}.orders_dlq", f.db)).await,
+        common::scalar(&w, &format!("SELECT count() FROM {}.orders_dlq", f.db)).await,
         (bad + more_bad).to_string()
     );
 }
@@ -365,7 +360,7 @@ async fn sigkill_at_random_moments_exactly_once() {
     let (w, f, good, sum) = crash_test("csv_crash_eo", "exactly_once").await;
     assert_eq!(table_stats(&w, &f.db).await, (good, good, sum));
     assert_eq!(
-        scalar(
+        common::scalar(
             &w,
             &format!(
                 "SELECT count() - uniqExact(offset) FROM {}.orders_dlq",
@@ -376,7 +371,7 @@ async fn sigkill_at_random_moments_exactly_once() {
         "0"
     );
     assert_eq!(
-        scalar(
+        common::scalar(
             &w,
             &format!("SELECT uniqExact(offset) FROM {}.orders_dlq", f.db)
         )
@@ -396,7 +391,7 @@ async fn sigkill_at_random_moments_at_least_once() {
         count > good,
         "expected duplicates in at_least_once mode, found none"
     );
-    let distinct_sum = scalar(
+    let distinct_sum = common::scalar(
         &w,
         &format!(
             "SELECT sum(id) FROM (SELECT DISTINCT id FROM {}.orders)",
@@ -461,15 +456,15 @@ async fn ten_thousand_bad_records_all_reach_the_dead_letter_table() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(bad, 10_000);
     assert_eq!(
-        scalar(&w, &format!("SELECT count() FROM {db}.t")).await,
+        common::scalar(&w, &format!("SELECT count() FROM {db}.t")).await,
         "20000"
     );
     assert_eq!(
-        scalar(&w, &format!("SELECT count() FROM {db}.t WHERE id % 3 = 0")).await,
+        common::scalar(&w, &format!("SELECT count() FROM {db}.t WHERE id % 3 = 0")).await,
         "0"
     );
     assert_eq!(
-        scalar(&w, &format!("SELECT count() FROM {db}.rejected")).await,
+        common::scalar(&w, &format!("SELECT count() FROM {db}.rejected")).await,
         "10000"
     );
     // Each kind of problem is named in plain words.
@@ -479,7 +474,7 @@ async fn ten_thousand_bad_records_all_reach_the_dead_letter_table() {
         "is null for column",
         "FixedString(2)",
     ] {
-        let n = scalar(
+        let n = common::scalar(
             &w,
             &format!("SELECT count() FROM {db}.rejected WHERE position(error, '{needle}') > 0"),
         )

@@ -103,16 +103,9 @@ fn pipeline_yaml(db: &str, brokers: &str, topic: &str) -> String {
     )
 }
 
-async fn count(w: &Warehouse, sql: &str) -> u64 {
-    w.query(sql, &QueryOptions::default())
-        .await
-        .map(|r| r.rows[0][0].to_string().parse().unwrap_or(0))
-        .unwrap_or(0)
-}
-
 async fn wait_until(w: &Warehouse, sql: &str, target: u64) {
     for _ in 0..600 {
-        if count(w, sql).await >= target {
+        if common::count(w, sql).await >= target {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -137,12 +130,10 @@ async fn stats(w: &Warehouse, db: &str) -> (u64, u64, u64) {
     (n(0), n(1), n(2))
 }
 
-/// Runs the pipeline in this process until the table holds `target` rows, then stops it the
-/// way SIGTERM does and returns its final status.
-async fn run_until(yaml: &str, w: &Warehouse, db: &str, target: u64) -> PipelineStatus {
-    let pipeline = check_str("test.yaml", yaml).unwrap().remove(0);
-    let run = PipelineRun {
-        pipeline,
+/// The first pipeline of `yaml`, ready to run in this process with a fresh state directory.
+async fn in_process(yaml: &str) -> PipelineRun {
+    PipelineRun {
+        pipeline: check_str("test.yaml", yaml).unwrap().remove(0),
         kafka: KafkaConfig {
             brokers: vec![],
             client_id: "aurora-test".into(),
@@ -151,7 +142,13 @@ async fn run_until(yaml: &str, w: &Warehouse, db: &str, target: u64) -> Pipeline
         base_dir: PathBuf::from("."),
         state_dir: common::fresh_data_dir("kafka-state"),
         warehouse: Arc::new(common::warehouse().await),
-    };
+    }
+}
+
+/// Runs the pipeline in this process until the table holds `target` rows, then stops it the
+/// way SIGTERM does and returns its final status.
+async fn run_until(yaml: &str, w: &Warehouse, db: &str, target: u64) -> PipelineStatus {
+    let run = in_process(yaml).await;
     let cancel = CancellationToken::new();
     let (tx, rx) = watch::channel(PipelineStatus::default());
     let task = tokio::spawn(engine::run(run, cancel.clone(), tx));
@@ -286,7 +283,7 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing() {
     assert!(status.success(), "{status:?}");
     assert_eq!(stats(&w, &db).await, (good, good, sum));
     assert_eq!(
-        count(
+        common::count(
             &w,
             &format!("SELECT count() - uniqExact(offset, source) FROM {db}.events_dlq")
         )
@@ -363,20 +360,7 @@ async fn unreachable_brokers_show_as_retrying() {
     let w = common::warehouse().await;
     let db = common::scratch_database(&w, "kafka_down").await;
     let dead = common::closed_port_url().replace("http://", "");
-    let pipeline = check_str("down.yaml", &pipeline_yaml(&db, &dead, "events"))
-        .unwrap()
-        .remove(0);
-    let run = PipelineRun {
-        pipeline,
-        kafka: KafkaConfig {
-            brokers: vec![],
-            client_id: "aurora-test".into(),
-            properties: Default::default(),
-        },
-        base_dir: PathBuf::from("."),
-        state_dir: common::fresh_data_dir("kafka-down-state"),
-        warehouse: Arc::new(common::warehouse().await),
-    };
+    let run = in_process(&pipeline_yaml(&db, &dead, "events")).await;
     let cancel = CancellationToken::new();
     let (tx, mut rx) = watch::channel(PipelineStatus::default());
     let task = tokio::spawn(engine::run(run, cancel.clone(), tx));

@@ -9,13 +9,6 @@ use std::time::Duration;
 use aurora::warehouse::local_server::LocalServerOptions;
 use aurora::warehouse::{ConnectionSettings, QueryOptions, Warehouse};
 
-async fn count(w: &Warehouse, sql: &str) -> u64 {
-    w.query(sql, &QueryOptions::default())
-        .await
-        .map(|r| r.rows[0][0].to_string().parse().unwrap_or(0))
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn clickhouse_outage_mid_stream_is_retried_and_nothing_is_lost() {
     // A server of its own, so stopping it does not disturb other tests.
@@ -62,7 +55,7 @@ async fn clickhouse_outage_mid_stream_is_retried_and_nothing_is_lost() {
 
     // Wait for the stream to be under way, then take the server down hard.
     for _ in 0..600 {
-        if count(&w, "SELECT count() FROM outage.ids").await >= 5_000 {
+        if common::count(&w, "SELECT count() FROM outage.ids").await >= 5_000 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

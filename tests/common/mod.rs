@@ -111,3 +111,21 @@ pub fn empty_config() -> PathBuf {
     }
     path
 }
+
+/// The first cell of a query's result as text; panics on a query error.
+pub async fn scalar(warehouse: &Warehouse, sql: &str) -> String {
+    let r = warehouse
+        .query(sql, &aurora::warehouse::QueryOptions::unrestricted())
+        .await
+        .expect("scalar query");
+    r.rows[0][0].to_string()
+}
+
+/// A count from `sql`, or 0 while the query fails (e.g. the table does not exist yet).
+pub async fn count(warehouse: &Warehouse, sql: &str) -> u64 {
+    warehouse
+        .query(sql, &aurora::warehouse::QueryOptions::default())
+        .await
+        .map(|r| r.rows[0][0].to_string().parse().unwrap_or(0))
+        .unwrap_or(0)
+}
