@@ -16,7 +16,7 @@ use crate::ingest::engine::{self, PipelineRun, PipelineState, PipelineStatus};
 use crate::ingest::pipeline::{self, LoadedPipelines, Source};
 use crate::ingest::sinks::clickhouse;
 use crate::ingest::sources::csv::matching_files;
-use crate::ingest::sources::kafka;
+use crate::ingest::sources::{kafka, mysql, postgres};
 
 use super::session::Session;
 use super::GlobalArgs;
@@ -233,11 +233,10 @@ async fn validate(global: &GlobalArgs, files: &[PathBuf], offline: bool) -> Resu
                 let problems =
                     tokio::task::spawn_blocking(move || kafka::check(&spec, &ctx)).await?;
                 found.extend(problems);
-            } else {
-                found.push(format!(
-                    "`{}` sources are not implemented yet, so this pipeline cannot run",
-                    p.source.kind()
-                ));
+            } else if let Source::Postgres(spec) = &p.source {
+                found.extend(postgres::check(spec).await);
+            } else if let Source::Mysql(spec) = &p.source {
+                found.extend(mysql::check(spec).await);
             }
             match clickhouse::check(&session.warehouse, p).await {
                 Ok(sink_problems) => found.extend(sink_problems),

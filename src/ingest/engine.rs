@@ -11,11 +11,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::pipeline::{Pipeline, Source};
+use crate::ingest::metrics;
+use crate::ingest::pipeline::{Delivery, Pipeline, Source, SqlSource};
 use crate::ingest::record::{Ack, SourceRecord};
 use crate::ingest::sinks::clickhouse::{ClickHouseSink, PreparedRecord, SinkError};
 use crate::ingest::sources::csv::{self, CursorStore};
 use crate::ingest::sources::kafka;
+use crate::ingest::sources::mysql::Mysql;
+use crate::ingest::sources::postgres::Postgres;
+use crate::ingest::sources::{sql, HealthReporter};
 use crate::warehouse::Warehouse;
 
 /// Records buffered between source and sink at most; the source blocks beyond this.
@@ -228,23 +232,20 @@ async fn run_inner(
             let (ack_tx, ack_rx) = mpsc::unbounded_channel();
             let token = source_cancel.clone();
             let lag_status = status.clone();
+            let lag_pipeline = pipeline.name.clone();
             let report_lag: kafka::LagReporter = Box::new(move |lag| {
+                let gauges = &metrics::global().lag;
+                for (source, n) in &lag {
+                    gauges
+                        .get_or_create(&metrics::StreamLabels {
+                            pipeline: lag_pipeline.clone(),
+                            source: source.clone(),
+                        })
+                        .set(i64::try_from(*n).unwrap_or(i64::MAX));
+                }
                 lag_status.send_modify(|s| s.lag = lag);
             });
-            let health_status = status.clone();
-            let report_health: kafka::HealthReporter = Box::new(move |problem| {
-                health_status.send_modify(|s| match problem {
-                    Some(e) => {
-                        s.state = PipelineState::Retrying(e.clone());
-                        s.last_error = Some(e);
-                    }
-                    None => {
-                        if matches!(s.state, PipelineState::Retrying(_)) {
-                            s.state = PipelineState::Running;
-                        }
-                    }
-                });
-            });
+            let report_health = health_reporter(status.clone());
             let task = tokio::spawn(async move {
                 kafka::run(&spec, &ctx, tx, ack_rx, token, report_lag, report_health)
                     .await
@@ -252,12 +253,27 @@ async fn run_inner(
             });
             (task, Positions::Kafka(ack_tx))
         }
-        other => {
-            return Err(EngineError::Source(format!(
-                "pipeline `{}`: `{}` sources are not implemented yet (CSV and Kafka are)",
-                pipeline.name,
-                other.kind()
-            )))
+        Source::Postgres(spec) | Source::Mysql(spec) => {
+            let spec = spec.clone();
+            let cursor_path = state_dir.join("cursors.json");
+            let cursors = Arc::new(Mutex::new(CursorStore::open(cursor_path.clone())));
+            let exactly_once = pipeline.delivery == Delivery::ExactlyOnce;
+            let token = source_cancel.clone();
+            let health = health_reporter(status.clone());
+            let saved = |id: &str| cursors.lock().ok().and_then(|c| c.saved(id));
+            let source_error = |e: sql::SqlSourceError| EngineError::Source(e.to_string());
+            let task = if let Source::Postgres(_) = &pipeline.source {
+                let db = Postgres::new(&spec).map_err(source_error)?;
+                let id = db.source_id(&spec);
+                let saved = saved(&id);
+                spawn_copy(db, spec, id, saved, exactly_once, tx, token, health)
+            } else {
+                let db = Mysql::new(&spec).map_err(source_error)?;
+                let id = db.source_id(&spec);
+                let saved = saved(&id);
+                spawn_copy(db, spec, id, saved, exactly_once, tx, token, health)
+            };
+            (task, Positions::Files(cursors, cursor_path))
         }
     };
     status.send_modify(|s| {
@@ -376,6 +392,49 @@ async fn run_inner(
     })
 }
 
+/// Runs a SQL database copy on its own task.
+#[allow(clippy::too_many_arguments)]
+fn spawn_copy<D: sql::Database + 'static>(
+    mut db: D,
+    spec: SqlSource,
+    source_id: String,
+    saved: Option<u64>,
+    exactly_once: bool,
+    tx: mpsc::Sender<SourceRecord>,
+    cancel: CancellationToken,
+    health: HealthReporter,
+) -> tokio::task::JoinHandle<Result<(), String>> {
+    tokio::spawn(async move {
+        let copy = sql::CopyRun {
+            spec: &spec,
+            source_id: Arc::from(source_id),
+            saved,
+            exactly_once,
+        };
+        sql::run(&mut db, copy, tx, cancel, health)
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Shows a source's trouble (brokers or database unreachable) as `retrying`, and its
+/// recovery as `running`.
+fn health_reporter(status: Arc<watch::Sender<PipelineStatus>>) -> HealthReporter {
+    Box::new(move |problem| {
+        status.send_modify(|s| match problem {
+            Some(e) => {
+                s.state = PipelineState::Retrying(e.clone());
+                s.last_error = Some(e);
+            }
+            None => {
+                if matches!(s.state, PipelineState::Retrying(_)) {
+                    s.state = PipelineState::Running;
+                }
+            }
+        });
+    })
+}
+
 /// Where a source's positions are saved once the sink has stored the records.
 enum Positions {
     /// CSV: a cursor file written by the engine itself.
@@ -414,8 +473,11 @@ async fn write_batch(
     status: &watch::Sender<PipelineStatus>,
 ) -> Result<(), EngineError> {
     let started = Instant::now();
+    let labels = metrics::IngestMetrics::labels(&pipeline.name);
+    let counters = metrics::global();
     let outcome = sink
         .write(batch, |err, wait| {
+            counters.retries.get_or_create(&labels).inc();
             tracing::warn!(pipeline = %pipeline.name, "ClickHouse write failed, retrying in {wait:?}: {err}");
             status.send_modify(|s| {
                 s.state = PipelineState::Retrying(err.to_string());
@@ -426,6 +488,27 @@ async fn write_batch(
     // Only now, with the batch stored, may the source's position move past it.
     positions.save(&outcome.acks, &pipeline.name)?;
     let latency = started.elapsed();
+    counters
+        .rows
+        .get_or_create(&labels)
+        .inc_by(outcome.rows_written);
+    counters
+        .bytes
+        .get_or_create(&labels)
+        .inc_by(outcome.bytes_written);
+    counters
+        .dead_lettered
+        .get_or_create(&labels)
+        .inc_by(outcome.dead_lettered);
+    counters
+        .already_stored
+        .get_or_create(&labels)
+        .inc_by(outcome.already_stored);
+    counters.batches.get_or_create(&labels).inc();
+    counters
+        .batch_seconds
+        .get_or_create(&labels)
+        .observe(latency.as_secs_f64());
     status.send_modify(|s| {
         s.state = PipelineState::Running;
         s.rows_written += outcome.rows_written;

@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod init;
+pub mod metrics;
 pub mod pipeline;
 pub mod record;
 pub mod sinks;

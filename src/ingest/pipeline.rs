@@ -131,12 +131,20 @@ pub struct SqlSource {
     pub table: Option<String>,
     #[serde(default)]
     pub query: Option<String>,
-    /// An ever-increasing column (id, updated_at) that marks how far the copy has got.
+    /// An ever-increasing column (id, updated_at) that marks how far the copy has got: an
+    /// integer, timestamp or date column. `exactly_once` needs its values to be unique.
     #[schemars(length(min = 1))]
     pub cursor: String,
+    /// After copying what is there, keep polling for new rows (`false`: stop at the end).
+    #[serde(default = "yes")]
+    pub follow: bool,
     #[serde(default = "default_poll", with = "humantime_serde")]
     #[schemars(with = "String", extend("format" = "aurora-duration"))]
     pub poll_interval: Duration,
+    /// Rows fetched per query.
+    #[serde(default = "default_page_rows")]
+    #[schemars(range(min = 1))]
+    pub page_rows: u64,
 }
 
 /// How records become rows.
@@ -314,6 +322,9 @@ fn yes() -> bool {
 }
 fn comma() -> String {
     ",".into()
+}
+fn default_page_rows() -> u64 {
+    10_000
 }
 fn default_poll() -> Duration {
     Duration::from_secs(1)

@@ -3,6 +3,8 @@
 //! long as the test process, so the kernel stops it (SIGTERM) when the tests are done.
 #![allow(dead_code)]
 
+pub mod sqldb;
+
 use std::path::PathBuf;
 use std::sync::{mpsc, OnceLock};
 use std::time::Duration;

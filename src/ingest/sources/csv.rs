@@ -52,7 +52,12 @@ impl CursorStore {
     }
 
     pub fn get(&self, source_id: &str) -> u64 {
-        self.cursors.get(source_id).copied().unwrap_or(0)
+        self.saved(source_id).unwrap_or(0)
+    }
+
+    /// The saved position of a stream, if one was ever saved.
+    pub fn saved(&self, source_id: &str) -> Option<u64> {
+        self.cursors.get(source_id).copied()
     }
 
     /// Records that everything up to each ack's offset is stored, and saves the file

@@ -144,7 +144,7 @@ pub type LagReporter = Box<dyn Fn(std::collections::BTreeMap<String, u64>) + Sen
 
 /// Reports the consumer's health: `Some(error)` while librdkafka reports errors (brokers
 /// down, unknown topic), `None` once messages flow again.
-pub type HealthReporter = Box<dyn Fn(Option<String>) + Send + Sync>;
+pub use super::HealthReporter;
 
 /// Messages between the consumer's next position and the partition's end.
 pub fn lag(high_watermark: i64, next_position: Option<i64>, low_watermark: i64) -> u64 {
