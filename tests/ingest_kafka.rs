@@ -1,7 +1,9 @@
-//! Kafka pipelines end to end against a real Kafka-protocol broker (librdkafka's mock cluster on
-//! a loopback port) and a real ClickHouse: every event arrives exactly once, malformed messages
-//! go to the dead-letter table, a restart resumes from the committed offsets, and a pipeline
-//! process killed with SIGKILL mid-stream loses and duplicates nothing once restarted.
+//! Kafka pipelines end to end against a real Kafka-protocol broker and a real ClickHouse: every
+//! event arrives exactly once, malformed messages go to the dead-letter table, a restart resumes
+//! from the committed offsets, and a pipeline process killed with SIGKILL mid-stream loses and
+//! duplicates nothing once restarted. Each scenario runs on two tiers: librdkafka's mock cluster
+//! in this process (`_on_mock`) and an independent broker process, tansu or the brokers in
+//! `AURORA_TEST_KAFKA_BROKERS` (`_on_tansu`, see `common::tansu`).
 
 mod common;
 
@@ -17,7 +19,7 @@ use aurora::warehouse::{QueryOptions, Warehouse};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +27,11 @@ const PARTITIONS: i32 = 4;
 
 /// Produces events with ids `first..first+count`; every 500th is not JSON.
 fn produce(brokers: &str, topic: &str, first: u64, count: u64) -> u64 {
+    produce_steadily(brokers, topic, first, count, Duration::ZERO)
+}
+
+/// Like `produce`, with a `pause` after every 250 events to spread them over time.
+fn produce_steadily(brokers: &str, topic: &str, first: u64, count: u64, pause: Duration) -> u64 {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         // The mock keeps at most 100k message sets per partition: batch them.
@@ -53,27 +60,110 @@ fn produce(brokers: &str, topic: &str, first: u64, count: u64) -> u64 {
                 Err((_, _)) => producer.poll(Duration::from_millis(10)),
             }
         }
+        if !pause.is_zero() && (id - first) % 250 == 249 {
+            std::thread::sleep(pause);
+            producer.poll(Duration::ZERO);
+        }
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
     bad
 }
 
-/// Nothing the test produced may have been dropped by the mock's retention.
-fn assert_nothing_dropped(brokers: &str, topic: &str) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "watermark-check")
-        .create()
-        .unwrap();
-    for p in 0..PARTITIONS {
-        let (low, _) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
+/// The broker a scenario runs against.
+enum Kafka {
+    /// Tier 1: librdkafka's mock cluster, inside this process.
+    Mock(MockCluster<'static, DefaultProducerContext>),
+    /// Tier 2: an independent broker process.
+    Real(&'static common::tansu::Broker),
+}
+
+impl Kafka {
+    fn mock() -> Self {
+        Kafka::Mock(MockCluster::new(1).expect("mock cluster"))
+    }
+
+    fn tansu() -> Self {
+        Kafka::Real(common::tansu::tansu())
+    }
+
+    /// The tier's short name, for scratch database names.
+    fn tier(&self) -> &'static str {
+        match self {
+            Kafka::Mock(_) => "mock",
+            Kafka::Real(_) => "tansu",
+        }
+    }
+
+    fn brokers(&self) -> String {
+        match self {
+            Kafka::Mock(cluster) => cluster.bootstrap_servers(),
+            Kafka::Real(broker) => broker.bootstrap_servers().to_string(),
+        }
+    }
+
+    fn timeouts(&self) -> GroupTimeouts {
+        match self {
+            Kafka::Mock(_) => DEFAULT_TIMEOUTS,
+            Kafka::Real(broker) => GroupTimeouts {
+                session: broker.session_timeout(),
+                heartbeat: broker.session_timeout() / 3,
+            },
+        }
+    }
+
+    /// The test pipeline, reading `topic` from this broker.
+    fn pipeline_yaml(&self, db: &str, topic: &str) -> String {
+        pipeline_yaml(db, &self.brokers(), topic, self.timeouts())
+    }
+
+    /// A new topic with `PARTITIONS` partitions named after `name`; returns its actual name
+    /// (unique on a shared broker).
+    async fn topic(&self, name: &str) -> String {
+        match self {
+            Kafka::Mock(cluster) => {
+                cluster
+                    .create_topic(name, PARTITIONS, 1)
+                    .expect("create mock topic");
+                name.to_string()
+            }
+            Kafka::Real(broker) => broker.create_topic(name, PARTITIONS).await,
+        }
+    }
+
+    /// Nothing the test produced may have been dropped by the broker's retention (the mock
+    /// keeps at most 5 MiB / 100k message sets per partition and silently drops the oldest).
+    fn assert_nothing_dropped(&self, topic: &str) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.brokers())
+            .set("group.id", "watermark-check")
+            .create()
             .unwrap();
-        assert_eq!(low, 0, "partition {p} lost its oldest messages");
+        for p in 0..PARTITIONS {
+            let (low, _) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap();
+            assert_eq!(low, 0, "partition {p} lost its oldest messages");
+        }
     }
 }
 
-fn pipeline_yaml(db: &str, brokers: &str, topic: &str) -> String {
+/// A consumer group's timeouts in the test pipelines. A member that crashed keeps its partitions
+/// until its session expires, so each restart in a crash test waits that long.
+#[derive(Debug, Clone, Copy)]
+struct GroupTimeouts {
+    session: Duration,
+    heartbeat: Duration,
+}
+
+/// A 6 s session, the shortest most Kafka brokers accept, and librdkafka's default heartbeat.
+const DEFAULT_TIMEOUTS: GroupTimeouts = GroupTimeouts {
+    session: Duration::from_secs(6),
+    heartbeat: Duration::from_secs(3),
+};
+
+fn pipeline_yaml(db: &str, brokers: &str, topic: &str, timeouts: GroupTimeouts) -> String {
+    let session_ms = timeouts.session.as_millis();
+    let heartbeat_ms = timeouts.heartbeat.as_millis();
     format!(
         "pipelines:
   - name: events_{db}
@@ -83,7 +173,8 @@ fn pipeline_yaml(db: &str, brokers: &str, topic: &str) -> String {
         topic: {topic}
         group: aurora-test-{db}
         properties:
-          session.timeout.ms: '6000'
+          session.timeout.ms: '{session_ms}'
+          heartbeat.interval.ms: '{heartbeat_ms}'
     mapping:
       columns:
         id: {{type: UInt64}}
@@ -161,15 +252,23 @@ async fn run_until(yaml: &str, w: &Warehouse, db: &str, target: u64) -> Pipeline
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn events_arrive_exactly_once_and_a_restart_resumes() {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic("events", PARTITIONS, 1).unwrap();
+async fn events_arrive_exactly_once_and_a_restart_resumes_on_mock() {
+    events_arrive_exactly_once_and_a_restart_resumes(Kafka::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_arrive_exactly_once_and_a_restart_resumes_on_tansu() {
+    events_arrive_exactly_once_and_a_restart_resumes(Kafka::tansu()).await;
+}
+
+async fn events_arrive_exactly_once_and_a_restart_resumes(kafka: Kafka) {
+    let brokers = kafka.brokers();
+    let topic = kafka.topic("events").await;
     let w = common::warehouse().await;
-    let db = common::scratch_database(&w, "kafka_e2e").await;
-    let bad = produce(&brokers, "events", 0, 20_000);
-    assert_nothing_dropped(&brokers, "events");
-    let yaml = pipeline_yaml(&db, &brokers, "events");
+    let db = common::scratch_database(&w, &format!("kafka_e2e_{}", kafka.tier())).await;
+    let bad = produce(&brokers, &topic, 0, 20_000);
+    kafka.assert_nothing_dropped(&topic);
+    let yaml = kafka.pipeline_yaml(&db, &topic);
 
     let (good, sum) = expected(0, 20_000);
     let status = run_until(&yaml, &w, &db, good).await;
@@ -207,7 +306,7 @@ async fn events_arrive_exactly_once_and_a_restart_resumes() {
     assert_eq!(source.rows.len(), PARTITIONS as usize);
 
     // More events; a new run resumes from the group's committed offsets.
-    produce(&brokers, "events", 20_000, 4_000);
+    produce(&brokers, &topic, 20_000, 4_000);
     let (good, sum) = expected(0, 24_000);
     let status = run_until(&yaml, &w, &db, good).await;
     assert_eq!(stats(&w, &db).await, (good, good, sum));
@@ -220,17 +319,25 @@ async fn events_arrive_exactly_once_and_a_restart_resumes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sigkill_mid_stream_loses_and_duplicates_nothing() {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic("crash", PARTITIONS, 1).unwrap();
+async fn sigkill_mid_stream_loses_and_duplicates_nothing_on_mock() {
+    sigkill_mid_stream_loses_and_duplicates_nothing(Kafka::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_stream_loses_and_duplicates_nothing_on_tansu() {
+    sigkill_mid_stream_loses_and_duplicates_nothing(Kafka::tansu()).await;
+}
+
+async fn sigkill_mid_stream_loses_and_duplicates_nothing(kafka: Kafka) {
+    let brokers = kafka.brokers();
+    let topic = kafka.topic("crash").await;
     let w = common::warehouse().await;
-    let db = common::scratch_database(&w, "kafka_crash").await;
-    produce(&brokers, "crash", 0, 60_000);
-    assert_nothing_dropped(&brokers, "crash");
+    let db = common::scratch_database(&w, &format!("kafka_crash_{}", kafka.tier())).await;
+    produce(&brokers, &topic, 0, 60_000);
+    kafka.assert_nothing_dropped(&topic);
     let dir = common::fresh_data_dir("kafka-crash");
     let file = dir.join("pipeline.yaml");
-    std::fs::write(&file, pipeline_yaml(&db, &brokers, "crash")).unwrap();
+    std::fs::write(&file, kafka.pipeline_yaml(&db, &topic)).unwrap();
     let spawn = || {
         common::aurora_command()
             .args(["--url", &common::url(), "pipeline", "run"])
@@ -248,7 +355,7 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing() {
         if round == 2 {
             // Lose the committed offsets too (a new group, as after offsets expired): the
             // group re-reads everything and only the table's bookkeeping prevents duplicates.
-            let yaml = pipeline_yaml(&db, &brokers, "crash").replace(
+            let yaml = kafka.pipeline_yaml(&db, &topic).replace(
                 &format!("aurora-test-{db}"),
                 &format!("aurora-test-{db}-again"),
             );
@@ -293,12 +400,21 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn validate_checks_brokers_and_topics() {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    cluster.create_topic("events", PARTITIONS, 1).unwrap();
+async fn validate_checks_brokers_and_topics_on_mock() {
+    validate_checks_brokers_and_topics(Kafka::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_checks_brokers_and_topics_on_tansu() {
+    validate_checks_brokers_and_topics(Kafka::tansu()).await;
+}
+
+async fn validate_checks_brokers_and_topics(kafka: Kafka) {
+    let topic = kafka.topic("events").await;
+    // Tier-2 topic names carry a suffix; the typo keeps it, so the topic stays the nearest name.
+    let typo = topic.replacen("events", "evnets", 1);
     let w = common::warehouse().await;
-    let db = common::scratch_database(&w, "kafka_validate").await;
+    let db = common::scratch_database(&w, &format!("kafka_validate_{}", kafka.tier())).await;
     let dir = common::fresh_data_dir("kafka-validate");
     let validate = |yaml: String| {
         let file = dir.join("p.yaml");
@@ -313,25 +429,45 @@ async fn validate_checks_brokers_and_topics() {
             String::from_utf8_lossy(&o.stdout).to_string(),
         )
     };
-    let (code, out) = validate(pipeline_yaml(&db, &brokers, "events"));
+    let (code, out) = validate(kafka.pipeline_yaml(&db, &topic));
     assert_eq!(code, Some(0), "{out}");
-    let (code, out) = validate(pipeline_yaml(&db, &brokers, "evnets"));
+    let (code, out) = validate(kafka.pipeline_yaml(&db, &typo));
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("topic `evnets` does not exist"), "{out}");
-    assert!(out.contains("did you mean `events`"), "{out}");
+    assert!(
+        out.contains(&format!("topic `{typo}` does not exist")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("did you mean `{topic}`")), "{out}");
     let dead = common::closed_port_url().replace("http://", "");
-    let (code, out) = validate(pipeline_yaml(&db, &dead, "events"));
+    let (code, out) = validate(pipeline_yaml(&db, &dead, &topic, kafka.timeouts()));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("did not answer"), "{out}");
+}
 
-    // `pipeline init` samples the topic and proposes typed columns.
-    produce(&brokers, "events", 0, 50);
+#[tokio::test(flavor = "multi_thread")]
+async fn pipeline_init_samples_a_topic_on_mock() {
+    pipeline_init_samples_a_topic(Kafka::mock()).await;
+}
+
+// tansu answers a group's first JoinGroup only after about half the session timeout (measured:
+// 3.1 s at 6 s, 1.1 s at 1.5 s, 23 s at librdkafka's default 45 s); `pipeline init` samples by
+// joining a group with the default session timeout and gives up after 15 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipeline_init_samples_a_topic_on_tansu() {
+    pipeline_init_samples_a_topic(Kafka::tansu()).await;
+}
+
+/// `pipeline init` samples the topic and proposes typed columns.
+async fn pipeline_init_samples_a_topic(kafka: Kafka) {
+    let brokers = kafka.brokers();
+    let topic = kafka.topic("events").await;
+    produce(&brokers, &topic, 0, 50);
     let o = common::aurora_command()
         .args([
             "pipeline",
             "init",
             "--from-kafka",
-            "events",
+            &topic,
             "--brokers",
             &brokers,
         ])
@@ -343,7 +479,7 @@ async fn validate_checks_brokers_and_topics() {
         "{yaml}{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(yaml.contains("topic: \"events\""), "{yaml}");
+    assert!(yaml.contains(&format!("topic: \"{topic}\"")), "{yaml}");
     assert!(yaml.contains("id: {type: \"UInt64\"}"), "{yaml}");
     assert!(
         yaml.contains("user_name: {from: \"user.name\", type: \"String\"}"),
@@ -360,7 +496,7 @@ async fn unreachable_brokers_show_as_retrying() {
     let w = common::warehouse().await;
     let db = common::scratch_database(&w, "kafka_down").await;
     let dead = common::closed_port_url().replace("http://", "");
-    let run = in_process(&pipeline_yaml(&db, &dead, "events")).await;
+    let run = in_process(&pipeline_yaml(&db, &dead, "events", DEFAULT_TIMEOUTS)).await;
     let cancel = CancellationToken::new();
     let (tx, mut rx) = watch::channel(PipelineStatus::default());
     let task = tokio::spawn(engine::run(run, cancel.clone(), tx));
@@ -380,4 +516,109 @@ async fn unreachable_brokers_show_as_retrying() {
     cancel.cancel();
     let status = task.await.unwrap();
     assert_eq!(status.state, PipelineState::Stopped, "{status:?}");
+}
+
+/// Two `aurora pipeline run` processes in one consumer group share a 4-partition topic while
+/// events are produced; the second joins mid-stream, so partitions move between them. The table
+/// must end with every id exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_in_one_group_store_every_event_once_on_tansu() {
+    let kafka = Kafka::tansu();
+    let brokers = kafka.brokers();
+    let topic = kafka.topic("shared").await;
+    let w = common::warehouse().await;
+    let db = common::scratch_database(&w, "kafka_two_tansu").await;
+    let dir = common::fresh_data_dir("kafka-two");
+    // The first process holds its batches for 4 s, so when the second one joins, the first has
+    // records of the partitions it loses in hand, unwritten and uncommitted: written after the
+    // handover, they would duplicate what the new owner reads again from the committed offset.
+    let yaml = kafka.pipeline_yaml(&db, &topic);
+    let holding = yaml.replace(
+        "batch: {max_rows: 2000, max_wait: 100ms}",
+        "batch: {max_rows: 1000000, max_wait: 4s}",
+    );
+    assert_ne!(holding, yaml);
+    // Two hosts, as far as Aurora can tell: each process has its own state directory.
+    let spawn = |name: &str, yaml: &str| {
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        common::aurora_command()
+            .args(["--url", &common::url(), "pipeline", "run"])
+            .arg(&file)
+            .arg("--state-dir")
+            .arg(dir.join(name))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    const TOTAL: u64 = 40_000;
+    const FIRST: u64 = 2_000;
+    let first = spawn("a", &holding);
+    produce(&brokers, &topic, 0, FIRST);
+    wait_until(&w, &format!("SELECT count() FROM {db}.events"), 1).await;
+    // The rest arrives steadily over ~8 s, so the rebalance that the second process's join
+    // causes (about 3 s on tansu) lands while batches are in flight, and both then share the
+    // work.
+    let producer = {
+        let (brokers, topic) = (brokers.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || {
+            produce_steadily(
+                &brokers,
+                &topic,
+                FIRST,
+                TOTAL - FIRST,
+                Duration::from_millis(50),
+            )
+        })
+    };
+    let second = spawn("b", &yaml);
+    producer.await.unwrap();
+    let (good, sum) = expected(0, TOTAL);
+    let bad = TOTAL / 500;
+    wait_until(&w, &format!("SELECT uniqExact(id) FROM {db}.events"), good).await;
+    wait_until(&w, &format!("SELECT count() FROM {db}.events_dlq"), bad).await;
+    // Let any late duplicate land before counting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for child in [&first, &second] {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+    }
+    for mut child in [first, second] {
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+    let duplicates = w
+        .query(
+            &format!(
+                "SELECT _aurora_source, count() - uniqExact(id) FROM {db}.events \
+                 GROUP BY _aurora_source HAVING count() > uniqExact(id) ORDER BY 1"
+            ),
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        stats(&w, &db).await,
+        (good, good, sum),
+        "duplicates per partition: {:?}",
+        duplicates.rows
+    );
+    assert_eq!(
+        common::count(
+            &w,
+            &format!("SELECT count() - uniqExact(offset, source) FROM {db}.events_dlq")
+        )
+        .await,
+        0
+    );
+    // Both took part.
+    for name in ["a", "b"] {
+        let statuses = engine::read_statuses(&dir.join(name));
+        let written: u64 = statuses.iter().map(|s| s.rows_written).sum();
+        assert!(written > 0, "process {name} stored nothing: {statuses:?}");
+    }
 }

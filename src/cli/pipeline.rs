@@ -459,25 +459,53 @@ async fn init(
 /// Up to `samples` JSON messages from the start of `topic`, without joining a group's offsets.
 fn sample_kafka(brokers: &str, topic: &str, samples: usize) -> Result<Vec<serde_json::Value>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::Message;
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+    use rdkafka::{Message, Offset, TopicPartitionList};
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
+        // Never used to join or commit: partitions are assigned directly below.
         .set("group.id", format!("aurora-init-{}", std::process::id()))
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
         .create()?;
-    consumer.subscribe(&[topic])?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(|e| anyhow::anyhow!("Kafka at {brokers} did not answer: {e}"))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        bail!("topic `{topic}` does not exist on {brokers}");
+    }
+    // Read every partition from its start, without joining a consumer group (a group join
+    // can take many seconds and would leave a group behind).
+    let mut assignment = TopicPartitionList::new();
+    for &p in &partitions {
+        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut at_end = std::collections::HashSet::new();
     let mut out = Vec::new();
-    while out.len() < samples && std::time::Instant::now() < deadline {
+    while out.len() < samples
+        && at_end.len() < partitions.len()
+        && std::time::Instant::now() < deadline
+    {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 if let Some(Ok(v)) = m.payload().map(serde_json::from_slice::<serde_json::Value>) {
                     out.push(v);
                 }
             }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF))) => {}
             Some(Err(e)) => bail!("Kafka at {brokers}: {e}"),
-            None if !out.is_empty() => break,
             None => {}
         }
     }

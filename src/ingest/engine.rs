@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::ingest::handover::{Handover, Revoke};
 use crate::ingest::metrics;
 use crate::ingest::pipeline::{Delivery, Pipeline, Source, SqlSource};
 use crate::ingest::record::{Ack, SourceRecord};
@@ -206,6 +207,8 @@ async fn run_inner(
     let (tx, mut rx) = mpsc::channel::<SourceRecord>(CHANNEL_RECORDS);
     let source_cancel = cancel.child_token();
     let state_dir = pipeline_state_dir(&run.state_dir, &pipeline.name);
+    // Kafka only: partitions a rebalance takes away are handed over through this.
+    let mut handover: Option<Arc<Handover>> = None;
     let (source_task, positions) = match &pipeline.source {
         Source::Csv(spec) => {
             let spec = spec.clone();
@@ -246,10 +249,21 @@ async fn run_inner(
                 lag_status.send_modify(|s| s.lag = lag);
             });
             let report_health = health_reporter(status.clone());
+            let shared = Arc::new(Handover::default());
+            handover = Some(shared.clone());
             let task = tokio::spawn(async move {
-                kafka::run(&spec, &ctx, tx, ack_rx, token, report_lag, report_health)
-                    .await
-                    .map_err(|e| e.to_string())
+                kafka::run(
+                    &spec,
+                    &ctx,
+                    tx,
+                    ack_rx,
+                    token,
+                    report_lag,
+                    report_health,
+                    shared,
+                )
+                .await
+                .map_err(|e| e.to_string())
             });
             (task, Positions::Kafka(ack_tx))
         }
@@ -284,16 +298,37 @@ async fn run_inner(
     publish_file(&state_dir.join(STATUS_FILE), &status.borrow());
     // The writer stores one batch while the next one is being collected; the queue between
     // them holds one batch, so at most three are in memory.
-    let (batch_tx, mut batch_rx) = mpsc::channel::<Vec<PreparedRecord>>(1);
+    let (batch_tx, mut batch_rx) = mpsc::channel::<ToWriter>(1);
     let preparer = sink.preparer();
     let writer = {
         let pipeline = pipeline.clone();
         let status = status.clone();
         let status_file = state_dir.join(STATUS_FILE);
+        let handover = handover.clone();
         tokio::spawn(async move {
+            // However the writer ends, a revoke must not wait for it any more.
+            let _close = handover.clone().map(CloseOnDrop);
             let mut rates = RateWindow::default();
             let mut published = Instant::now() - Duration::from_secs(60);
-            while let Some(mut batch) = batch_rx.recv().await {
+            while let Some(message) = batch_rx.recv().await {
+                let mut batch = match message {
+                    ToWriter::Batch(batch) => batch,
+                    ToWriter::Revoked(revoke) => {
+                        // Every batch queued before the revoke is written: the new owner may
+                        // read the partitions' high-water marks now, and when they come back
+                        // here, the sink has to read them afresh.
+                        sink.forget(&revoke.sources);
+                        if let Some(h) = &handover {
+                            h.finish(revoke.seq);
+                        }
+                        continue;
+                    }
+                };
+                if let Some(h) = &handover {
+                    // Records of partitions revoked since the batch was cut are the new
+                    // owner's now: they were not committed, so it reads them again.
+                    batch.retain(|r| !h.is_revoked(&r.source_id));
+                }
                 write_batch(&mut sink, &mut batch, &positions, &pipeline, &status).await?;
                 let now = Instant::now();
                 status.send_modify(|s| {
@@ -323,7 +358,11 @@ async fn run_inner(
         let full = batch.len() as u64 >= policy.max_rows || batch_bytes >= policy.max_bytes;
         let due = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
         if !batch.is_empty() && (full || due || source_done || stopping) {
-            if batch_tx.send(std::mem::take(&mut batch)).await.is_err() {
+            if batch_tx
+                .send(ToWriter::Batch(std::mem::take(&mut batch)))
+                .await
+                .is_err()
+            {
                 // The writer stopped on an error; it is reported below.
                 break;
             }
@@ -352,6 +391,25 @@ async fn run_inner(
                 None => source_done = true,
             },
             _ = tokio::time::sleep_until(wait), if deadline.is_some() => {}
+            _ = async { if let Some(h) = &handover { h.requested.notified().await } }, if handover.is_some() => {
+                let Some(revoke) = handover.as_ref().and_then(|h| h.take_pending()) else {
+                    continue;
+                };
+                // The source is blocked in its rebalance callback, so everything it read is
+                // in the channel now: take it, drop the revoked partitions' records, and let
+                // the writer finish what it has before the partitions change hands.
+                while let Ok(record) = rx.try_recv() {
+                    batch.push(preparer.prepare(record));
+                }
+                batch.retain(|r| !revoke.sources.iter().any(|s| **s == *r.source_id));
+                batch_bytes = batch.iter().map(|r| r.size_bytes() as u64).sum();
+                if batch.is_empty() {
+                    deadline = None;
+                }
+                if batch_tx.send(ToWriter::Revoked(revoke)).await.is_err() {
+                    break;
+                }
+            }
             _ = cancel.cancelled(), if !stopping => {
                 // Stop reading; store what is already in hand, then end.
                 stopping = true;
@@ -390,6 +448,22 @@ async fn run_inner(
     } else {
         PipelineState::Finished
     })
+}
+
+/// What the batcher hands the writer.
+enum ToWriter {
+    Batch(Vec<PreparedRecord>),
+    /// Kafka partitions were revoked: finish what came before, then release them.
+    Revoked(Revoke),
+}
+
+/// Closes a handover when dropped, so revokes stop waiting for a writer that is gone.
+struct CloseOnDrop(Arc<Handover>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// Runs a SQL database copy on its own task.

@@ -5,6 +5,7 @@
 //! knows nothing about the screen: the CLI and the TUI both drive it.
 
 pub mod engine;
+pub mod handover;
 pub mod init;
 pub mod metrics;
 pub mod pipeline;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod sqldb;
+pub mod tansu;
 
 use std::path::PathBuf;
 use std::sync::{mpsc, OnceLock};

@@ -346,6 +346,15 @@ impl ClickHouseSink {
         Ok(())
     }
 
+    /// Forgets what the sink learnt about these source streams (Kafka partitions handed to
+    /// another process), so that their stored offsets are looked up again if they come back.
+    pub fn forget(&mut self, sources: &[String]) {
+        for s in sources {
+            self.known_sources.remove(s.as_str());
+            self.uncertain_up_to.remove(s.as_str());
+        }
+    }
+
     /// Writes one batch. Returns once every record is stored in the target or dead-letter
     /// table; transient failures are retried with backoff (reported through `on_retry`).
     pub async fn write(

@@ -10,13 +10,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::ingest::handover::{Handover, REVOKE_WAIT};
 use crate::ingest::pipeline::{KafkaSource, RecordFormat, StartFrom};
 use crate::ingest::record::{Ack, SourceRecord};
 
@@ -153,7 +157,9 @@ pub fn lag(high_watermark: i64, next_position: Option<i64>, low_watermark: i64) 
     u64::try_from(high_watermark - next).unwrap_or(0)
 }
 
-fn measure_lag(consumer: &StreamConsumer) -> std::collections::BTreeMap<String, u64> {
+fn measure_lag<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+) -> std::collections::BTreeMap<String, u64> {
     let mut out = std::collections::BTreeMap::new();
     let Ok(assigned) = consumer.assignment() else {
         return out;
@@ -188,7 +194,11 @@ fn measure_lag(consumer: &StreamConsumer) -> std::collections::BTreeMap<String, 
 
 /// The low and high watermarks librdkafka last saw for a partition (`rd_kafka_get_watermark_
 /// offsets`, which rdkafka does not wrap); `None` before the first fetch response.
-fn cached_watermarks(consumer: &StreamConsumer, topic: &str, partition: i32) -> Option<(i64, i64)> {
+fn cached_watermarks<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid for the consumer's lifetime, the topic is a valid
@@ -206,6 +216,55 @@ fn cached_watermarks(consumer: &StreamConsumer, topic: &str, partition: i32) -> 
         .then_some((low.max(0), high))
 }
 
+/// The consumer's callbacks: partitions taken away are handed over through [`Handover`], so
+/// that another process of the group only gets them once this one stopped writing them.
+struct GroupContext {
+    pipeline: String,
+    handover: Arc<Handover>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(partitions) = rebalance else {
+            return;
+        };
+        let sources = partition_ids(partitions);
+        tracing::info!(pipeline = %self.pipeline, partitions = ?sources, "partitions revoked; handing them over");
+        // librdkafka runs this inside `recv()`, on the source's task. Waiting must not stall
+        // the runtime thread that may also run the engine: `block_in_place` moves the other
+        // tasks away first. A single-threaded runtime cannot wait at all.
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let handed_over = if multi_thread {
+            tokio::task::block_in_place(|| self.handover.revoke(sources, REVOKE_WAIT))
+        } else {
+            self.handover.revoke(sources, Duration::ZERO)
+        };
+        if !handed_over {
+            tracing::warn!(pipeline = %self.pipeline, "a write of revoked partitions did not finish in time; the new owner may store some of its records again");
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            let sources = partition_ids(partitions);
+            tracing::info!(pipeline = %self.pipeline, partitions = ?sources, "partitions assigned");
+            self.handover.assign(&sources);
+        }
+    }
+}
+
+fn partition_ids(partitions: &TopicPartitionList) -> Vec<String> {
+    partitions
+        .elements()
+        .iter()
+        .map(|e| source_id(e.topic(), e.partition()))
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     spec: &KafkaSource,
     ctx: &KafkaContext,
@@ -214,16 +273,24 @@ pub async fn run(
     cancel: CancellationToken,
     report_lag: LagReporter,
     report_health: HealthReporter,
+    handover: Arc<Handover>,
 ) -> Result<(), KafkaSourceError> {
     let config = consumer_config(spec, ctx);
     let brokers = config
         .get("bootstrap.servers")
         .unwrap_or_default()
         .to_string();
-    let consumer: StreamConsumer = config.create().map_err(|e| KafkaSourceError::Create {
-        brokers: brokers.clone(),
-        reason: e.to_string(),
-    })?;
+    let context = GroupContext {
+        pipeline: ctx.pipeline.clone(),
+        handover: handover.clone(),
+    };
+    let consumer: StreamConsumer<GroupContext> =
+        config
+            .create_with_context(context)
+            .map_err(|e| KafkaSourceError::Create {
+                brokers: brokers.clone(),
+                reason: e.to_string(),
+            })?;
     let topic_names = topics(spec);
     let refs: Vec<&str> = topic_names.iter().map(String::as_str).collect();
     consumer
@@ -235,6 +302,11 @@ pub async fn run(
     let commit = |batch: &[Ack], mode: CommitMode| {
         let mut tpl = TopicPartitionList::new();
         for ack in batch {
+            // A partition now owned by another process: its offsets are the new owner's to
+            // commit (a late commit from here could move them back).
+            if handover.is_revoked(&ack.source_id) {
+                continue;
+            }
             if let Some((topic, partition)) = parse_source_id(&ack.source_id) {
                 // Kafka's committed offset is the next one to read.
                 let next = i64::try_from(ack.offset)
@@ -311,13 +383,15 @@ pub async fn run(
             }
         }
     }
+    // The engine is done; leaving the group (when the consumer is dropped) revokes every
+    // partition, which must not wait for it.
+    handover.close();
     Ok(())
 }
 
 /// Live checks for `aurora pipeline validate`: the brokers answer and every topic exists.
 /// Returns the problems as sentences.
 pub fn check(spec: &KafkaSource, ctx: &KafkaContext) -> Vec<String> {
-    use rdkafka::consumer::BaseConsumer;
     let config = consumer_config(spec, ctx);
     let brokers = config
         .get("bootstrap.servers")
