@@ -1,37 +1,232 @@
-//! ClickHouse going away in the middle of a stream: the pipeline reports `retrying`, waits with
-//! backoff, and once the server is back stores everything exactly once.
+//! ClickHouse going away for 30 s in the middle of two streams, a CSV file and a Kafka topic
+//! (librdkafka's mock cluster in this process) on which events keep arriving during the outage:
+//! both `aurora pipeline run` processes report `retrying`, wait with backoff, and once the
+//! server is back store everything exactly once.
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use aurora::warehouse::local_server::LocalServerOptions;
+use aurora::ingest::engine::{self, PipelineState};
+use aurora::warehouse::local_server::{LocalServer, LocalServerOptions, ServerBinary};
 use aurora::warehouse::{ConnectionSettings, QueryOptions, Warehouse};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn clickhouse_outage_mid_stream_is_retried_and_nothing_is_lost() {
-    // A server of its own, so stopping it does not disturb other tests.
-    let dir = common::fresh_data_dir("outage");
+const OUTAGE: Duration = Duration::from_secs(30);
+const CSV_ROWS: u64 = 60_000;
+const KAFKA_EVENTS: u64 = 150_000;
+const PARTITIONS: i32 = 4;
+
+/// A ClickHouse server process the test started itself; stopped when dropped, also when the
+/// test fails.
+struct Restarted(Child);
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the private server of `data_dir` again, on the ports its config names.
+fn restart_server(data_dir: &Path) -> Restarted {
+    let config = data_dir.join("etc/config.xml");
+    let binary = aurora::warehouse::local_server::find_binary(None).unwrap();
+    let mut cmd = match &binary {
+        ServerBinary::Single(p) => {
+            let mut c = Command::new(p);
+            c.arg("server");
+            c
+        }
+        ServerBinary::Dedicated(p) => Command::new(p),
+    };
+    cmd.arg(format!("--config-file={}", config.display()))
+        .current_dir(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    Restarted(cmd.spawn().unwrap())
+}
+
+/// An `aurora pipeline run` process; its log (`-v`: warnings plus progress every 5 s) goes to
+/// `<dir>/<name>.log`, its status to the state directory `<dir>/<name>`.
+struct PipelineProcess {
+    child: Child,
+    log: PathBuf,
+    state_dir: PathBuf,
+}
+
+impl PipelineProcess {
+    fn spawn(url: &str, dir: &Path, name: &str, yaml: &str) -> Self {
+        let file = dir.join(format!("{name}.yaml"));
+        std::fs::write(&file, yaml).unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let state_dir = dir.join(name);
+        let child = common::aurora_command()
+            .args(["--url", url, "-v", "pipeline", "run"])
+            .arg(&file)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        PipelineProcess {
+            child,
+            log,
+            state_dir,
+        }
+    }
+
+    fn log(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        format!("--- {} ---\n{text}", self.log.display())
+    }
+
+    /// Whether the status file shows the pipeline as `retrying` now.
+    fn status_retrying(&self) -> bool {
+        engine::read_statuses(&self.state_dir)
+            .iter()
+            .any(|s| matches!(s.state, PipelineState::Retrying(_)))
+    }
+
+    /// Waits until `sql` counts at least `target`; fails if time runs out or the process ends
+    /// before (unless `may_end`: a CSV pipeline ends by itself once the file is stored).
+    async fn wait_for(&mut self, w: &Warehouse, sql: &str, target: u64, may_end: bool) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let n = common::count(w, sql).await;
+            if n >= target {
+                return;
+            }
+            let ended = matches!(self.child.try_wait(), Ok(Some(_)));
+            assert!(
+                !ended || may_end,
+                "the pipeline exited at {n} of {target}\n{}",
+                self.log()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "`{sql}` reached only {n} of {target}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits for the process to end by itself or, with `terminate`, after SIGTERM; it must
+    /// exit 0.
+    fn finish(mut self, terminate: bool) -> String {
+        if terminate {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .unwrap();
+        }
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}\n{}", self.log());
+        self.log()
+    }
+}
+
+/// Produces `{"id": N}` for ids `0..KAFKA_EVENTS` at about 4,000 a second, so events keep
+/// arriving before, during and after the outage.
+fn produce_steadily(brokers: &str, topic: &str) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("compression.type", "lz4")
+        .set("linger.ms", "20")
+        .create()
+        .expect("producer");
+    for id in 0..KAFKA_EVENTS {
+        let payload = format!(r#"{{"id":{id}}}"#);
+        let partition = (id % PARTITIONS as u64) as i32;
+        let mut record = BaseRecord::<(), str>::to(topic)
+            .payload(&payload)
+            .partition(partition);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        if id % 1000 == 999 {
+            std::thread::sleep(Duration::from_millis(250));
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// count, distinct ids, sum of ids.
+async fn stats(w: &Warehouse, table: &str) -> Vec<String> {
+    let r = w
+        .query(
+            &format!("SELECT count(), uniqExact(id), sum(id) FROM {table}"),
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    r.rows[0].iter().map(|v| v.to_string()).collect()
+}
+
+fn exactly(rows: u64) -> Vec<String> {
+    vec![
+        rows.to_string(),
+        rows.to_string(),
+        (rows * (rows - 1) / 2).to_string(),
+    ]
+}
+
+/// A private ClickHouse server of the test's own, so stopping it does not disturb other
+/// tests, with the options to start it again.
+async fn own_server(dir: &Path) -> (LocalServer, LocalServerOptions, Warehouse) {
     let mut opts = LocalServerOptions::new(dir.join("ch"));
     opts.startup_timeout = Duration::from_secs(60);
     let server = common::start_bound_server(opts.clone());
-    let url = server.url();
-    let w = Warehouse::connect(ConnectionSettings::new(&url))
+    let w = Warehouse::connect(ConnectionSettings::new(server.url()))
         .await
         .unwrap();
+    (server, opts, w)
+}
 
+/// Kills the server hard.
+fn kill_server(server: &LocalServer) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.state.pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}
+
+/// Writes `data/ids.csv` with ids `0..CSV_ROWS` under `dir`.
+fn write_csv(dir: &Path) {
     std::fs::create_dir_all(dir.join("data")).unwrap();
-    let rows = 60_000u64;
     let mut csv = String::from("id\n");
-    for id in 0..rows {
+    for id in 0..CSV_ROWS {
         csv.push_str(&format!("{id}\n"));
     }
     std::fs::write(dir.join("data/ids.csv"), csv).unwrap();
-    std::fs::write(
-        dir.join("pipeline.yaml"),
-        "pipelines:
-  - name: outage
+}
+
+const CSV_YAML: &str = "pipelines:
+  - name: outage_csv
     source: {csv: {path: data/ids.csv}}
     mapping: {columns: {id: {type: UInt64}}}
     sink:
@@ -40,75 +235,129 @@ async fn clickhouse_outage_mid_stream_is_retried_and_nothing_is_lost() {
       order_by: [id]
       batch: {max_rows: 1000, max_wait: 50ms}
     retry: {initial_backoff: 100ms, max_backoff: 1s}
-",
-    )
-    .unwrap();
-    let child = common::aurora_command()
-        .args(["--url", &url, "pipeline", "run"])
-        .arg(dir.join("pipeline.yaml"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+";
 
-    // Wait for the stream to be under way, then take the server down hard.
-    for _ in 0..600 {
-        if common::count(&w, "SELECT count() FROM outage.ids").await >= 5_000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+#[tokio::test(flavor = "multi_thread")]
+async fn clickhouse_down_for_30_s_mid_stream_is_retried_and_nothing_is_lost() {
+    let started = Instant::now();
+    let dir = common::fresh_data_dir("outage");
+    let (server, opts, w) = own_server(&dir).await;
+    let url = server.url();
+    write_csv(&dir);
+
+    let kafka: MockCluster<'static, DefaultProducerContext> = MockCluster::new(1).unwrap();
+    kafka.create_topic("events", PARTITIONS, 1).unwrap();
+    let brokers = kafka.bootstrap_servers();
+    let kafka_yaml = format!(
+        "pipelines:
+  - name: outage_kafka
+    source:
+      kafka:
+        brokers: [{brokers}]
+        topic: events
+        group: aurora-outage
+        properties: {{session.timeout.ms: '6000', heartbeat.interval.ms: '2000'}}
+    mapping: {{columns: {{id: {{type: UInt64}}}}}}
+    sink:
+      table: outage.events
+      create: if_missing
+      order_by: [id]
+      batch: {{max_rows: 1000, max_wait: 50ms}}
+    retry: {{initial_backoff: 100ms, max_backoff: 1s}}
+"
+    );
+    let producer = tokio::task::spawn_blocking(move || produce_steadily(&brokers, "events"));
+    let mut kafka_run = PipelineProcess::spawn(&url, &dir, "kafka", &kafka_yaml);
+    kafka_run
+        .wait_for(&w, "SELECT count() FROM outage.events", 5_000, false)
+        .await;
+    let mut csv_run = PipelineProcess::spawn(&url, &dir, "csv", CSV_YAML);
+    csv_run
+        .wait_for(&w, "SELECT count() FROM outage.ids", 5_000, false)
+        .await;
+
+    // Both streams under way: take the server down hard, for 30 s.
+    kill_server(&server);
+    let down_at = started.elapsed();
+    let outage_ends = Instant::now() + OUTAGE;
+    let (mut kafka_shown, mut csv_shown) = (false, false);
+    while Instant::now() < outage_ends {
+        kafka_shown |= kafka_run.status_retrying();
+        csv_shown |= csv_run.status_retrying();
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let pid = server.state.pid;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    // Back on the same ports: the config Aurora wrote names them.
-    let config = opts.data_dir.join("etc/config.xml");
-    let binary = aurora::warehouse::local_server::find_binary(None).unwrap();
-    let mut cmd = match &binary {
-        aurora::warehouse::local_server::ServerBinary::Single(p) => {
-            let mut c = Command::new(p);
-            c.arg("server");
-            c
-        }
-        aurora::warehouse::local_server::ServerBinary::Dedicated(p) => Command::new(p),
-    };
-    let mut restarted = cmd
-        .arg(format!("--config-file={}", config.display()))
-        .current_dir(&opts.data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _restarted = restart_server(&opts.data_dir);
 
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("retrying in"),
-        "the outage was never noticed:\n{stderr}"
-    );
-    let stats = w
-        .query(
-            "SELECT count(), uniqExact(id), sum(id) FROM outage.ids",
-            &QueryOptions::default(),
-        )
-        .await
+    producer.await.unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .create()
         .unwrap();
-    let texts: Vec<String> = stats.rows[0].iter().map(|v| v.to_string()).collect();
-    assert_eq!(
-        texts,
-        [
-            rows.to_string(),
-            rows.to_string(),
-            (rows * (rows - 1) / 2).to_string()
-        ]
+    for p in 0..PARTITIONS {
+        let (low, high) = consumer
+            .fetch_watermarks("events", p, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(low, 0, "partition {p} lost its oldest messages");
+        assert_eq!(high as u64, KAFKA_EVENTS / PARTITIONS as u64);
+    }
+    csv_run
+        .wait_for(&w, "SELECT count() FROM outage.ids", CSV_ROWS, true)
+        .await;
+    kafka_run
+        .wait_for(&w, "SELECT count() FROM outage.events", KAFKA_EVENTS, false)
+        .await;
+    let caught_up_at = started.elapsed();
+    let csv_log = csv_run.finish(false);
+    let kafka_log = kafka_run.finish(true);
+    for (name, log) in [("outage_csv", &csv_log), ("outage_kafka", &kafka_log)] {
+        assert!(
+            log.contains("ClickHouse write failed, retrying in"),
+            "the outage was never noticed:\n{log}"
+        );
+        // The progress line every 5 s shows the state: `retrying` throughout the outage.
+        let shown = log.matches(&format!("{name}: retrying: ")).count();
+        assert!(
+            shown >= 5,
+            "`{name}` showed `retrying` {shown} times in 30 s:\n{log}"
+        );
+    }
+    eprintln!(
+        "status.json showed retrying during the outage: kafka {kafka_shown}, csv {csv_shown}"
     );
-    let _ = restarted.kill();
-    let _ = restarted.wait();
+    assert_eq!(stats(&w, "outage.ids").await, exactly(CSV_ROWS));
+    assert_eq!(stats(&w, "outage.events").await, exactly(KAFKA_EVENTS));
+    eprintln!(
+        "server down at {down_at:?} for {OUTAGE:?}, all stored at {caught_up_at:?}, done in {:?}",
+        started.elapsed()
+    );
+}
+
+/// `aurora pipeline status` reads the status file; during an outage it should say `retrying`,
+/// as the log and the in-process status channel do.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "Aurora bug: the engine writes status.json only at start, after a stored batch and \
+            at the end (engine::publish_file), so while ClickHouse is down the file and \
+            `aurora pipeline status` keep saying `running`"]
+async fn pipeline_status_shows_retrying_while_clickhouse_is_down() {
+    let dir = common::fresh_data_dir("outage-status");
+    let (server, opts, w) = own_server(&dir).await;
+    write_csv(&dir);
+    let mut run = PipelineProcess::spawn(&server.url(), &dir, "csv", CSV_YAML);
+    run.wait_for(&w, "SELECT count() FROM outage.ids", 5_000, false)
+        .await;
+    kill_server(&server);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut shown = false;
+    while !shown && Instant::now() < deadline {
+        shown = run.status_retrying();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = engine::read_statuses(&run.state_dir);
+    let _restarted = restart_server(&opts.data_dir);
+    run.wait_for(&w, "SELECT count() FROM outage.ids", CSV_ROWS, true)
+        .await;
+    let log = run.finish(false);
+    assert!(log.contains("retrying in"), "{log}");
+    assert!(shown, "status.json 10 s into the outage: {during:?}\n{log}");
+    assert_eq!(stats(&w, "outage.ids").await, exactly(CSV_ROWS));
 }
