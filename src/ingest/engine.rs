@@ -24,7 +24,9 @@ use crate::ingest::sources::{sql, HealthReporter};
 use crate::warehouse::Warehouse;
 
 /// Records buffered between source and sink at most; the source blocks beyond this.
-const CHANNEL_RECORDS: usize = 20_000;
+const CHANNEL_RECORDS: usize = 8_000;
+/// Records the batcher takes from the channel at once.
+const RECEIVE_BURST: usize = 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "reason")]
@@ -354,6 +356,7 @@ async fn run_inner(
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut source_done = false;
     let mut stopping = false;
+    let mut incoming: Vec<SourceRecord> = Vec::with_capacity(RECEIVE_BURST);
     loop {
         let full = batch.len() as u64 >= policy.max_rows || batch_bytes >= policy.max_bytes;
         let due = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
@@ -378,17 +381,25 @@ async fn run_inner(
         }
         let wait =
             deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        // Never more than the batch has room for, so `max_rows` holds exactly.
+        let room = usize::try_from(policy.max_rows)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(batch.len())
+            .clamp(1, RECEIVE_BURST);
         tokio::select! {
-            received = rx.recv() => match received {
-                Some(record) => {
+            // Many records per wake-up: the select, its timer and the channel's
+            // synchronisation then cost per burst, not per record.
+            received = rx.recv_many(&mut incoming, room) => {
+                if received == 0 {
+                    source_done = true;
+                } else if batch.is_empty() {
+                    deadline = Some(tokio::time::Instant::now() + policy.max_wait);
+                }
+                for record in incoming.drain(..) {
                     let prepared = preparer.prepare(record);
                     batch_bytes += prepared.size_bytes() as u64;
-                    if batch.is_empty() {
-                        deadline = Some(tokio::time::Instant::now() + policy.max_wait);
-                    }
                     batch.push(prepared);
                 }
-                None => source_done = true,
             },
             _ = tokio::time::sleep_until(wait), if deadline.is_some() => {}
             _ = async { if let Some(h) = &handover { h.requested.notified().await } }, if handover.is_some() => {

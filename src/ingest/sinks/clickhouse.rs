@@ -13,6 +13,7 @@
 //! written) is re-checked the same way before it is retried.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -147,10 +148,11 @@ impl RecordPreparer {
                 if wrote {
                     line.push(',');
                 }
-                line.push_str(&format!(
-                    "\"{SOURCE_COLUMN}\":{},\"{OFFSET_COLUMN}\":{offset}",
-                    serde_json::Value::String(source_id.to_string())
-                ));
+                line.push('"');
+                line.push_str(SOURCE_COLUMN);
+                line.push_str("\":");
+                push_json_str(&mut line, &source_id);
+                let _ = write!(line, ",\"{OFFSET_COLUMN}\":{offset}");
             }
             line.push('}');
             Ok(line)
@@ -162,6 +164,27 @@ impl RecordPreparer {
             raw,
         }
     }
+}
+
+/// `text` as a JSON string literal, appended to `out` without a temporary.
+fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// A record that goes to the dead-letter table.
@@ -710,6 +733,20 @@ async fn execute_ddl(warehouse: &Warehouse, sql: &str) -> Result<(), SinkError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_match_serde_json() {
+        for text in [
+            "kafka:t:0",
+            "csv:/a \"b\"\\c.csv",
+            "tab\there\nnew\u{1}\r\u{8}\u{c}",
+            "ünï €",
+        ] {
+            let mut out = String::new();
+            push_json_str(&mut out, text);
+            assert_eq!(out, serde_json::Value::String(text.into()).to_string());
+        }
+    }
 
     #[test]
     fn quoting() {

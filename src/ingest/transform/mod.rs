@@ -21,6 +21,9 @@ mod time;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
 use serde_json::{Map, Value};
 
 use self::convert::Converted;
@@ -177,7 +180,7 @@ impl Transform {
     pub fn apply(&self, record: &Value) -> Result<Map<String, Value>, RecordError> {
         let mut row = Map::new();
         self.each_value(record, |column, value| {
-            row.insert(column.name.clone(), value);
+            row.insert(column.name.clone(), value.into_owned());
         })?;
         Ok(row)
     }
@@ -193,7 +196,8 @@ impl Transform {
                 out.push(',');
             }
             out.push_str(&column.json_key);
-            out.push_str(&value.to_string());
+            // `Value`'s Display writes compact JSON straight into `out`, no temporary string.
+            let _ = write!(out, "{value}");
             wrote = true;
         });
         if result.is_err() {
@@ -205,7 +209,7 @@ impl Transform {
     fn each_value(
         &self,
         record: &Value,
-        mut emit: impl FnMut(&Column, Value),
+        mut emit: impl FnMut(&Column, Cow<'_, Value>),
     ) -> Result<(), RecordError> {
         let Value::Object(fields) = record else {
             return Err(RecordError("the record is not a JSON object".into()));
@@ -216,11 +220,16 @@ impl Transform {
         for column in &self.columns {
             let found = column.lookup(fields);
             let value = match found {
-                Some(v) if !v.is_null() => column.coerce(v)?,
+                // Already what the column takes (a string for a String column, an in-range
+                // integer for an integer column, ...): written as it came, without a copy.
+                Some(v) if column.convert.is_none() && column.plan.takes_as_is(v) => {
+                    Cow::Borrowed(v)
+                }
+                Some(v) if !v.is_null() => Cow::Owned(column.coerce(v)?),
                 _ if found.is_none() && column.omit_when_absent => continue,
                 _ => match &column.when_missing {
-                    Missing::Value(v) => v.clone(),
-                    Missing::Null => Value::Null,
+                    Missing::Value(v) => Cow::Borrowed(v),
+                    Missing::Null => Cow::Owned(Value::Null),
                     Missing::Omit => continue,
                     Missing::Fail => return Err(column.missing(found.is_some())),
                 },

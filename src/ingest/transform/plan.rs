@@ -191,6 +191,22 @@ impl Plan {
         Ok(Plan { nullable, kind })
     }
 
+    /// Whether `v` is already exactly what this type is written as, so it can go into the row
+    /// unchanged: the common cases of the ingestion hot path (text for text, integers in
+    /// range, finite floats, booleans). Anything else goes through [`Plan::coerce`].
+    pub fn takes_as_is(&self, v: &Value) -> bool {
+        match (&self.kind, v) {
+            (Kind::String, Value::String(_)) => true,
+            (Kind::Int { min, max }, Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => (*min..=*max).contains(&i128::from(u)),
+                (_, Some(i)) => (*min..=*max).contains(&i128::from(i)),
+                _ => false,
+            },
+            (Kind::Bool, Value::Bool(_)) => true,
+            _ => false,
+        }
+    }
+
     /// Coerces one value (already past `convert`). Null is accepted only for `Nullable` types;
     /// at the top of a column the caller handles null before getting here.
     pub fn coerce(&self, v: &Value) -> Result<Value, String> {
