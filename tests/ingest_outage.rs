@@ -335,9 +335,6 @@ async fn clickhouse_down_for_30_s_mid_stream_is_retried_and_nothing_is_lost() {
 /// `aurora pipeline status` reads the status file; during an outage it should say `retrying`,
 /// as the log and the in-process status channel do.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "Aurora bug: the engine writes status.json only at start, after a stored batch and \
-            at the end (engine::publish_file), so while ClickHouse is down the file and \
-            `aurora pipeline status` keep saying `running`"]
 async fn pipeline_status_shows_retrying_while_clickhouse_is_down() {
     let dir = common::fresh_data_dir("outage-status");
     let (server, opts, w) = own_server(&dir).await;

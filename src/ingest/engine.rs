@@ -115,6 +115,16 @@ fn publish_file(path: &Path, status: &PipelineStatus) {
     }
 }
 
+/// Writes the status file whenever the status changes (`retrying` during an outage as much as
+/// progress), at most once a second: the file is for people and `aurora pipeline status`.
+async fn publish_changes(mut changes: watch::Receiver<PipelineStatus>, path: PathBuf) {
+    while changes.changed().await.is_ok() {
+        let snapshot = changes.borrow_and_update().clone();
+        publish_file(&path, &snapshot);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// Reads the last published status of every pipeline under `state_dir`.
 pub fn read_statuses(state_dir: &Path) -> Vec<PipelineStatus> {
     let Ok(entries) = std::fs::read_dir(state_dir) else {
@@ -164,7 +174,12 @@ pub async fn run(
     let name = run.pipeline.name.clone();
     status.send_modify(|s| s.name = name.clone());
     let status = Arc::new(status);
+    let status_file = pipeline_state_dir(&run.state_dir, &name).join(STATUS_FILE);
+    let publisher = tokio::spawn(publish_changes(status.subscribe(), status_file.clone()));
     let outcome = run_inner(&run, &cancel, &status).await;
+    // The last word is written below; a publish still in progress must not overwrite it.
+    publisher.abort();
+    let _ = publisher.await;
     status.send_modify(|s| match outcome {
         Ok(state) => s.state = state,
         Err(e) => {
@@ -177,10 +192,7 @@ pub async fn run(
         s.updated_at = crate::ingest::unix_now();
     });
     let last = status.borrow().clone();
-    publish_file(
-        &pipeline_state_dir(&run.state_dir, &last.name).join(STATUS_FILE),
-        &last,
-    );
+    publish_file(&status_file, &last);
     tracing::info!(pipeline = %last.name, state = ?last.state, rows = last.rows_written, dead = last.dead_lettered, "pipeline ended");
     last
 }
@@ -297,7 +309,6 @@ async fn run_inner(
         s.pid = std::process::id();
         s.updated_at = crate::ingest::unix_now();
     });
-    publish_file(&state_dir.join(STATUS_FILE), &status.borrow());
     // The writer stores one batch while the next one is being collected; the queue between
     // them holds one batch, so at most three are in memory.
     let (batch_tx, mut batch_rx) = mpsc::channel::<ToWriter>(1);
@@ -305,13 +316,11 @@ async fn run_inner(
     let writer = {
         let pipeline = pipeline.clone();
         let status = status.clone();
-        let status_file = state_dir.join(STATUS_FILE);
         let handover = handover.clone();
         tokio::spawn(async move {
             // However the writer ends, a revoke must not wait for it any more.
             let _close = handover.clone().map(CloseOnDrop);
             let mut rates = RateWindow::default();
-            let mut published = Instant::now() - Duration::from_secs(60);
             while let Some(message) = batch_rx.recv().await {
                 let mut batch = match message {
                     ToWriter::Batch(batch) => batch,
@@ -339,11 +348,6 @@ async fn run_inner(
                     s.pid = std::process::id();
                     s.updated_at = crate::ingest::unix_now();
                 });
-                // At most once a second: the file is for people and `pipeline status`.
-                if now.duration_since(published) >= Duration::from_secs(1) {
-                    publish_file(&status_file, &status.borrow());
-                    published = now;
-                }
             }
             // Closing the ack channel tells a Kafka source that the last commit has been sent.
             drop(positions);
