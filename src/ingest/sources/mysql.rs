@@ -255,8 +255,21 @@ fn classify(e: mysql_async::Error, context: &str) -> SqlSourceError {
             }
         }
         mysql_async::Error::Url(e) => SqlSourceError::Fatal(format!("{context}: {e}")),
-        other => SqlSourceError::Transient(format!("{context}: {other}")),
+        other => SqlSourceError::Transient(format!("{context}: {}", without_repeats(&other))),
     }
+}
+
+/// An error's text with a part repeated by nested wrappers said once
+/// (`Input/output error: Input/output error: Connection refused`).
+fn without_repeats(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    let mut parts: Vec<&str> = Vec::new();
+    for part in text.split(": ") {
+        if parts.last() != Some(&part) {
+            parts.push(part);
+        }
+    }
+    parts.join(": ")
 }
 
 /// Live checks for `aurora pipeline validate`: the database answers and the cursor column
@@ -279,6 +292,14 @@ pub async fn check(spec: &SqlSource) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_error_texts_are_said_once() {
+        assert_eq!(
+            without_repeats(&"Input/output error: Input/output error: Connection refused"),
+            "Input/output error: Connection refused"
+        );
+    }
 
     #[test]
     fn identifiers_and_names_are_quoted() {
