@@ -1028,3 +1028,74 @@ async fn two_processes_in_one_group_store_every_event_once_on_tansu() {
         assert!(written > 0, "process {name} stored nothing: {statuses:?}");
     }
 }
+
+/// The shipped Kafka template runs as written, with only its brokers changed: nested fields,
+/// conversions, defaults, a sub-object as JSON text, and a bad event dead-lettered.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kafka_template_runs_as_written() {
+    let kafka = Kafka::mock();
+    let brokers = kafka.brokers();
+    let topic = kafka.topic("clickstream").await;
+    let w = common::warehouse().await;
+    w.execute("DROP DATABASE IF EXISTS analytics")
+        .await
+        .unwrap();
+    let template = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("presets/pipelines/kafka-json.yaml"),
+    )
+    .unwrap();
+    assert!(template.contains("brokers: [localhost:9092]"));
+    let dir = common::fresh_data_dir("kafka-template");
+    let file = dir.join("kafka-json.yaml");
+    std::fs::write(
+        &file,
+        template.replace(
+            "brokers: [localhost:9092]",
+            &format!("brokers: ['{brokers}']"),
+        ),
+    )
+    .unwrap();
+    let producer = EventProducer::new(&brokers, &topic);
+    producer.send(
+        0,
+        r#"{"ts":1767225600000,"user":{"id":7},"type":"PageView","geo":{"country":"DE"},"props":{"path":"/a","ms":12}}"#,
+    );
+    producer.send(
+        1,
+        r#"{"ts":1767225660500,"user":{"id":8},"type":"Purchase","revenue":19.99,"props":{}}"#,
+    );
+    producer.send(
+        2,
+        r#"{"ts":1767225600000,"user":{"id":"nobody"},"type":"x"}"#,
+    );
+    producer.flush();
+    let mut child = common::aurora_command()
+        .args(["--url", &common::url(), "pipeline", "run"])
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(&w, "SELECT count() FROM analytics.events", 2).await;
+    wait_until(&w, "SELECT count() FROM analytics.events_rejected", 1).await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        common::scalar(
+            &w,
+            "SELECT arrayStringConcat(groupArray(concat(toString(toUInt32(event_time)), ' ', toString(user_id), ' ', \
+             event_type, ' ', country, ' ', toString(revenue), ' ', properties)), ' | ') \
+             FROM (SELECT * FROM analytics.events ORDER BY user_id)"
+        )
+        .await,
+        "1767225600 7 pageview DE 0.00 {\"ms\":12,\"path\":\"/a\"} | 1767225660 8 purchase ?? 19.99 {}"
+    );
+    let error = common::scalar(&w, "SELECT error FROM analytics.events_rejected").await;
+    assert!(error.contains("user_id"), "{error}");
+}
