@@ -362,9 +362,7 @@ pub async fn run(
                     Ok(m) => m,
                     Err(e) => {
                         // librdkafka retries broker failures itself; report and go on.
-                        tracing::warn!(pipeline = %ctx.pipeline, "Kafka: {e}");
-                        report_health(Some(format!("Kafka ({brokers}): {e}")));
-                        unhealthy = true;
+                        unhealthy = report_problem(&ctx.pipeline, &brokers, &e, &report_health);
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         continue;
                     }
@@ -391,9 +389,13 @@ pub async fn run(
                     if !consuming || taken >= RECEIVE_BURST {
                         break;
                     }
-                    // An error is left for the select above to see on its next `recv`.
-                    if let Some(Ok(m)) = consumer.recv().now_or_never() {
-                        next = Some(m);
+                    match consumer.recv().now_or_never() {
+                        Some(Ok(m)) => next = Some(m),
+                        Some(Err(e)) => {
+                            unhealthy =
+                                report_problem(&ctx.pipeline, &brokers, &e, &report_health);
+                        }
+                        None => {}
                     }
                 }
             }
@@ -403,6 +405,19 @@ pub async fn run(
     // partition, which must not wait for it.
     handover.close();
     Ok(())
+}
+
+/// Logs and reports a consumer error (librdkafka keeps retrying by itself); returns true,
+/// the source's new "unhealthy" state.
+fn report_problem(
+    pipeline: &str,
+    brokers: &str,
+    e: &rdkafka::error::KafkaError,
+    report_health: &HealthReporter,
+) -> bool {
+    tracing::warn!(pipeline = %pipeline, "Kafka: {e}");
+    report_health(Some(format!("Kafka ({brokers}): {e}")));
+    true
 }
 
 /// Messages taken from librdkafka at once before the source looks at acks, lag and
