@@ -22,7 +22,7 @@ use crate::ingest::record::{Ack, SourceRecord};
 use crate::ingest::transform::{TargetColumn, Transform};
 use crate::warehouse::query::{quote_ident, quote_str};
 use crate::warehouse::types::DataType;
-use crate::warehouse::value::Value;
+use crate::warehouse::value::{push_json_string, Value};
 use crate::warehouse::{QueryOptions, Warehouse, WarehouseError};
 
 pub const SOURCE_COLUMN: &str = "_aurora_source";
@@ -151,7 +151,7 @@ impl RecordPreparer {
                 line.push('"');
                 line.push_str(SOURCE_COLUMN);
                 line.push_str("\":");
-                push_json_str(&mut line, &source_id);
+                push_json_string(&mut line, &source_id);
                 let _ = write!(line, ",\"{OFFSET_COLUMN}\":{offset}");
             }
             line.push('}');
@@ -164,27 +164,6 @@ impl RecordPreparer {
             raw,
         }
     }
-}
-
-/// `text` as a JSON string literal, appended to `out` without a temporary.
-fn push_json_str(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// A record that goes to the dead-letter table.
@@ -743,7 +722,7 @@ mod tests {
             "ünï €",
         ] {
             let mut out = String::new();
-            push_json_str(&mut out, text);
+            push_json_string(&mut out, text);
             assert_eq!(out, serde_json::Value::String(text.into()).to_string());
         }
     }
