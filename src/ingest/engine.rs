@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ingest::handover::{Handover, Revoke};
 use crate::ingest::metrics;
-use crate::ingest::pipeline::{Delivery, Pipeline, Source, SqlSource};
+use crate::ingest::pipeline::{Delivery, Pipeline, Source};
 use crate::ingest::record::{Ack, SourceRecord};
 use crate::ingest::sinks::clickhouse::{ClickHouseSink, PreparedRecord, SinkError};
 use crate::ingest::sources::csv::{self, CursorStore};
@@ -282,24 +282,26 @@ async fn run_inner(
             (task, Positions::Kafka(ack_tx))
         }
         Source::Postgres(spec) | Source::Mysql(spec) => {
-            let spec = spec.clone();
             let cursor_path = state_dir.join("cursors.json");
             let cursors = Arc::new(Mutex::new(CursorStore::open(cursor_path.clone())));
             let exactly_once = pipeline.delivery == Delivery::ExactlyOnce;
             let token = source_cancel.clone();
             let health = health_reporter(status.clone());
-            let saved = |id: &str| cursors.lock().ok().and_then(|c| c.saved(id));
             let source_error = |e: sql::SqlSourceError| EngineError::Source(e.to_string());
+            let copy = |id: String| sql::CopyRun {
+                saved: cursors.lock().ok().and_then(|c| c.saved(&id)),
+                source_id: Arc::from(id),
+                spec: spec.clone(),
+                exactly_once,
+            };
             let task = if let Source::Postgres(_) = &pipeline.source {
-                let db = Postgres::new(&spec).map_err(source_error)?;
-                let id = db.source_id(&spec);
-                let saved = saved(&id);
-                spawn_copy(db, spec, id, saved, exactly_once, tx, token, health)
+                let db = Postgres::new(spec).map_err(source_error)?;
+                let copy = copy(db.source_id(spec));
+                spawn_copy(db, copy, tx, token, health)
             } else {
-                let db = Mysql::new(&spec).map_err(source_error)?;
-                let id = db.source_id(&spec);
-                let saved = saved(&id);
-                spawn_copy(db, spec, id, saved, exactly_once, tx, token, health)
+                let db = Mysql::new(spec).map_err(source_error)?;
+                let copy = copy(db.source_id(spec));
+                spawn_copy(db, copy, tx, token, health)
             };
             (task, Positions::Files(cursors, cursor_path))
         }
@@ -482,24 +484,14 @@ impl Drop for CloseOnDrop {
 }
 
 /// Runs a SQL database copy on its own task.
-#[allow(clippy::too_many_arguments)]
 fn spawn_copy<D: sql::Database + 'static>(
     mut db: D,
-    spec: SqlSource,
-    source_id: String,
-    saved: Option<u64>,
-    exactly_once: bool,
+    copy: sql::CopyRun,
     tx: mpsc::Sender<SourceRecord>,
     cancel: CancellationToken,
     health: HealthReporter,
 ) -> tokio::task::JoinHandle<Result<(), String>> {
     tokio::spawn(async move {
-        let copy = sql::CopyRun {
-            spec: &spec,
-            source_id: Arc::from(source_id),
-            saved,
-            exactly_once,
-        };
         sql::run(&mut db, copy, tx, cancel, health)
             .await
             .map_err(|e| e.to_string())

@@ -180,9 +180,17 @@ impl Database for Mysql {
         bound: Bound,
         limit: Option<u64>,
     ) -> Result<Vec<Row>, SqlSourceError> {
-        let inner = self.inner.clone();
-        let cursor = format!("q.{}", quote(&self.cursor_name));
-        let connection = self.connect().await?;
+        self.connect().await?;
+        let Self {
+            connection: Some(connection),
+            inner,
+            cursor_name,
+            ..
+        } = self
+        else {
+            return Err(SqlSourceError::Transient("not connected".into()));
+        };
+        let cursor = format!("q.{}", quote(cursor_name));
         let kind = connection.kind;
         let (filter, value) = match bound {
             Bound::Start => (format!("{cursor} IS NOT NULL"), None),

@@ -152,26 +152,25 @@ impl Postgres {
             .as_mut()
             .ok_or_else(|| SqlSourceError::Transient("not connected".into()))
     }
+}
 
-    fn page_sql(&self, kind: CursorKind, bound: Bound, limited: bool) -> String {
-        let c = &self.cursor;
-        let filter = match bound {
-            Bound::Start => format!("{c} IS NOT NULL"),
-            Bound::After(_) => format!("{c} > {}", kind.value()),
-            Bound::From(_) => format!("{c} >= {}", kind.value()),
-            Bound::Equal(_) => format!("{c} = {}", kind.value()),
-        };
-        let limit = match (limited, bound) {
-            (false, _) => "",
-            (true, Bound::Start) => " LIMIT $1",
-            (true, _) => " LIMIT $2",
-        };
-        format!(
-            "SELECT row_to_json(q)::text, {} FROM ({}) AS q WHERE {filter} ORDER BY {c}{limit}",
-            kind.position(c),
-            self.inner
-        )
-    }
+/// The page query for `bound` over `inner`, ordered by cursor column `c` (quoted, `q.`-prefixed).
+fn page_sql(inner: &str, c: &str, kind: CursorKind, bound: Bound, limited: bool) -> String {
+    let filter = match bound {
+        Bound::Start => format!("{c} IS NOT NULL"),
+        Bound::After(_) => format!("{c} > {}", kind.value()),
+        Bound::From(_) => format!("{c} >= {}", kind.value()),
+        Bound::Equal(_) => format!("{c} = {}", kind.value()),
+    };
+    let limit = match (limited, bound) {
+        (false, _) => "",
+        (true, Bound::Start) => " LIMIT $1",
+        (true, _) => " LIMIT $2",
+    };
+    format!(
+        "SELECT row_to_json(q)::text, {} FROM ({inner}) AS q WHERE {filter} ORDER BY {c}{limit}",
+        kind.position(c),
+    )
 }
 
 impl Database for Postgres {
@@ -180,13 +179,21 @@ impl Database for Postgres {
         bound: Bound,
         limit: Option<u64>,
     ) -> Result<Vec<Row>, SqlSourceError> {
-        let kind = self.connect().await?.kind;
+        self.connect().await?;
+        let Self {
+            connection: Some(connection),
+            inner,
+            cursor,
+            ..
+        } = self
+        else {
+            return Err(SqlSourceError::Transient("not connected".into()));
+        };
         let key = (bound_key(bound), limit.is_some());
-        let sql = self.page_sql(kind, bound, limit.is_some());
-        let connection = self.connect().await?;
         let statement = match connection.statements.iter().find(|(k, _)| *k == key) {
             Some((_, s)) => s.clone(),
             None => {
+                let sql = page_sql(inner, cursor, connection.kind, bound, limit.is_some());
                 let s = connection
                     .client
                     .prepare(&sql)
@@ -320,7 +327,13 @@ mod tests {
     fn page_queries_compare_on_the_column_and_order_by_it() {
         let pg = Postgres::new(&spec()).unwrap();
         assert_eq!(pg.source_id(&spec()), "postgres:shop/orders");
-        let sql = pg.page_sql(CursorKind::TimestampTz, Bound::After(5), true);
+        let sql = page_sql(
+            &pg.inner,
+            &pg.cursor,
+            CursorKind::TimestampTz,
+            Bound::After(5),
+            true,
+        );
         assert_eq!(
             sql,
             "SELECT row_to_json(q)::text, (extract(epoch from q.\"updated_at\") * 1000000)::bigint \
@@ -328,7 +341,13 @@ mod tests {
              WHERE q.\"updated_at\" > (timestamptz '1970-01-01 00:00:00+00' + $1::bigint * interval '1 microsecond') \
              ORDER BY q.\"updated_at\" LIMIT $2"
         );
-        let start = pg.page_sql(CursorKind::Integer, Bound::Start, true);
+        let start = page_sql(
+            &pg.inner,
+            &pg.cursor,
+            CursorKind::Integer,
+            Bound::Start,
+            true,
+        );
         assert!(
             start
                 .ends_with("WHERE q.\"updated_at\" IS NOT NULL ORDER BY q.\"updated_at\" LIMIT $1"),

@@ -75,8 +75,8 @@ pub trait Database: Send {
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How one run of the copy loop is set up.
-pub struct CopyRun<'a> {
-    pub spec: &'a SqlSource,
+pub struct CopyRun {
+    pub spec: SqlSource,
     pub source_id: Arc<str>,
     /// The position saved by an earlier run, if any.
     pub saved: Option<u64>,
@@ -86,7 +86,7 @@ pub struct CopyRun<'a> {
 /// Copies rows until the end (without `follow`) or until cancelled.
 pub async fn run<D: Database>(
     db: &mut D,
-    copy: CopyRun<'_>,
+    copy: CopyRun,
     tx: mpsc::Sender<SourceRecord>,
     cancel: CancellationToken,
     health: HealthReporter,
@@ -123,7 +123,7 @@ pub async fn run<D: Database>(
             Err(fatal) => return Err(fatal),
         };
         for row in rows {
-            let offset = position(row.cursor, copy.spec)?;
+            let offset = position(row.cursor, &copy.spec)?;
             if copy.exactly_once && last_sent == Some(offset) {
                 return Err(SqlSourceError::Fatal(format!(
                     "cursor column `{}` is not unique (several rows have the value at position {offset}); \
@@ -335,7 +335,7 @@ mod tests {
         let result = run(
             db,
             CopyRun {
-                spec,
+                spec: spec.clone(),
                 source_id: Arc::from("postgres:db/t"),
                 saved,
                 exactly_once,
