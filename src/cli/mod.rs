@@ -2,8 +2,10 @@
 //! resolves where ClickHouse is, calls `warehouse`/`config` functions and prints results to
 //! stdout (data) and stderr (messages). Errors are rendered here, once, in plain words.
 
+mod ask;
 mod config_cmd;
-mod demo;
+pub mod demo;
+mod model;
 pub mod output;
 mod pipeline;
 mod query;
@@ -87,6 +89,10 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Ask a question in plain language: Aurora writes, checks and runs read-only SQL
+    Ask(ask::AskArgs),
+    /// List, download, add and choose the models the assistant uses
+    Model(model::ModelArgs),
     /// Run SQL and print the result (read-only unless --write)
     Query(query::QueryArgs),
     /// List tables, or describe one table's columns and keys
@@ -139,6 +145,8 @@ pub fn main() -> ExitCode {
     let global = cli.global;
     let result = runtime.block_on(async move {
         match command {
+            Command::Ask(args) => ask::run(&global, args).await,
+            Command::Model(args) => model::run(&global, args).await,
             Command::Query(args) => query::run(&global, args).await,
             Command::Schema(args) => schema::run(&global, args).await,
             Command::Server(args) => server::run(&global, args).await,
@@ -205,6 +213,13 @@ pub fn render_error(err: &anyhow::Error) -> String {
         if let Some(hint) = sql_err.error.hint() {
             out.push_str(&format!("hint: {hint}\n"));
         }
+        return out;
+    }
+    if let Some(hint) = err
+        .downcast_ref::<crate::assistant::AssistantError>()
+        .and_then(|e| e.hint())
+    {
+        out.push_str(&format!("hint: {hint}\n"));
         return out;
     }
     if let Some(hint) = err.downcast_ref::<WarehouseError>().and_then(|e| e.hint()) {

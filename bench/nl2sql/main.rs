@@ -1,0 +1,288 @@
+//! `cargo bench --bench nl2sql` (or `make bench`): execution accuracy and latency of the SQL
+//! assistant with the default local model, on the question set in `bench/nl2sql/questions.yaml`
+//! (the demo shop data and four tables of the `vega_datasets` package, loaded by
+//! `bench/nl2sql/load-vega` into a private ClickHouse server started here).
+//!
+//! Two modes run in the same process on the same model, so the comparison is fair:
+//! (a) `plain`: every table's CREATE TABLE and the question, one attempt, no linking,
+//!     examples, grammar or repair; (b) `full`: Aurora's whole pipeline.
+//! A question is right when the rows of the generated SQL equal the gold SQL's rows (see
+//! `bench/nl2sql/README.md`). Latency is the wall time from question to rows.
+//!
+//! Environment: `NL2SQL_LIMIT=N` runs the first N questions only; `NL2SQL_THREADS=N` sets the
+//! model's threads (default: cores - 1, as Aurora's default); `NL2SQL_MODEL=PATH` picks the
+//! model (default: the one `aurora` would use); `NL2SQL_ONLY=id,id` runs just those;
+//! `NL2SQL_MODES=full` runs only the given modes.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use aurora::assistant::ask::Mode;
+use aurora::assistant::llama::{default_threads, LocalModel};
+use aurora::assistant::{AskOptions, Assistant, ModelBackend};
+use aurora::config::Config;
+use aurora::warehouse::local_server::{ensure_running, stop, LocalServerOptions};
+use aurora::warehouse::value::Value;
+use aurora::warehouse::{ConnectionSettings, QueryOptions, QueryResult, Warehouse};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, serde::Deserialize)]
+struct Question {
+    id: String,
+    #[allow(dead_code)]
+    schema: String,
+    difficulty: String,
+    question: String,
+    gold: String,
+    ordered: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Outcome {
+    correct: bool,
+    latency: Duration,
+    attempts: usize,
+    note: String,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("nl2sql bench failed: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn env_usize(name: &str) -> Option<usize> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn run() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/nl2sql");
+    let mut questions: Vec<Question> =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("questions.yaml"))?)?;
+    if let Ok(only) = std::env::var("NL2SQL_ONLY") {
+        let ids: Vec<&str> = only.split(',').collect();
+        questions.retain(|q| ids.contains(&q.id.as_str()));
+    }
+    if let Some(n) = env_usize("NL2SQL_LIMIT") {
+        questions.truncate(n);
+    }
+    let modes: Vec<Mode> = match std::env::var("NL2SQL_MODES").as_deref() {
+        Ok("full") => vec![Mode::Full],
+        Ok("plain") => vec![Mode::Plain],
+        _ => vec![Mode::Plain, Mode::Full],
+    };
+    let threads = env_usize("NL2SQL_THREADS").map_or_else(default_threads, |n| n as u32);
+    let model_path = match std::env::var("NL2SQL_MODEL") {
+        Ok(p) => p.into(),
+        Err(_) => aurora::assistant::catalog::resolve(None, &Config::default().assistant)?.path,
+    };
+
+    let work = tempfile::tempdir()?;
+    let mut opts = LocalServerOptions::new(work.path().join("clickhouse"));
+    opts.die_with_parent = true;
+    opts.startup_timeout = Duration::from_secs(60);
+    let server = ensure_running(&opts)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let warehouse = Arc::new(Warehouse::connect(ConnectionSettings::new(server.url())).await?);
+        aurora::cli::demo::load_sample(&warehouse, false).await?;
+        let status = Command::new(root.join("load-vega"))
+            .arg(server.url())
+            .status()
+            .context("running bench/nl2sql/load-vega")?;
+        if !status.success() {
+            bail!("bench/nl2sql/load-vega failed");
+        }
+        let backend: Arc<dyn ModelBackend> = Arc::new(LocalModel::spawn(
+            "default".into(),
+            model_path.clone(),
+            threads,
+        ));
+        let assistant = Assistant::new(backend, Arc::clone(&warehouse));
+        assistant.schema_context().await?;
+        println!(
+            "nl2sql: {} questions, model {}, {threads} thread(s), ClickHouse {}",
+            questions.len(),
+            model_path.display(),
+            warehouse.capabilities().version_text
+        );
+        let mut table: Vec<(Mode, Vec<Outcome>)> = Vec::new();
+        for mode in modes {
+            let mut outcomes = Vec::new();
+            for q in &questions {
+                let outcome = ask_one(&assistant, &warehouse, q, mode).await?;
+                println!(
+                    "  {:<6} {:<8} {:<6} {} {:>5.1}s  {} attempt(s)  {}",
+                    format!("{mode:?}").to_lowercase(),
+                    q.id,
+                    q.difficulty,
+                    if outcome.correct { "ok " } else { "BAD" },
+                    outcome.latency.as_secs_f64(),
+                    outcome.attempts,
+                    outcome.note
+                );
+                outcomes.push(outcome);
+            }
+            table.push((mode, outcomes));
+        }
+        report(&table, &questions);
+        Ok::<_, anyhow::Error>(())
+    });
+    drop(rt);
+    stop(&opts.data_dir)?;
+    result
+}
+
+async fn ask_one(
+    assistant: &Assistant,
+    warehouse: &Warehouse,
+    q: &Question,
+    mode: Mode,
+) -> Result<Outcome> {
+    let options = AskOptions {
+        mode,
+        ..AskOptions::default()
+    };
+    let started = Instant::now();
+    let asked = assistant
+        .ask(&q.question, None, &options, None, CancellationToken::new())
+        .await;
+    let latency = started.elapsed();
+    let answer = match asked {
+        Ok(a) => a,
+        Err(e) => {
+            return Ok(Outcome {
+                latency,
+                note: format!("error: {e}"),
+                ..Outcome::default()
+            })
+        }
+    };
+    let attempts = answer.attempts.len();
+    let (Some(sql), Some(result)) = (&answer.sql, &answer.result) else {
+        return Ok(Outcome {
+            latency,
+            attempts,
+            note: answer.failure.unwrap_or_default(),
+            ..Outcome::default()
+        });
+    };
+    let gold = warehouse
+        .query(q.gold.trim(), &QueryOptions::default())
+        .await
+        .with_context(|| format!("gold SQL of {} failed", q.id))?;
+    let correct = same_rows(&gold, result, q.ordered);
+    Ok(Outcome {
+        correct,
+        latency,
+        attempts,
+        note: if correct {
+            String::new()
+        } else {
+            sql.replace('\n', " ")
+        },
+    })
+}
+
+/// A cell for comparison: numbers rounded to 2 decimals, everything else as text.
+fn cell(value: &Value) -> String {
+    let number = match value {
+        Value::Int(i) => Some(*i as f64),
+        Value::UInt(u) => Some(*u as f64),
+        Value::Float(f) => Some(*f),
+        Value::Decimal(d) => d.parse::<f64>().ok(),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    };
+    match (number, value) {
+        (Some(n), _) => format!("{:.2}", (n * 100.0).round() / 100.0),
+        (None, Value::Null) => "NULL".into(),
+        (None, v) => v.to_string(),
+    }
+}
+
+fn same_rows(gold: &QueryResult, got: &QueryResult, ordered: bool) -> bool {
+    let rows = |r: &QueryResult| -> Vec<Vec<String>> {
+        r.rows
+            .iter()
+            .map(|row| row.iter().map(cell).collect())
+            .collect()
+    };
+    let (mut a, mut b) = (rows(gold), rows(got));
+    if !ordered {
+        a.sort();
+        b.sort();
+    }
+    a == b
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn report(table: &[(Mode, Vec<Outcome>)], questions: &[Question]) {
+    println!();
+    println!(
+        "{:<6} {:>9} {:>8} {:>7} {:>7} {:>9} {:>13}",
+        "mode", "correct", "acc", "p50", "p90", "attempts", "with repairs"
+    );
+    let mut accuracy = Vec::new();
+    for (mode, outcomes) in table {
+        let correct = outcomes.iter().filter(|o| o.correct).count();
+        let mut latencies: Vec<Duration> = outcomes.iter().map(|o| o.latency).collect();
+        latencies.sort();
+        let attempts: usize = outcomes.iter().map(|o| o.attempts).sum();
+        let repaired = outcomes.iter().filter(|o| o.attempts > 1).count();
+        let acc = correct as f64 / outcomes.len().max(1) as f64;
+        accuracy.push((*mode, acc));
+        println!(
+            "{:<6} {:>5}/{:<3} {:>7.1}% {:>6.2}s {:>6.2}s {:>9} {:>13}",
+            format!("{mode:?}").to_lowercase(),
+            correct,
+            outcomes.len(),
+            acc * 100.0,
+            percentile(&latencies, 50.0).as_secs_f64(),
+            percentile(&latencies, 90.0).as_secs_f64(),
+            attempts,
+            repaired
+        );
+        for difficulty in ["easy", "medium", "hard"] {
+            let of: Vec<&Outcome> = outcomes
+                .iter()
+                .zip(questions)
+                .filter(|(_, q)| q.difficulty == difficulty)
+                .map(|(o, _)| o)
+                .collect();
+            let ok = of.iter().filter(|o| o.correct).count();
+            println!("         {difficulty:<6} {ok}/{}", of.len());
+        }
+    }
+    if let (Some((_, plain)), Some((_, full))) = (
+        accuracy.iter().find(|(m, _)| *m == Mode::Plain),
+        accuracy.iter().find(|(m, _)| *m == Mode::Full),
+    ) {
+        if *plain > 0.0 {
+            println!(
+                "\nfull ÷ plain accuracy: {:.2} (goal ≥ 1.25); full accuracy {:.1}% (goal ≥ 80%)",
+                full / plain,
+                full * 100.0
+            );
+        } else {
+            println!(
+                "\nplain mode answered nothing correctly; full accuracy {:.1}%",
+                full * 100.0
+            );
+        }
+    }
+}

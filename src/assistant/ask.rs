@@ -1,0 +1,440 @@
+//! The question-to-rows pipeline. For each attempt: build the prompt, let the model write,
+//! cut the SQL out of its answer, check it (parser, names, the server's dry run) and, when a
+//! check fails, try again with the error in the prompt, up to `max_attempts`. The first query
+//! that passes runs read-only with row and time limits. Every attempt is kept for display.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+use super::backend::{millis, GenerateRequest, Generation, ModelBackend};
+use super::conversation::Conversation;
+use super::error::AssistantError;
+use super::grammar;
+use super::linking::{self, user_tables, LinkedSchema, ValueSamples};
+use super::prompt::{self, Example, Failure, ANSWER_PREFIX};
+use super::validate::{self, Problem};
+use crate::warehouse::schema::Schema;
+use crate::warehouse::{QueryOptions, QueryResult, Warehouse, WarehouseError};
+
+/// Longest question accepted; anything longer is a paste accident, not a question.
+pub const MAX_QUESTION_CHARS: usize = 2000;
+
+/// Which pipeline to run. `Plain` exists for the benchmark's baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Linking, examples, grammar, rewriting, validation, dry run and repair.
+    Full,
+    /// Every table in the prompt, one attempt, no grammar, no examples, no repair.
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+pub struct AskOptions {
+    pub mode: Mode,
+    pub max_attempts: usize,
+    /// For each attempt's generation, prompt processing included.
+    pub generation_timeout: Duration,
+    pub max_answer_tokens: u32,
+    /// Run the accepted query (false: `--sql-only`).
+    pub execute: bool,
+    pub max_result_rows: u64,
+    pub max_execution_time: Duration,
+    /// Tables in the prompt at most.
+    pub max_tables: usize,
+    /// Worked examples in the prompt.
+    pub examples: usize,
+}
+
+impl Default for AskOptions {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Full,
+            max_attempts: 3,
+            generation_timeout: Duration::from_secs(60),
+            max_answer_tokens: 200,
+            execute: true,
+            max_result_rows: 10_000,
+            max_execution_time: Duration::from_secs(30),
+            max_tables: 3,
+            examples: 2,
+        }
+    }
+}
+
+/// One try at writing the query.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attempt {
+    /// The SQL as checked (after rewriting).
+    pub sql: String,
+    /// What the model wrote, after the forced prefix.
+    pub raw: String,
+    /// Why it was refused; `None` for the accepted attempt.
+    pub error: Option<String>,
+    /// `parse`, `schema`, `server` or `execution`, with `error`.
+    pub stage: Option<&'static str>,
+    pub generation: Generation,
+    #[serde(serialize_with = "millis", rename = "validation_ms")]
+    pub validation_time: Duration,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Timings {
+    #[serde(serialize_with = "millis", rename = "generation_ms")]
+    pub generation: Duration,
+    #[serde(serialize_with = "millis", rename = "validation_ms")]
+    pub validation: Duration,
+    #[serde(serialize_with = "millis", rename = "execution_ms")]
+    pub execution: Duration,
+}
+
+/// The outcome of a question.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Answer {
+    pub question: String,
+    pub model: String,
+    /// Tables put in the prompt.
+    pub tables: Vec<String>,
+    /// The accepted query; `None` when every attempt failed (see `failure`).
+    pub sql: Option<String>,
+    pub failure: Option<String>,
+    pub attempts: Vec<Attempt>,
+    #[serde(skip)]
+    pub result: Option<QueryResult>,
+    pub timings: Timings,
+}
+
+/// The schema as the assistant sees it: tables and the values of low-cardinality columns.
+#[derive(Debug)]
+pub struct SchemaContext {
+    pub schema: Arc<Schema>,
+    pub samples: ValueSamples,
+}
+
+/// Writes and runs queries for questions, over one warehouse and one model.
+pub struct Assistant {
+    backend: Arc<dyn ModelBackend>,
+    warehouse: Arc<Warehouse>,
+    context: OnceCell<Arc<SchemaContext>>,
+    /// Questions the user accepted before, used as examples.
+    history: Vec<Example>,
+}
+
+impl Assistant {
+    pub fn new(backend: Arc<dyn ModelBackend>, warehouse: Arc<Warehouse>) -> Self {
+        Self {
+            backend,
+            warehouse,
+            context: OnceCell::new(),
+            history: Vec::new(),
+        }
+    }
+
+    pub fn with_history(mut self, history: Vec<Example>) -> Self {
+        self.history = history;
+        self
+    }
+
+    pub fn model_id(&self) -> String {
+        self.backend.model_id()
+    }
+
+    /// The schema and value samples, read from the server on first use.
+    pub async fn schema_context(&self) -> Result<Arc<SchemaContext>, AssistantError> {
+        let context = self
+            .context
+            .get_or_try_init(|| async {
+                let schema = self.warehouse.schema(false).await?;
+                let samples = ValueSamples::load(&self.warehouse, &schema).await?;
+                Ok::<_, WarehouseError>(Arc::new(SchemaContext { schema, samples }))
+            })
+            .await?;
+        Ok(Arc::clone(context))
+    }
+
+    /// Answers `question`, refining the conversation's last query when there is one.
+    /// Model text streams to `tokens` as it is written.
+    pub async fn ask(
+        &self,
+        question: &str,
+        conversation: Option<&Conversation>,
+        options: &AskOptions,
+        tokens: Option<UnboundedSender<String>>,
+        cancel: CancellationToken,
+    ) -> Result<Answer, AssistantError> {
+        let question = question.trim();
+        if question.is_empty() {
+            return Err(AssistantError::EmptyQuestion);
+        }
+        let chars = question.chars().count();
+        if chars > MAX_QUESTION_CHARS {
+            return Err(AssistantError::QuestionTooLong {
+                chars,
+                limit: MAX_QUESTION_CHARS,
+            });
+        }
+        let context = self.schema_context().await?;
+        let schema = &context.schema;
+        let previous = conversation.and_then(Conversation::last);
+        let linking_text = match conversation {
+            Some(c) if previous.is_some() => c.linking_text(question),
+            _ => question.to_string(),
+        };
+        let linked = match options.mode {
+            Mode::Full => {
+                linking::link(schema, &context.samples, &linking_text, options.max_tables)
+            }
+            Mode::Plain => LinkedSchema {
+                tables: user_tables(schema)
+                    .map(|t| linking::LinkedTable {
+                        table: t.clone(),
+                        matched_columns: Default::default(),
+                        score: 0,
+                    })
+                    .collect(),
+                unmatched_words: Vec::new(),
+                values: Vec::new(),
+            },
+        };
+        if linked.tables.is_empty() {
+            return Err(AssistantError::NoSuchData(no_such_data(schema, &linked)));
+        }
+        let tables: Vec<_> = linked.tables.iter().map(|t| &t.table).collect();
+        let system = prompt::system_message(
+            tables.iter().copied(),
+            &context.samples,
+            self.warehouse.capabilities(),
+        );
+        let examples = match options.mode {
+            Mode::Full if options.examples > 0 => {
+                self.examples(question, &linked, &context.samples, options.examples)
+            }
+            _ => Vec::new(),
+        };
+        let grammar = match options.mode {
+            Mode::Full => Some(grammar::for_tables(tables.iter().copied())),
+            Mode::Plain => None,
+        };
+        let default_database = self.warehouse.settings().database.clone();
+
+        let mut answer = Answer {
+            question: question.to_string(),
+            model: self.backend.model_id(),
+            tables: linked.table_names(),
+            sql: None,
+            failure: None,
+            attempts: Vec::new(),
+            result: None,
+            timings: Timings::default(),
+        };
+        let attempts = match options.mode {
+            Mode::Full => options.max_attempts.clamp(1, 10),
+            Mode::Plain => 1,
+        };
+        let mut failure: Option<Failure> = None;
+        for attempt_number in 0..attempts {
+            let messages = match options.mode {
+                Mode::Full => prompt::messages(
+                    system.clone(),
+                    &examples,
+                    previous,
+                    &prompt::with_value_hints(question, &linked.values),
+                    failure.as_ref(),
+                ),
+                Mode::Plain => prompt::plain_messages(tables.iter().copied(), question),
+            };
+            let request = GenerateRequest {
+                messages,
+                answer_prefix: ANSWER_PREFIX.to_string(),
+                max_tokens: options.max_answer_tokens,
+                stop: vec![";".into(), "```".into(), "\n\n".into()],
+                grammar: grammar.clone(),
+                timeout: options.generation_timeout,
+                temperature: if attempt_number == 0 { 0.0 } else { 0.7 },
+                seed: attempt_number as u64,
+            };
+            let generation = self
+                .backend
+                .generate(request, tokens.clone(), cancel.clone())
+                .await?;
+            answer.timings.generation += generation.prompt_time + generation.generation_time;
+            let mut sql = validate::extract_sql(ANSWER_PREFIX, &generation.text);
+            if options.mode == Mode::Full {
+                sql = validate::qualify_tables(&sql, schema);
+            }
+            let started = Instant::now();
+            let checked = self
+                .check(&sql, schema, &default_database, options.mode)
+                .await?;
+            let validation_time = started.elapsed();
+            answer.timings.validation += validation_time;
+            let mut attempt = Attempt {
+                sql: sql.clone(),
+                raw: generation.text.clone(),
+                error: None,
+                stage: None,
+                generation,
+                validation_time,
+            };
+            if let Err((stage, problem)) = checked {
+                attempt.error = Some(problem.to_string());
+                attempt.stage = Some(stage);
+                answer.attempts.push(attempt);
+                failure = Some(Failure {
+                    sql,
+                    error: problem.to_string(),
+                });
+                continue;
+            }
+            if !options.execute {
+                answer.attempts.push(attempt);
+                answer.sql = Some(sql);
+                return Ok(answer);
+            }
+            let started = Instant::now();
+            let limits = self.query_options(options);
+            let run = tokio::select! {
+                r = self.warehouse.query(&sql, &limits) => r,
+                () = cancel.cancelled() => return Err(AssistantError::Cancelled),
+            };
+            answer.timings.execution += started.elapsed();
+            match run {
+                Ok(result) => {
+                    answer.attempts.push(attempt);
+                    answer.sql = Some(sql);
+                    answer.result = Some(result);
+                    return Ok(answer);
+                }
+                // A query that passed the dry run can still fail on the data (a division by
+                // zero, a type mismatch at run time): that error goes back to the model too.
+                Err(WarehouseError::Server(e)) => {
+                    let problem = Problem::Server(plain_server_message(&e.to_string()));
+                    attempt.error = Some(problem.to_string());
+                    attempt.stage = Some("execution");
+                    answer.attempts.push(attempt);
+                    failure = Some(Failure {
+                        sql,
+                        error: problem.to_string(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        answer.failure = answer.attempts.last().and_then(|a| a.error.clone());
+        Ok(answer)
+    }
+
+    fn query_options(&self, options: &AskOptions) -> QueryOptions {
+        QueryOptions {
+            readonly: true,
+            max_execution_time: Some(options.max_execution_time),
+            max_result_rows: Some(options.max_result_rows),
+            ..QueryOptions::default()
+        }
+    }
+
+    /// Parser and schema checks, then the server's dry run. The error's stage says which.
+    async fn check(
+        &self,
+        sql: &str,
+        schema: &Schema,
+        default_database: &str,
+        mode: Mode,
+    ) -> Result<Result<(), (&'static str, Problem)>, AssistantError> {
+        match validate::check(sql, schema, default_database) {
+            Ok(_) => {}
+            Err(p @ (Problem::UnknownTable { .. } | Problem::UnknownColumn { .. })) => {
+                return Ok(Err(("schema", p)))
+            }
+            Err(p) => return Ok(Err(("parse", p))),
+        }
+        if mode == Mode::Plain {
+            return Ok(Ok(()));
+        }
+        match self.warehouse.dry_run(sql).await {
+            Ok(_) => Ok(Ok(())),
+            Err(WarehouseError::Server(e)) => Ok(Err((
+                "server",
+                Problem::Server(plain_server_message(&e.to_string())),
+            ))),
+            // The server being away is not the query's fault: no attempt is spent on it.
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Worked examples for the prompt: the user's accepted history over the same tables
+    /// first, then examples built from the linked tables, the most similar ones.
+    fn examples(
+        &self,
+        question: &str,
+        linked: &LinkedSchema,
+        samples: &ValueSamples,
+        n: usize,
+    ) -> Vec<Example> {
+        let names = linked.table_names();
+        let history: Vec<Example> = self
+            .history
+            .iter()
+            .filter(|e| names.iter().any(|t| e.sql.contains(t.as_str())))
+            .cloned()
+            .collect();
+        let mut chosen = prompt::choose(question, &history, n);
+        let built = prompt::examples_for(linked, samples);
+        for e in prompt::choose(question, &built, n) {
+            if chosen.len() < n && !chosen.contains(&e) {
+                chosen.push(e);
+            }
+        }
+        chosen
+    }
+}
+
+/// The server's message without the stack trace and version noise.
+fn plain_server_message(message: &str) -> String {
+    let first = message.lines().next().unwrap_or(message);
+    match first.find(", Stack trace") {
+        Some(at) => first[..at].to_string(),
+        None => first.to_string(),
+    }
+}
+
+fn no_such_data(schema: &Schema, linked: &LinkedSchema) -> String {
+    let tables: Vec<String> = user_tables(schema).map(|t| t.qualified_name()).collect();
+    let words = if linked.unmatched_words.is_empty() {
+        "the question".to_string()
+    } else {
+        linked
+            .unmatched_words
+            .iter()
+            .map(|w| format!("`{w}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if tables.is_empty() {
+        return "there are no tables to ask about yet (`aurora demo` loads a sample data set)"
+            .into();
+    }
+    format!(
+        "nothing in the schema matches {words}; the tables are: {}",
+        tables.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_messages_lose_their_stack_trace() {
+        assert_eq!(
+            plain_server_message(
+                "Code: 47, e.displayText() = DB::Exception: Unknown identifier: x, Stack trace:\n\n0. foo"
+            ),
+            "Code: 47, e.displayText() = DB::Exception: Unknown identifier: x"
+        );
+    }
+}

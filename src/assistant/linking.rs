@@ -1,0 +1,655 @@
+//! Schema linking: from the whole schema, the few tables and columns a question is about, so
+//! the prompt stays small (a small model answers faster and mixes up fewer columns). Words of
+//! the question are matched against table and column names, column comments and the values
+//! of low-cardinality string columns (sampled from the server once, see [`ValueSamples`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::warehouse::schema::{ColumnInfo, Schema, TableInfo};
+use crate::warehouse::types::DataType;
+use crate::warehouse::{QueryOptions, Warehouse, WarehouseError};
+
+/// Up to this many distinct values make a column "low cardinality" for prompts and linking.
+pub const MAX_SAMPLE_VALUES: usize = 12;
+
+/// Distinct values of low-cardinality columns, by `(qualified table, column)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValueSamples {
+    pub values: BTreeMap<(String, String), Vec<String>>,
+}
+
+impl ValueSamples {
+    pub fn get(&self, table: &TableInfo, column: &str) -> Option<&[String]> {
+        self.values
+            .get(&(table.qualified_name(), column.to_string()))
+            .map(Vec::as_slice)
+    }
+
+    /// Reads, for each string-like column of each table, its distinct values in the first
+    /// 100k rows when there are at most `MAX_SAMPLE_VALUES`. One query per table.
+    pub async fn load(warehouse: &Warehouse, schema: &Schema) -> Result<Self, WarehouseError> {
+        let mut samples = Self::default();
+        for table in user_tables(schema) {
+            let candidates: Vec<&ColumnInfo> = table
+                .columns
+                .iter()
+                .filter(|c| sampled_type(&c.type_name))
+                .collect();
+            if candidates.is_empty() || table.total_rows == 0 && !table.engine.contains("Log") {
+                continue;
+            }
+            let quote = crate::warehouse::query::quote_ident;
+            let select = candidates
+                .iter()
+                .map(|c| {
+                    // At most one value more than wanted, so "too many" is visible.
+                    format!(
+                        "topK({})(toString({}))",
+                        MAX_SAMPLE_VALUES + 1,
+                        quote(&c.name)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let columns = candidates
+                .iter()
+                .map(|c| quote(&c.name))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT {select} FROM (SELECT {columns} FROM {}.{} LIMIT 100000)",
+                quote(&table.database),
+                quote(&table.name)
+            );
+            let result = match warehouse.query(&sql, &QueryOptions::default()).await {
+                Ok(r) => r,
+                // A table that cannot be read (permissions, a broken engine) is linked by
+                // its names alone.
+                Err(WarehouseError::Server(e)) => {
+                    tracing::debug!("no samples for {}: {e}", table.qualified_name());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(row) = result.rows.first() else {
+                continue;
+            };
+            for (column, value) in candidates.iter().zip(row) {
+                let crate::warehouse::value::Value::Array(items) = value else {
+                    continue;
+                };
+                if items.is_empty() || items.len() > MAX_SAMPLE_VALUES {
+                    continue;
+                }
+                let mut values: Vec<String> = items
+                    .iter()
+                    .filter_map(|v| match v {
+                        crate::warehouse::value::Value::String(s) if s.len() <= 40 => {
+                            Some(s.clone())
+                        }
+                        _ => None,
+                    })
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                values.sort();
+                if !values.is_empty() {
+                    samples
+                        .values
+                        .insert((table.qualified_name(), column.name.clone()), values);
+                }
+            }
+        }
+        Ok(samples)
+    }
+}
+
+fn sampled_type(type_name: &str) -> bool {
+    match DataType::parse(type_name) {
+        Ok(t) => matches!(
+            t.unwrap_wrappers(),
+            DataType::String | DataType::FixedString(_)
+        ),
+        Err(_) => false,
+    }
+}
+
+/// Tables a question may be about: not ClickHouse's own, not Aurora's bookkeeping.
+pub fn user_tables(schema: &Schema) -> impl Iterator<Item = &TableInfo> {
+    schema.tables.iter().filter(|t| {
+        !t.name.starts_with(".inner")
+            && !t.name.ends_with("_dead_letter")
+            && !t.name.starts_with("_aurora")
+    })
+}
+
+/// A table chosen for the prompt, with the columns to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedTable {
+    pub table: TableInfo,
+    /// Columns whose name, comment or values the question mentions.
+    pub matched_columns: BTreeSet<String>,
+    pub score: u32,
+}
+
+/// The part of the schema a question is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkedSchema {
+    pub tables: Vec<LinkedTable>,
+    /// Words of the question that matched nothing (for "no such data" answers).
+    pub unmatched_words: Vec<String>,
+    /// Column values the question names ("purchases" → `event_type = 'purchase'`).
+    pub values: Vec<MatchedValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchedValue {
+    pub table: String,
+    pub column: String,
+    pub value: String,
+}
+
+impl LinkedSchema {
+    pub fn table_names(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .map(|t| t.table.qualified_name())
+            .collect()
+    }
+}
+
+/// Words that carry no schema meaning in analyst questions.
+const STOP_WORDS: &[&str] = &[
+    "a",
+    "about",
+    "above",
+    "across",
+    "after",
+    "all",
+    "along",
+    "also",
+    "among",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "average",
+    "avg",
+    "be",
+    "before",
+    "below",
+    "between",
+    "biggest",
+    "both",
+    "bottom",
+    "but",
+    "by",
+    "can",
+    "count",
+    "daily",
+    "data",
+    "day",
+    "days",
+    "did",
+    "distinct",
+    "do",
+    "does",
+    "each",
+    "every",
+    "fewest",
+    "first",
+    "for",
+    "from",
+    "get",
+    "give",
+    "group",
+    "grouped",
+    "had",
+    "has",
+    "have",
+    "highest",
+    "hour",
+    "hourly",
+    "hours",
+    "how",
+    "i",
+    "in",
+    "instead",
+    "into",
+    "is",
+    "it",
+    "its",
+    "last",
+    "latest",
+    "least",
+    "list",
+    "lowest",
+    "many",
+    "max",
+    "maximum",
+    "me",
+    "mean",
+    "median",
+    "min",
+    "minimum",
+    "minute",
+    "minutes",
+    "month",
+    "monthly",
+    "months",
+    "more",
+    "most",
+    "much",
+    "my",
+    "number",
+    "of",
+    "on",
+    "only",
+    "or",
+    "order",
+    "ordered",
+    "over",
+    "per",
+    "percent",
+    "percentage",
+    "please",
+    "rate",
+    "ratio",
+    "rows",
+    "record",
+    "records",
+    "share",
+    "show",
+    "smallest",
+    "so",
+    "sorted",
+    "than",
+    "that",
+    "the",
+    "their",
+    "them",
+    "then",
+    "there",
+    "these",
+    "this",
+    "those",
+    "to",
+    "top",
+    "total",
+    "totals",
+    "under",
+    "unique",
+    "up",
+    "us",
+    "value",
+    "values",
+    "was",
+    "week",
+    "weekly",
+    "weeks",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "who",
+    "whose",
+    "why",
+    "with",
+    "within",
+    "without",
+    "year",
+    "yearly",
+    "years",
+    "you",
+    "sum",
+    "number",
+    "amount",
+    "ten",
+    "five",
+    "three",
+    "two",
+    "one",
+    "all",
+    "overall",
+    "compared",
+    "compare",
+    "versus",
+    "vs",
+    "find",
+    "tell",
+    "return",
+    "display",
+    "same",
+    "than",
+    "sort",
+    "descending",
+    "ascending",
+    "table",
+    "tables",
+    "column",
+    "columns",
+    "query",
+    "select",
+    "missing",
+    "null",
+    "empty",
+    "known",
+    "we",
+    "our",
+];
+
+/// Lower-case words of `text`, split on anything that is not a letter or digit, with plural
+/// and verb endings folded so that "events" meets `event_time` and "purchases" `purchase`.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| stem(&w.to_lowercase()))
+        .collect()
+}
+
+fn stem(word: &str) -> String {
+    if word.len() > 4 && word.ends_with("ies") {
+        return format!("{}y", &word[..word.len() - 3]);
+    }
+    if word.len() > 3 && word.ends_with('s') && !word.ends_with("ss") && !word.ends_with("us") {
+        return word[..word.len() - 1].to_string();
+    }
+    word.to_string()
+}
+
+fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.contains(&word) || word.chars().all(|c| c.is_ascii_digit())
+}
+
+/// Picks tables and columns for `question`.
+///
+/// A table scores by the question words found in its name (3 each), its columns' names
+/// (2 each), their comments (1 each) and their sampled values (3 each). Every table scoring at
+/// least half the best score is kept, best first, at most `max_tables`. With no match at all
+/// and a single user table, that table is used (the question can only be about it).
+pub fn link(
+    schema: &Schema,
+    samples: &ValueSamples,
+    question: &str,
+    max_tables: usize,
+) -> LinkedSchema {
+    let question_words: Vec<String> = words(question)
+        .into_iter()
+        .filter(|w| !is_stop_word(w))
+        .collect();
+    let question_lower = question.to_lowercase();
+    let mut used_words = BTreeSet::new();
+    let mut linked: Vec<LinkedTable> = Vec::new();
+    let mut values = Vec::new();
+    for table in user_tables(schema) {
+        let mut score = 0;
+        let mut matched_columns = BTreeSet::new();
+        let table_words: BTreeSet<String> = words(&table.name).into_iter().collect();
+        for w in &question_words {
+            if table_words.contains(w) {
+                score += 3;
+                used_words.insert(w.clone());
+            }
+        }
+        for column in &table.columns {
+            let name_words: BTreeSet<String> = words(&column.name).into_iter().collect();
+            let comment_words: BTreeSet<String> = words(&column.comment)
+                .into_iter()
+                .filter(|w| !is_stop_word(w))
+                .collect();
+            let mut column_score = 0;
+            for w in &question_words {
+                if name_words.contains(w) {
+                    column_score += 2;
+                    used_words.insert(w.clone());
+                } else if comment_words.contains(w) {
+                    column_score += 1;
+                    used_words.insert(w.clone());
+                }
+            }
+            for value in samples.get(table, &column.name).unwrap_or_default() {
+                if mentions_value(&question_lower, &question_words, value) {
+                    column_score += 3;
+                    values.push(MatchedValue {
+                        table: table.qualified_name(),
+                        column: column.name.clone(),
+                        value: value.clone(),
+                    });
+                    for w in words(value) {
+                        used_words.insert(w);
+                    }
+                }
+            }
+            if column_score > 0 {
+                matched_columns.insert(column.name.clone());
+                score += column_score;
+            }
+        }
+        if score > 0 {
+            linked.push(LinkedTable {
+                table: table.clone(),
+                matched_columns,
+                score,
+            });
+        }
+    }
+    if linked.is_empty() {
+        let mut tables = user_tables(schema);
+        if let (Some(only), None) = (tables.next(), tables.next()) {
+            linked.push(LinkedTable {
+                table: only.clone(),
+                matched_columns: BTreeSet::new(),
+                score: 0,
+            });
+        }
+    }
+    linked.sort_by(|a, b| {
+        b.score
+            .cmp(&a.score)
+            .then_with(|| a.table.qualified_name().cmp(&b.table.qualified_name()))
+    });
+    let best = linked.first().map_or(0, |t| t.score);
+    linked.retain(|t| t.score * 2 >= best);
+    linked.truncate(max_tables.max(1));
+    values.retain(|v: &MatchedValue| linked.iter().any(|t| t.table.qualified_name() == v.table));
+    LinkedSchema {
+        tables: linked,
+        values,
+        unmatched_words: question_words
+            .into_iter()
+            .filter(|w| !used_words.contains(w))
+            .collect(),
+    }
+}
+
+/// Whether the question names a sampled value: the value as written ("DE", "mobile") as a
+/// whole word, or all of its words, plurals folded ("page views" for `page_view`,
+/// "purchases" for `purchase`).
+fn mentions_value(question_lower: &str, question_words: &[String], value: &str) -> bool {
+    let value_lower = value.to_lowercase();
+    let whole = question_lower
+        .split(|c: char| !c.is_alphanumeric() && c != '_' && c != '-' && c != '/')
+        .any(|w| w == value_lower);
+    if whole {
+        return true;
+    }
+    let value_words = words(value);
+    !value_words.is_empty() && value_words.iter().all(|w| question_words.contains(w))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn column(name: &str, type_name: &str, comment: &str) -> ColumnInfo {
+        ColumnInfo {
+            name: name.into(),
+            type_name: type_name.into(),
+            default_kind: String::new(),
+            default_expression: String::new(),
+            comment: comment.into(),
+            in_partition_key: false,
+            in_sorting_key: false,
+            in_primary_key: false,
+        }
+    }
+
+    fn table(database: &str, name: &str, columns: Vec<ColumnInfo>) -> TableInfo {
+        TableInfo {
+            database: database.into(),
+            name: name.into(),
+            engine: "MergeTree".into(),
+            partition_key: String::new(),
+            sorting_key: String::new(),
+            primary_key: String::new(),
+            total_rows: 100,
+            total_bytes: 1000,
+            columns,
+        }
+    }
+
+    /// The demo schema and a few vega tables, as the server reports them.
+    pub(crate) fn fixture() -> (Schema, ValueSamples) {
+        let events = table(
+            "demo",
+            "events",
+            vec![
+                column("event_time", "DateTime", "when the event happened (UTC)"),
+                column("event_id", "UInt64", "unique id of the event"),
+                column("user_id", "UInt32", "anonymous visitor id"),
+                column(
+                    "event_type",
+                    "LowCardinality(String)",
+                    "page_view, add_to_cart or purchase",
+                ),
+                column("page", "String", "path of the page"),
+                column(
+                    "product_id",
+                    "String",
+                    "product involved, empty for most page views",
+                ),
+                column(
+                    "country",
+                    "LowCardinality(String)",
+                    "ISO country code of the visitor",
+                ),
+                column(
+                    "device",
+                    "LowCardinality(String)",
+                    "desktop, mobile or tablet",
+                ),
+                column("quantity", "UInt8", "items added or bought"),
+                column(
+                    "revenue",
+                    "Decimal(10, 2)",
+                    "purchase amount in EUR, 0 for other events",
+                ),
+            ],
+        );
+        let products = table(
+            "demo",
+            "products",
+            vec![
+                column("product_id", "String", "product code"),
+                column("name", "String", "product name"),
+                column("price", "Decimal(10, 2)", "list price in EUR"),
+            ],
+        );
+        let airports = table(
+            "vega",
+            "airports",
+            vec![
+                column("iata", "String", "airport code"),
+                column("name", "String", "airport name"),
+                column("city", "String", ""),
+                column("state", "String", "US state"),
+            ],
+        );
+        let weather = table(
+            "vega",
+            "weather",
+            vec![
+                column("date", "Date", "day of the observation"),
+                column("precipitation", "Float64", "rain in mm"),
+                column("temp_max", "Float64", "highest temperature"),
+                column("weather", "String", "drizzle, rain, sun, snow or fog"),
+            ],
+        );
+        let mut samples = ValueSamples::default();
+        for (t, c, v) in [
+            (
+                "demo.events",
+                "event_type",
+                vec!["add_to_cart", "page_view", "purchase"],
+            ),
+            ("demo.events", "country", vec!["DE", "FR", "US"]),
+            ("demo.events", "device", vec!["desktop", "mobile", "tablet"]),
+            (
+                "vega.weather",
+                "weather",
+                vec!["drizzle", "fog", "rain", "snow", "sun"],
+            ),
+        ] {
+            samples.values.insert(
+                (t.to_string(), c.to_string()),
+                v.into_iter().map(String::from).collect(),
+            );
+        }
+        let schema = Schema {
+            databases: vec!["demo".into(), "vega".into()],
+            tables: vec![events, products, airports, weather],
+        };
+        (schema, samples)
+    }
+
+    fn linked(question: &str) -> Vec<String> {
+        let (schema, samples) = fixture();
+        link(&schema, &samples, question, 3).table_names()
+    }
+
+    #[test]
+    fn picks_the_table_a_question_names() {
+        assert_eq!(linked("How many events per hour?"), ["demo.events"]);
+        assert_eq!(linked("Which airports are in Texas?"), ["vega.airports"]);
+    }
+
+    #[test]
+    fn column_comments_and_values_link_tables() {
+        assert_eq!(linked("revenue from mobile users in DE"), ["demo.events"]);
+        assert_eq!(linked("how many days had snow"), ["vega.weather"]);
+        let (schema, samples) = fixture();
+        let values = link(&schema, &samples, "purchases from mobile", 3).values;
+        let named: Vec<_> = values
+            .iter()
+            .map(|v| (v.column.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(named, [("event_type", "purchase"), ("device", "mobile")]);
+        assert_eq!(linked("page views per day"), ["demo.events"]);
+    }
+
+    #[test]
+    fn a_join_question_links_both_tables() {
+        let tables = linked("total revenue by product name");
+        assert!(tables.contains(&"demo.events".to_string()), "{tables:?}");
+        assert!(tables.contains(&"demo.products".to_string()), "{tables:?}");
+    }
+
+    #[test]
+    fn nothing_matches_a_question_about_other_data() {
+        let (schema, samples) = fixture();
+        let linked = link(&schema, &samples, "how many invoices did we send", 3);
+        assert!(linked.tables.is_empty());
+        assert_eq!(linked.unmatched_words, ["invoice", "send"]);
+    }
+
+    #[test]
+    fn words_fold_plurals() {
+        assert_eq!(
+            words("Purchases by countries"),
+            ["purchase", "by", "country"]
+        );
+        assert_eq!(words("status"), ["status"]);
+    }
+}

@@ -1,0 +1,561 @@
+//! The local backend: a GGUF model run in-process by llama.cpp (`llama-cpp-2`) on one
+//! background thread that owns the model and a single context. Jobs arrive over a channel;
+//! text goes back token by token. The thread starts loading the model as soon as the backend
+//! is created, so a caller never blocks on the load: a job sent early simply waits its turn.
+//!
+//! Between jobs the context keeps the tokens it has evaluated. A new prompt that starts with
+//! the same tokens (the system prompt and schema are the same for every question) reuses
+//! them and only evaluates the rest, which is where most of a small model's latency goes.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::backend::{cut_at_stop, ChatMessage, GenerateRequest, Generation, ModelBackend};
+use super::error::AssistantError;
+
+/// Tokens the context holds: prompt plus answer. Aurora's prompts are small (a linked
+/// schema excerpt and a few examples), so 4k leaves room and keeps memory low.
+const CONTEXT_TOKENS: u32 = 4096;
+/// Prompt tokens evaluated per `decode` call.
+const BATCH_TOKENS: usize = 512;
+
+/// llama.cpp's process-wide state: initialised once, logs routed to `tracing` (debug level)
+/// instead of stderr, where they would tear a terminal UI apart.
+fn llama_backend() -> Result<&'static LlamaBackend, String> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// CPU threads for the model when the config says 0: all cores but one, so the ingestion
+/// engine and the UI keep a core, and at least one.
+pub fn default_threads() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(cores.saturating_sub(1).max(1)).unwrap_or(1)
+}
+
+/// What a GGUF file says about itself, read by loading it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelFacts {
+    pub name: Option<String>,
+    pub architecture: Option<String>,
+    pub parameters: u64,
+    pub size_bytes: u64,
+    pub context_tokens: u32,
+    pub has_chat_template: bool,
+}
+
+fn load_model(path: &Path) -> Result<LlamaModel, AssistantError> {
+    let load_error = |reason: String| AssistantError::ModelLoad {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if !path.is_file() {
+        return Err(AssistantError::ModelMissing {
+            model: path.display().to_string(),
+            looked_in: vec![path.to_path_buf()],
+        });
+    }
+    let backend = llama_backend().map_err(load_error)?;
+    LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(|e| {
+        load_error(format!(
+            "{e} (llama.cpp could not read it as a GGUF model; the file may be truncated)"
+        ))
+    })
+}
+
+/// Loads the file to check that llama.cpp can run it (what `aurora model add` does).
+pub fn inspect(path: &Path) -> Result<ModelFacts, AssistantError> {
+    let model = load_model(path)?;
+    let meta = |key: &str| model.meta_val_str(key).ok().filter(|s| !s.is_empty());
+    Ok(ModelFacts {
+        name: meta("general.name"),
+        architecture: meta("general.architecture"),
+        parameters: model.n_params(),
+        size_bytes: model.size(),
+        context_tokens: model.n_ctx_train(),
+        has_chat_template: model.chat_template(None).is_ok(),
+    })
+}
+
+struct Job {
+    request: GenerateRequest,
+    tokens: Option<UnboundedSender<String>>,
+    cancel: CancellationToken,
+    reply: oneshot::Sender<Result<Generation, AssistantError>>,
+}
+
+/// A GGUF model served by a background thread. Cheap to share; dropping the last handle
+/// stops the thread after its current job.
+pub struct LocalModel {
+    id: String,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl LocalModel {
+    /// Starts the model thread, which loads `path` right away. Errors (missing file, not a
+    /// model) are reported by the first `generate`.
+    pub fn spawn(id: String, path: PathBuf, threads: u32) -> Self {
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("aurora-model".into())
+            .spawn(move || serve(&path, threads, &receiver));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the model thread: {e}");
+        }
+        Self { id, jobs }
+    }
+}
+
+impl ModelBackend for LocalModel {
+    fn model_id(&self) -> String {
+        self.id.clone()
+    }
+
+    fn generate<'a>(
+        &'a self,
+        request: GenerateRequest,
+        tokens: Option<UnboundedSender<String>>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<Generation, AssistantError>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            let timeout = request.timeout;
+            let job = Job {
+                request,
+                tokens,
+                cancel: cancel.clone(),
+                reply,
+            };
+            if self.jobs.send(job).is_err() {
+                return Err(AssistantError::ModelLoad {
+                    path: PathBuf::from(&self.id),
+                    reason: "the model thread has stopped".into(),
+                });
+            }
+            // The thread checks the token between tokens; firing it on timeout makes the
+            // thread drop the job promptly instead of finishing an answer nobody reads.
+            let guard = cancel.clone().drop_guard();
+            let result = tokio::select! {
+                answer = answer => answer.unwrap_or(Err(AssistantError::Cancelled)),
+                () = tokio::time::sleep(timeout) => Err(AssistantError::Timeout(timeout)),
+            };
+            if result.is_ok() {
+                guard.disarm();
+            }
+            result
+        })
+    }
+}
+
+/// The model thread: load once, then answer jobs until every handle is dropped.
+fn serve(path: &Path, threads: u32, jobs: &mpsc::Receiver<Job>) {
+    let model = match load_model(path) {
+        Ok(model) => model,
+        Err(e) => {
+            let reason = e.to_string();
+            for job in jobs {
+                let _ = job.reply.send(Err(clone_load_error(&e, &reason)));
+            }
+            return;
+        }
+    };
+    let threads = i32::try_from(threads.max(1)).unwrap_or(1);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(CONTEXT_TOKENS))
+        .with_n_batch(BATCH_TOKENS as u32)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let backend = match llama_backend() {
+        Ok(b) => b,
+        Err(reason) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(AssistantError::ModelLoad {
+                    path: path.to_path_buf(),
+                    reason: reason.clone(),
+                }));
+            }
+            return;
+        }
+    };
+    let mut context = match model.new_context(backend, params) {
+        Ok(c) => c,
+        Err(e) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(AssistantError::ModelLoad {
+                    path: path.to_path_buf(),
+                    reason: format!("cannot create a context: {e}"),
+                }));
+            }
+            return;
+        }
+    };
+    let template = model.chat_template(None).ok();
+    let mut session = Session {
+        model: &model,
+        template,
+        evaluated: Vec::new(),
+        path,
+    };
+    for job in jobs {
+        if job.cancel.is_cancelled() {
+            let _ = job.reply.send(Err(AssistantError::Cancelled));
+            continue;
+        }
+        let result = session.run(&mut context, &job);
+        let _ = job.reply.send(result);
+    }
+}
+
+fn clone_load_error(e: &AssistantError, reason: &str) -> AssistantError {
+    match e {
+        AssistantError::ModelMissing { model, looked_in } => AssistantError::ModelMissing {
+            model: model.clone(),
+            looked_in: looked_in.clone(),
+        },
+        AssistantError::ModelLoad { path, .. } => AssistantError::ModelLoad {
+            path: path.clone(),
+            reason: reason.to_string(),
+        },
+        _ => AssistantError::ModelLoad {
+            path: PathBuf::new(),
+            reason: reason.to_string(),
+        },
+    }
+}
+
+struct Session<'m> {
+    model: &'m LlamaModel,
+    /// The chat template stored in the GGUF file, if any.
+    template: Option<LlamaChatTemplate>,
+    /// The tokens the context's sequence 0 holds, in order.
+    evaluated: Vec<LlamaToken>,
+    path: &'m Path,
+}
+
+impl Session<'_> {
+    fn fail(&self, reason: impl std::fmt::Display) -> AssistantError {
+        AssistantError::ModelLoad {
+            path: self.path.to_path_buf(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The prompt text: the file's own chat template when it has one, else a plain format.
+    fn prompt_text(&self, messages: &[ChatMessage], answer_prefix: &str) -> String {
+        let templated = self.template.as_ref().and_then(|template| {
+            let chat: Vec<LlamaChatMessage> = messages
+                .iter()
+                .map(|m| LlamaChatMessage::new(m.role.as_str().into(), m.content.clone()))
+                .collect::<Result<_, _>>()
+                .ok()?;
+            self.model.apply_chat_template(template, &chat, true).ok()
+        });
+        let mut text = templated.unwrap_or_else(|| plain_prompt(messages));
+        text.push_str(answer_prefix);
+        text
+    }
+
+    fn run(
+        &mut self,
+        context: &mut LlamaContext<'_>,
+        job: &Job,
+    ) -> Result<Generation, AssistantError> {
+        let request = &job.request;
+        let started = Instant::now();
+        let deadline = started + request.timeout;
+        let prompt = self.prompt_text(&request.messages, &request.answer_prefix);
+        tracing::debug!("prompt:\n{prompt}");
+        let prompt_tokens = self.model.vocab().tokenize(prompt.as_bytes(), true, true);
+        if prompt_tokens.len() + request.max_tokens as usize > CONTEXT_TOKENS as usize {
+            return Err(self.fail(format!(
+                "the prompt has {} tokens; with {} for the answer that exceeds the context of {}",
+                prompt_tokens.len(),
+                request.max_tokens,
+                CONTEXT_TOKENS
+            )));
+        }
+        // Reuse what the context already holds; at least the last prompt token is evaluated
+        // again, because its logits are what the first answer token is sampled from.
+        let reused = common_prefix(&self.evaluated, &prompt_tokens).min(prompt_tokens.len() - 1);
+        context
+            .clear_kv_cache_seq(Some(0), Some(reused as u32), None)
+            .map_err(|e| self.fail(e))?;
+        self.evaluated.truncate(reused);
+        let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
+        for chunk in prompt_tokens[reused..].chunks(BATCH_TOKENS) {
+            if job.cancel.is_cancelled() {
+                return Err(AssistantError::Cancelled);
+            }
+            if Instant::now() > deadline {
+                return Err(AssistantError::Timeout(request.timeout));
+            }
+            batch.clear();
+            let last = chunk.len() - 1;
+            for (i, token) in chunk.iter().enumerate() {
+                let pos = (self.evaluated.len() + i) as i32;
+                batch
+                    .add(*token, pos, &[0], i == last)
+                    .map_err(|e| self.fail(e))?;
+            }
+            context.decode(&mut batch).map_err(|e| self.fail(e))?;
+            self.evaluated.extend_from_slice(chunk);
+        }
+        let prompt_time = started.elapsed();
+
+        let mut grammar = match &request.grammar {
+            Some(gbnf) => Some(
+                LlamaSampler::grammar(self.model, gbnf, "root")
+                    .map_err(|e| self.fail(format!("the SQL grammar was refused: {e}")))?,
+            ),
+            None => None,
+        };
+        let vocab = self.model.vocab();
+        let mut bytes = Vec::new();
+        let mut sent = 0usize;
+        let mut generation = Generation {
+            prompt_tokens: prompt_tokens.len() as u32,
+            cached_prompt_tokens: reused as u32,
+            prompt_time,
+            ..Generation::default()
+        };
+        let mut logits_index = batch.n_tokens() - 1;
+        let mut sampler = Sampler {
+            temperature: request.temperature,
+            state: request.seed,
+        };
+        let answer_started = Instant::now();
+        while generation.generated_tokens < request.max_tokens {
+            if job.cancel.is_cancelled() {
+                return Err(AssistantError::Cancelled);
+            }
+            if Instant::now() > deadline {
+                return Err(AssistantError::Timeout(request.timeout));
+            }
+            let (token, resampled) =
+                pick_token(context, logits_index, grammar.as_mut(), &mut sampler);
+            generation.grammar_resamples += u32::from(resampled);
+            if vocab.is_eog(token) {
+                break;
+            }
+            if let Some(g) = grammar.as_mut() {
+                g.accept(token);
+            }
+            generation.generated_tokens += 1;
+            vocab.token_to_piece_into(token, &mut bytes, false, None);
+            // Stream only whole characters; a token may end inside a UTF-8 sequence.
+            let complete = match std::str::from_utf8(&bytes) {
+                Ok(text) => text.len(),
+                Err(e) => e.valid_up_to(),
+            };
+            let mut text = String::from_utf8_lossy(&bytes[..complete]).into_owned();
+            let stopped = cut_at_stop(&mut text, &request.stop);
+            if let Some(tokens) = &job.tokens {
+                if text.len() > sent {
+                    let _ = tokens.send(text[sent..].to_string());
+                }
+            }
+            sent = text.len();
+            if stopped {
+                generation.text = text;
+                generation.generation_time = answer_started.elapsed();
+                // The stop text was evaluated but is not part of the answer; the cache keeps
+                // only the prompt so the next question's prefix match stays exact.
+                self.forget_answer(context, prompt_tokens.len())?;
+                return Ok(generation);
+            }
+            batch.clear();
+            batch
+                .add(token, self.evaluated.len() as i32, &[0], true)
+                .map_err(|e| self.fail(e))?;
+            context.decode(&mut batch).map_err(|e| self.fail(e))?;
+            self.evaluated.push(token);
+            logits_index = 0;
+        }
+        generation.text = String::from_utf8_lossy(&bytes).into_owned();
+        cut_at_stop(&mut generation.text, &request.stop);
+        generation.generation_time = answer_started.elapsed();
+        self.forget_answer(context, prompt_tokens.len())?;
+        Ok(generation)
+    }
+
+    fn forget_answer(
+        &mut self,
+        context: &mut LlamaContext<'_>,
+        prompt_len: usize,
+    ) -> Result<(), AssistantError> {
+        context
+            .clear_kv_cache_seq(Some(0), Some(prompt_len as u32), None)
+            .map_err(|e| self.fail(e))?;
+        self.evaluated.truncate(prompt_len);
+        Ok(())
+    }
+}
+
+/// Chooses among the most likely tokens: greedily at temperature 0, else by sampling the 40
+/// best with the given temperature (a seeded splitmix64, so runs repeat).
+struct Sampler {
+    temperature: f32,
+    state: u64,
+}
+
+impl Sampler {
+    const TOP_K: usize = 40;
+
+    fn next_unit(&mut self) -> f64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Picks from `(token, logit)` candidates.
+    fn choose(&mut self, mut candidates: Vec<(usize, f32)>) -> Option<usize> {
+        if self.temperature <= 0.0 || candidates.len() < 2 {
+            return candidates
+                .iter()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|c| c.0);
+        }
+        candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
+        candidates.truncate(Self::TOP_K);
+        let top = candidates[0].1;
+        let weights: Vec<f64> = candidates
+            .iter()
+            .map(|c| f64::from((c.1 - top) / self.temperature).exp())
+            .collect();
+        let mut pick = self.next_unit() * weights.iter().sum::<f64>();
+        for (c, w) in candidates.iter().zip(&weights) {
+            if pick < *w {
+                return Some(c.0);
+            }
+            pick -= w;
+        }
+        candidates.last().map(|c| c.0)
+    }
+}
+
+/// The next token. With a grammar, the token chosen without it is checked first, and the
+/// whole vocabulary is filtered only when that token is refused: the full check costs a pass
+/// over ~150k tokens, the single check almost nothing, and the model usually writes what the
+/// grammar allows anyway. Returns whether it had to choose again.
+fn pick_token(
+    context: &LlamaContext<'_>,
+    index: i32,
+    grammar: Option<&mut LlamaSampler>,
+    sampler: &mut Sampler,
+) -> (LlamaToken, bool) {
+    let logits = context.get_logits_ith(index);
+    let first = if sampler.temperature > 0.0 {
+        let mut best: Vec<(usize, f32)> = logits.iter().copied().enumerate().collect();
+        let nth = Sampler::TOP_K.min(best.len() - 1);
+        best.select_nth_unstable_by(nth, |a, b| b.1.total_cmp(&a.1));
+        best.truncate(Sampler::TOP_K);
+        sampler.choose(best).unwrap_or_else(|| argmax(logits))
+    } else {
+        argmax(logits)
+    };
+    let Some(grammar) = grammar else {
+        return (LlamaToken(first as i32), false);
+    };
+    let mut single = LlamaTokenDataArray::new(
+        vec![LlamaTokenData::new(
+            LlamaToken(first as i32),
+            logits[first],
+            0.0,
+        )],
+        false,
+    );
+    grammar.apply(&mut single);
+    if single.data.first().is_some_and(|d| d.logit().is_finite()) {
+        return (LlamaToken(first as i32), false);
+    }
+    let mut all = LlamaTokenDataArray::from_iter(
+        logits
+            .iter()
+            .enumerate()
+            .map(|(id, &logit)| LlamaTokenData::new(LlamaToken(id as i32), logit, 0.0)),
+        false,
+    );
+    grammar.apply(&mut all);
+    let allowed: Vec<(usize, f32)> = all
+        .data
+        .iter()
+        .filter(|d| d.logit().is_finite())
+        .map(|d| (d.id().0 as usize, d.logit()))
+        .collect();
+    let chosen = sampler.choose(allowed).unwrap_or(first);
+    (LlamaToken(chosen as i32), true)
+}
+
+fn argmax(logits: &[f32]) -> usize {
+    logits
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// For a GGUF file without a chat template: a ChatML-like layout most instruction-tuned
+/// models understand.
+fn plain_prompt(messages: &[ChatMessage]) -> String {
+    let mut text = String::new();
+    for m in messages {
+        text.push_str(&format!("### {}\n{}\n\n", m.role.as_str(), m.content));
+    }
+    text.push_str("### assistant\n");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_threads_leave_a_core() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        assert_eq!(default_threads(), cores.saturating_sub(1).max(1));
+    }
+
+    #[test]
+    fn plain_prompt_ends_where_the_answer_starts() {
+        let text = plain_prompt(&[ChatMessage::system("rules"), ChatMessage::user("q")]);
+        assert_eq!(text, "### system\nrules\n\n### user\nq\n\n### assistant\n");
+    }
+
+    #[test]
+    fn prefix_of_token_lists() {
+        let t = |v: &[i32]| v.iter().map(|&i| LlamaToken(i)).collect::<Vec<_>>();
+        assert_eq!(common_prefix(&t(&[1, 2, 3]), &t(&[1, 2, 4])), 2);
+        assert_eq!(common_prefix(&t(&[]), &t(&[1])), 0);
+    }
+}

@@ -1,0 +1,56 @@
+//! The SQL assistant: a plain-language question in, a checked read-only ClickHouse query and
+//! its rows out. Data flows question → schema linking (`linking`) → prompt (`prompt`) → a
+//! model backend (`llama` in-process, or `openai` over HTTP) constrained by a grammar
+//! (`grammar`) → rewriting and validation (`validate`: parser, identifiers, the server's dry
+//! run) → repair attempts fed with the error → execution through the warehouse, read-only.
+//! `conversation` keeps the context for follow-up questions; `suggest` proposes questions
+//! from the schema; `catalog` knows the models and where their files are.
+
+pub mod ask;
+pub mod backend;
+pub mod catalog;
+pub mod conversation;
+pub mod error;
+pub mod grammar;
+pub mod linking;
+pub mod llama;
+pub mod openai;
+pub mod prompt;
+pub mod suggest;
+pub mod validate;
+
+pub use ask::{Answer, AskOptions, Assistant, Attempt};
+pub use backend::{ChatMessage, GenerateRequest, Generation, ModelBackend, Role};
+pub use error::AssistantError;
+
+use std::sync::Arc;
+
+use crate::config::{AssistantConfig, Backend};
+
+/// The backend the config (and the `--model`/`--endpoint` flags) ask for. A local model
+/// starts loading in the background right away.
+pub fn backend_for(
+    config: &AssistantConfig,
+    model_flag: Option<&str>,
+    endpoint_flag: Option<&str>,
+) -> Result<Arc<dyn ModelBackend>, AssistantError> {
+    if endpoint_flag.is_some() || config.backend == Backend::OpenAi {
+        let openai = &config.openai;
+        let base_url = endpoint_flag.unwrap_or(&openai.base_url);
+        let model = model_flag.unwrap_or(&openai.model);
+        let key = std::env::var(&openai.api_key_env)
+            .ok()
+            .filter(|k| !k.is_empty());
+        return Ok(Arc::new(openai::OpenAiBackend::new(base_url, model, key)?));
+    }
+    let resolved = catalog::resolve(model_flag, config)?;
+    let threads = match config.threads {
+        0 => llama::default_threads(),
+        n => n,
+    };
+    Ok(Arc::new(llama::LocalModel::spawn(
+        resolved.id,
+        resolved.path,
+        threads,
+    )))
+}

@@ -1,0 +1,489 @@
+//! Prompt building: the system message (rules, the server's dialect facts, the linked
+//! tables as `CREATE TABLE` text with comments and sampled values), a few worked examples
+//! chosen by similarity to the question, the previous question and query for a follow-up,
+//! and the last failed attempt with its error for a repair.
+//!
+//! Examples are written for the linked table itself (its real names, its time and numeric
+//! columns), because a 0.5B model copies the shape and names of an example far more
+//! reliably than it follows an instruction.
+
+use std::collections::BTreeSet;
+
+use super::backend::ChatMessage;
+use super::linking::{words, LinkedSchema, MatchedValue, ValueSamples};
+use crate::warehouse::query::ident as quote_ident;
+use crate::warehouse::schema::{ColumnInfo, TableInfo};
+use crate::warehouse::types::DataType;
+use crate::warehouse::Capabilities;
+
+/// What the answer starts with. Forcing it keeps a small model from explaining itself.
+pub const ANSWER_PREFIX: &str = "SELECT";
+
+/// A question with the SQL that answers it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Example {
+    pub question: String,
+    pub sql: String,
+}
+
+/// A previous exchange a follow-up question refines.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Turn {
+    pub question: String,
+    pub sql: String,
+}
+
+/// A failed attempt to show the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub sql: String,
+    pub error: String,
+}
+
+/// One column as a line of `CREATE TABLE` text (its comma included, before the comment),
+/// with its comment and, for low-cardinality strings, the values it holds.
+fn column_line(
+    table: &TableInfo,
+    column: &ColumnInfo,
+    samples: &ValueSamples,
+    last: bool,
+) -> String {
+    let comma = if last { "" } else { "," };
+    let mut line = format!(
+        "  {} {}{comma}",
+        quote_ident(&column.name),
+        column.type_name
+    );
+    let mut notes = Vec::new();
+    if !column.comment.is_empty() {
+        notes.push(column.comment.clone());
+    }
+    if let Some(values) = samples.get(table, &column.name) {
+        let quoted: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+        notes.push(format!("values: {}", quoted.join(", ")));
+    }
+    if !notes.is_empty() {
+        line.push_str(" -- ");
+        line.push_str(&notes.join("; "));
+    }
+    line
+}
+
+/// `CREATE TABLE db.t (...)` for the prompt: names, types, comments, sampled values.
+pub fn create_table(table: &TableInfo, samples: &ValueSamples) -> String {
+    let shown: Vec<&ColumnInfo> = table
+        .columns
+        .iter()
+        .filter(|c| c.default_kind != "ALIAS" || !c.comment.is_empty())
+        .collect();
+    let columns: Vec<String> = shown
+        .iter()
+        .enumerate()
+        .map(|(i, c)| column_line(table, c, samples, i + 1 == shown.len()))
+        .collect();
+    format!(
+        "CREATE TABLE {}.{} (\n{}\n)",
+        quote_ident(&table.database),
+        quote_ident(&table.name),
+        columns.join("\n")
+    )
+}
+
+/// The rules every prompt starts with. Kept identical across questions on the same tables,
+/// so the local backend reuses its evaluation.
+pub fn system_message<'a>(
+    tables: impl IntoIterator<Item = &'a TableInfo>,
+    samples: &ValueSamples,
+    caps: &Capabilities,
+) -> String {
+    let mut text = String::from(
+        "You write one ClickHouse SQL SELECT query that answers the question. \
+         Reply with the query only.\n\
+         Rules:\n\
+         - Use only the tables and columns below. Write tables as database.table.\n\
+         - Time buckets: toStartOfMinute(t), toStartOfHour(t), toDate(t), toStartOfMonth(t).\n\
+         - Use count(), countIf(condition), sum(x), avg(x), median(x), uniqExact(x), round(x, 2).\n\
+         - Every selected column that is not an aggregate must be in GROUP BY.\n\
+         - Strings in single quotes.\n",
+    );
+    for note in caps.dialect_notes() {
+        if !note.contains("EXPLAIN") && !note.contains("parameters") {
+            text.push_str(&format!("- This server has {note}.\n"));
+        }
+    }
+    text.push_str("\nTables:\n");
+    for table in tables {
+        text.push_str(&create_table(table, samples));
+        text.push('\n');
+    }
+    text
+}
+
+/// The question with the column values it names spelled out, which a small model would
+/// otherwise leave out or misspell ("purchases" → `event_type = 'purchase'`).
+pub fn with_value_hints(question: &str, values: &[MatchedValue]) -> String {
+    if values.is_empty() {
+        return question.to_string();
+    }
+    let hints: Vec<String> = values
+        .iter()
+        .map(|v| {
+            format!(
+                "{} = '{}'",
+                quote_ident(&v.column),
+                v.value.replace('\'', "\\'")
+            )
+        })
+        .collect();
+    format!("{question}\n(values named: {})", hints.join(", "))
+}
+
+/// The chat for one attempt of the full pipeline.
+pub fn messages(
+    system: String,
+    examples: &[Example],
+    previous: Option<&Turn>,
+    question: &str,
+    failure: Option<&Failure>,
+) -> Vec<ChatMessage> {
+    let mut messages = vec![ChatMessage::system(system)];
+    for example in examples {
+        messages.push(ChatMessage::user(example.question.clone()));
+        messages.push(ChatMessage::assistant(example.sql.clone()));
+    }
+    match previous {
+        Some(turn) => {
+            messages.push(ChatMessage::user(turn.question.clone()));
+            messages.push(ChatMessage::assistant(turn.sql.clone()));
+            messages.push(ChatMessage::user(format!(
+                "Change the previous query: {question}"
+            )));
+        }
+        None => messages.push(ChatMessage::user(question.to_string())),
+    }
+    if let Some(failure) = failure {
+        messages.push(ChatMessage::assistant(failure.sql.clone()));
+        messages.push(ChatMessage::user(format!(
+            "That query is wrong: {}\nWrite the corrected query.",
+            failure.error
+        )));
+    }
+    messages
+}
+
+/// The baseline prompt (benchmark mode "plain"): every table's `CREATE TABLE`, the
+/// question, nothing else.
+pub fn plain_messages<'a>(
+    tables: impl IntoIterator<Item = &'a TableInfo>,
+    question: &str,
+) -> Vec<ChatMessage> {
+    let empty = ValueSamples::default();
+    let schema: Vec<String> = tables
+        .into_iter()
+        .map(|t| create_table(t, &empty))
+        .collect();
+    vec![
+        ChatMessage::system(
+            "You write ClickHouse SQL. Reply with one SELECT query only.".to_string(),
+        ),
+        ChatMessage::user(format!("{}\n\nQuestion: {question}", schema.join("\n"))),
+    ]
+}
+
+fn data_type(column: &ColumnInfo) -> Option<DataType> {
+    DataType::parse(&column.type_name).ok()
+}
+
+fn is_key_like(name: &str) -> bool {
+    name == "id" || name.ends_with("_id") || name.ends_with("Id")
+}
+
+/// Worked examples over `table`'s own columns: one per ClickHouse idiom a question may
+/// need (time buckets, top-N, medians, shares, NULLs, a join on a shared column).
+pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Vec<Example> {
+    let has_time = |t: &TableInfo| {
+        t.columns
+            .iter()
+            .any(|c| data_type(c).is_some_and(|d| d.is_temporal()))
+    };
+    // Examples are about the facts (the table with a time column), not a lookup table.
+    let Some(main) = linked
+        .tables
+        .iter()
+        .map(|t| &t.table)
+        .find(|t| has_time(t))
+        .or_else(|| linked.tables.first().map(|t| &t.table))
+    else {
+        return Vec::new();
+    };
+    let name = format!(
+        "{}.{}",
+        quote_ident(&main.database),
+        quote_ident(&main.name)
+    );
+    let q = |c: &ColumnInfo| quote_ident(&c.name);
+    let time = main
+        .columns
+        .iter()
+        .find(|c| data_type(c).is_some_and(|t| t.is_temporal()));
+    let numbers: Vec<&ColumnInfo> = main
+        .columns
+        .iter()
+        .filter(|c| data_type(c).is_some_and(|t| t.is_numeric()) && !is_key_like(&c.name))
+        .collect();
+    let category = main
+        .columns
+        .iter()
+        .find(|c| samples.get(main, &c.name).is_some_and(|v| v.len() > 1));
+    let nullable = main
+        .columns
+        .iter()
+        .find(|c| data_type(c).is_some_and(|t| t.is_nullable()));
+    let mut out = Vec::new();
+    let noun = main.name.replace('_', " ");
+    if let Some(t) = time {
+        let is_date = data_type(t).is_some_and(|d| matches!(d.unwrap_wrappers(), DataType::Date));
+        if !is_date {
+            out.push(Example {
+                question: format!("How many {noun} per hour?"),
+                sql: format!(
+                    "SELECT toStartOfHour({t}) AS hour, count() AS {n} FROM {name} GROUP BY hour ORDER BY hour",
+                    t = q(t),
+                    n = identifier_from(&noun)
+                ),
+            });
+        }
+        out.push(Example {
+            question: format!("How many {noun} per month?"),
+            sql: format!(
+                "SELECT toStartOfMonth({t}) AS month, count() AS {n} FROM {name} GROUP BY month ORDER BY month",
+                t = q(t),
+                n = identifier_from(&noun)
+            ),
+        });
+        if let Some(x) = numbers.first() {
+            out.push(Example {
+                question: format!("Average {} per day", x.name.replace('_', " ")),
+                sql: format!(
+                    "SELECT toDate({t}) AS day, avg({x}) AS avg_{xn} FROM {name} GROUP BY day ORDER BY day",
+                    t = q(t),
+                    x = q(x),
+                    xn = identifier_from(&x.name)
+                ),
+            });
+        }
+    }
+    if let Some(c) = category {
+        let values = samples.get(main, &c.name).unwrap_or_default();
+        out.push(Example {
+            question: format!("Top 3 {} by number of {noun}", c.name.replace('_', " ")),
+            sql: format!(
+                "SELECT {c}, count() AS {n} FROM {name} GROUP BY {c} ORDER BY {n} DESC LIMIT 3",
+                c = q(c),
+                n = identifier_from(&noun)
+            ),
+        });
+        if let Some(v) = values.first() {
+            out.push(Example {
+                question: format!(
+                    "What share of {noun} have {} {v}?",
+                    c.name.replace('_', " ")
+                ),
+                sql: format!(
+                    "SELECT round(countIf({c} = '{v}') / count() * 100, 2) AS percent FROM {name}",
+                    c = q(c),
+                    v = v.replace('\'', "\\'")
+                ),
+            });
+        }
+        if let Some(x) = numbers.first() {
+            out.push(Example {
+                question: format!(
+                    "Median {} for each {}",
+                    x.name.replace('_', " "),
+                    c.name.replace('_', " ")
+                ),
+                sql: format!(
+                    "SELECT {c}, median({x}) AS median_{xn} FROM {name} GROUP BY {c} ORDER BY {c}",
+                    c = q(c),
+                    x = q(x),
+                    xn = identifier_from(&x.name)
+                ),
+            });
+        }
+    }
+    if let Some(n) = nullable {
+        out.push(Example {
+            question: format!("How many {noun} have no {}?", n.name.replace('_', " ")),
+            sql: format!(
+                "SELECT countIf(isNull({c})) AS missing FROM {name}",
+                c = q(n)
+            ),
+        });
+    }
+    if let Some(lookup) = linked.tables.iter().map(|t| &t.table).find(|t| *t != main) {
+        // The join example reads the facts and looks up a label in the other table.
+        let facts = main;
+        let shared = facts
+            .columns
+            .iter()
+            .find(|c| lookup.columns.iter().any(|o| o.name == c.name));
+        let label = lookup
+            .columns
+            .iter()
+            .find(|c| c.name == "name" || c.name.ends_with("_name"))
+            .or_else(|| {
+                lookup.columns.iter().find(|c| {
+                    !is_key_like(&c.name) && data_type(c).is_some_and(|d| d.is_string_like())
+                })
+            });
+        if let (Some(key), Some(label)) = (shared, label) {
+            let noun = facts.name.replace('_', " ");
+            let table =
+                |t: &TableInfo| format!("{}.{}", quote_ident(&t.database), quote_ident(&t.name));
+            let (f, o) = (table(facts), table(lookup));
+            out.push(Example {
+                question: format!(
+                    "Number of {noun} by {} {}",
+                    lookup.name.trim_end_matches('s'),
+                    label.name.replace('_', " ")
+                ),
+                sql: format!(
+                    "SELECT o.{l}, count() AS {n} FROM {f} AS m JOIN {o} AS o ON m.{k} = o.{k} GROUP BY o.{l} ORDER BY {n} DESC",
+                    l = q(label),
+                    k = q(key),
+                    n = identifier_from(&noun),
+                ),
+            });
+        }
+    }
+    out
+}
+
+fn identifier_from(text: &str) -> String {
+    let id: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if id.starts_with(|c: char| c.is_ascii_digit()) || id.is_empty() {
+        format!("n_{id}")
+    } else {
+        id
+    }
+}
+
+/// Words that say which idiom a question needs; sharing one counts triple.
+const IDIOM_WORDS: &[&str] = &[
+    "hour",
+    "hourly",
+    "day",
+    "daily",
+    "month",
+    "monthly",
+    "minute",
+    "week",
+    "top",
+    "most",
+    "median",
+    "average",
+    "avg",
+    "share",
+    "percent",
+    "percentage",
+    "ratio",
+    "no",
+    "missing",
+    "null",
+    "without",
+    "name",
+];
+
+/// The `n` examples most similar to `question`, by shared words (idiom words count triple).
+pub fn choose(question: &str, candidates: &[Example], n: usize) -> Vec<Example> {
+    let question_words: BTreeSet<String> = words(question).into_iter().collect();
+    let mut scored: Vec<(usize, usize, &Example)> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let score: usize = words(&e.question)
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                .intersection(&question_words)
+                .map(|w| {
+                    if IDIOM_WORDS.contains(&w.as_str()) {
+                        3
+                    } else {
+                        1
+                    }
+                })
+                .sum();
+            (score, i, e)
+        })
+        .filter(|(score, _, _)| *score > 0)
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored
+        .into_iter()
+        .take(n)
+        .map(|(_, _, e)| e.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assistant::linking::{link, tests::fixture};
+
+    #[test]
+    fn create_table_shows_comments_and_values() {
+        let (schema, samples) = fixture();
+        let text = create_table(&schema.tables[0], &samples);
+        assert!(text.starts_with("CREATE TABLE demo.events (\n  event_time DateTime, -- when"));
+        assert!(text.contains(
+            "event_type LowCardinality(String), -- page_view, add_to_cart or purchase; values: 'add_to_cart', 'page_view', 'purchase'"
+        ));
+    }
+
+    #[test]
+    fn system_message_carries_dialect_facts() {
+        let (schema, samples) = fixture();
+        let caps = Capabilities::from_version("18.16.1");
+        let text = system_message(&schema.tables[..1], &samples, &caps);
+        assert!(text.contains("no window functions"), "{text}");
+        assert!(!text.contains("demo.products"));
+    }
+
+    #[test]
+    fn examples_use_the_linked_tables_names() {
+        let (schema, samples) = fixture();
+        let linked = link(&schema, &samples, "revenue by product name", 3);
+        let examples = examples_for(&linked, &samples);
+        let join = examples.iter().find(|e| e.sql.contains("JOIN")).unwrap();
+        assert_eq!(
+            join.sql,
+            "SELECT o.name, count() AS events FROM demo.events AS m JOIN demo.products AS o \
+             ON m.product_id = o.product_id GROUP BY o.name ORDER BY events DESC"
+        );
+        let chosen = choose("median quantity per device", &examples, 1);
+        assert!(chosen[0].sql.contains("median("), "{chosen:?}");
+        let chosen = choose("events per hour on Monday", &examples, 1);
+        assert!(chosen[0].sql.contains("toStartOfHour"), "{chosen:?}");
+    }
+
+    #[test]
+    fn a_follow_up_shows_the_previous_query() {
+        let previous = Turn {
+            question: "top 5 countries".into(),
+            sql: "SELECT country FROM demo.events LIMIT 5".into(),
+        };
+        let m = messages("sys".into(), &[], Some(&previous), "top 10 instead", None);
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[3].content, "Change the previous query: top 10 instead");
+    }
+}

@@ -1,0 +1,581 @@
+//! Checks a generated query before anything runs it, without trusting the model: the text is
+//! cut out of the answer, obvious dialect slips are rewritten, `sqlparser` (ClickHouse
+//! dialect) must find exactly one read-only query, and every table and column it names must
+//! exist. The server's dry run comes after this (in `ask`), as the final word.
+//! A [`Problem`] is written for two readers: the user, and the model in a repair attempt.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    Expr, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
+    Visit, Visitor,
+};
+use sqlparser::dialect::ClickHouseDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+use super::linking::user_tables;
+use crate::warehouse::schema::{Schema, TableInfo};
+
+/// Why a query was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    Empty,
+    Parse(String),
+    /// More than one statement, or a statement that is not a query.
+    NotAQuery(String),
+    /// A query that would write, or lift Aurora's limits (`INTO OUTFILE`, `SETTINGS`, ...).
+    NotReadOnly(String),
+    UnknownTable {
+        name: String,
+        known: Vec<String>,
+    },
+    UnknownColumn {
+        name: String,
+        tables: Vec<String>,
+        did_you_mean: Option<String>,
+    },
+    /// The server's dry run refused it.
+    Server(String),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Empty => write!(f, "the model wrote no SQL"),
+            Problem::Parse(e) => write!(f, "not valid SQL: {e}"),
+            Problem::NotAQuery(what) => {
+                write!(f, "only a single SELECT query is allowed, not {what}")
+            }
+            Problem::NotReadOnly(what) => write!(f, "refused: {what}"),
+            Problem::UnknownTable { name, known } => write!(
+                f,
+                "there is no table `{name}`; the tables are: {}",
+                known.join(", ")
+            ),
+            Problem::UnknownColumn {
+                name,
+                tables,
+                did_you_mean,
+            } => {
+                write!(f, "there is no column `{name}` in {}", tables.join(", "))?;
+                if let Some(s) = did_you_mean {
+                    write!(f, "; did you mean `{s}`?")?;
+                }
+                Ok(())
+            }
+            Problem::Server(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The SQL in a model's answer: `prefix` (the part of the answer that was forced, e.g.
+/// `SELECT `) plus what the model wrote, without code fences, explanations after it, or
+/// a trailing `;`.
+pub fn extract_sql(prefix: &str, generated: &str) -> String {
+    let mut text = generated.to_string();
+    // A model that opened a code fence itself puts the query inside it.
+    if let Some(start) = text.find("```") {
+        let after = &text[start + 3..];
+        let after = after
+            .strip_prefix("sql")
+            .or_else(|| after.strip_prefix("SQL"))
+            .unwrap_or(after);
+        text = match after.find("```") {
+            Some(end) if start == 0 || prefix.is_empty() => after[..end].to_string(),
+            _ => text[..start].to_string(),
+        };
+    }
+    // An answer that starts over with its own SELECT or WITH (a backend that could not
+    // force the prefix) is whole already.
+    let head = text
+        .trim_start()
+        .get(..6)
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let whole =
+        head.starts_with("SELECT") || head.starts_with("WITH ") || head.starts_with("WITH\n");
+    // Tokenizers often put the space after the prefix into the first generated token.
+    let mut sql = match (prefix.is_empty(), text.starts_with(char::is_whitespace)) {
+        _ if whole => text.trim_start().to_string(),
+        (false, true) => format!("{prefix} {}", text.trim_start()),
+        _ => format!("{prefix}{text}"),
+    };
+    // An explanation after a blank line is prose, not SQL.
+    if let Some(at) = sql.find("\n\n") {
+        sql.truncate(at);
+    }
+    let trimmed = sql.trim();
+    let trimmed = trimmed.split(';').next().unwrap_or_default().trim();
+    trimmed.to_string()
+}
+
+/// Names the query uses and the tables they resolve to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckedQuery {
+    pub sql: String,
+    /// Qualified names of the tables read.
+    pub tables: Vec<String>,
+    /// sqlparser could not read this ClickHouse syntax; the statement was checked from its
+    /// tokens instead (one statement, starts with SELECT/WITH, no write keywords).
+    pub checked_by_tokens: bool,
+}
+
+/// Rewrites slips a small model makes that have one obvious fix: a table written without
+/// its database when exactly one table has that name. Returns the query unchanged when it
+/// does not parse.
+pub fn qualify_tables(sql: &str, schema: &Schema) -> String {
+    let Ok(statements) = Parser::parse_sql(&ClickHouseDialect {}, sql) else {
+        return sql.to_string();
+    };
+    let mut ctes = BTreeSet::new();
+    let mut bare = Vec::new();
+    let _ = sqlparser::ast::visit_statements(&statements, |s| {
+        if let Statement::Query(q) = s {
+            collect_cte_names(q, &mut ctes);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let _ = sqlparser::ast::visit_relations(&statements, |name: &ObjectName| {
+        if let [ObjectNamePart::Identifier(ident)] = name.0.as_slice() {
+            if !ctes.contains(&ident.value) {
+                let matches: Vec<&TableInfo> = user_tables(schema)
+                    .filter(|t| t.name == ident.value)
+                    .collect();
+                if let [table] = matches.as_slice() {
+                    bare.push((ident.span, table.database.clone()));
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let mut out = sql.to_string();
+    // From the end, so earlier offsets stay valid.
+    let mut inserts: Vec<(usize, String)> = bare
+        .into_iter()
+        .filter_map(|(span, db)| {
+            offset_of(sql, span.start.line, span.start.column).map(|at| (at, db))
+        })
+        .collect();
+    inserts.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    inserts.dedup_by_key(|(at, _)| *at);
+    for (at, db) in inserts {
+        out.insert_str(at, &format!("{}.", crate::warehouse::query::ident(&db)));
+    }
+    out
+}
+
+/// Byte offset of a 1-based line and character column.
+fn offset_of(text: &str, line: u64, column: u64) -> Option<usize> {
+    if line == 0 || column == 0 {
+        return None;
+    }
+    let mut line_start = 0;
+    for _ in 1..line {
+        line_start += text[line_start..].find('\n')? + 1;
+    }
+    let rest = &text[line_start..];
+    let chars = usize::try_from(column - 1).ok()?;
+    match rest.char_indices().nth(chars) {
+        Some((i, _)) => Some(line_start + i),
+        None if rest.chars().count() == chars => Some(text.len()),
+        None => None,
+    }
+}
+
+fn collect_cte_names(query: &Query, names: &mut BTreeSet<String>) {
+    if let Some(with) = &query.with {
+        for cte in &with.cte_tables {
+            names.insert(cte.alias.name.value.clone());
+        }
+    }
+}
+
+/// Keywords that never belong in a read-only query.
+const WRITE_KEYWORDS: &[Keyword] = &[
+    Keyword::INSERT,
+    Keyword::UPDATE,
+    Keyword::DELETE,
+    Keyword::DROP,
+    Keyword::ALTER,
+    Keyword::CREATE,
+    Keyword::TRUNCATE,
+    Keyword::RENAME,
+    Keyword::ATTACH,
+    Keyword::DETACH,
+    Keyword::OPTIMIZE,
+    Keyword::GRANT,
+    Keyword::REVOKE,
+    Keyword::KILL,
+    Keyword::SYSTEM,
+    Keyword::SET,
+    Keyword::SETTINGS,
+    Keyword::INTO,
+    Keyword::FORMAT,
+];
+
+/// Parses and checks `sql` against `schema`. Unqualified table names resolve in
+/// `default_database` first.
+pub fn check(sql: &str, schema: &Schema, default_database: &str) -> Result<CheckedQuery, Problem> {
+    if sql.trim().is_empty() {
+        return Err(Problem::Empty);
+    }
+    let dialect = ClickHouseDialect {};
+    let statements = match Parser::parse_sql(&dialect, sql) {
+        Ok(s) => s,
+        Err(e) => return check_tokens(sql, e.to_string()),
+    };
+    let statement = match statements.as_slice() {
+        [one] => one,
+        [] => return Err(Problem::Empty),
+        many => return Err(Problem::NotAQuery(format!("{} statements", many.len()))),
+    };
+    let Statement::Query(query) = statement else {
+        return Err(Problem::NotAQuery(format!(
+            "a {} statement",
+            statement_kind(statement)
+        )));
+    };
+    let mut names = Names::default();
+    let _ = query.visit(&mut names);
+    if let Some(refusal) = names.refusal {
+        return Err(Problem::NotReadOnly(refusal));
+    }
+    let known_tables: Vec<String> = user_tables(schema).map(TableInfo::qualified_name).collect();
+    let mut tables: Vec<&TableInfo> = Vec::new();
+    for name in &names.relations {
+        if names.ctes.contains(name) {
+            continue;
+        }
+        match schema.table(name, default_database) {
+            Some(t) if user_tables(schema).any(|u| u == t) => tables.push(t),
+            _ => {
+                return Err(Problem::UnknownTable {
+                    name: name.clone(),
+                    known: known_tables,
+                })
+            }
+        }
+    }
+    tables.dedup();
+    let columns: BTreeSet<&str> = tables
+        .iter()
+        .flat_map(|t| t.columns.iter().map(|c| c.name.as_str()))
+        .collect();
+    for name in &names.columns {
+        let known = columns.contains(name.as_str())
+            || names.aliases.contains(name)
+            || names.ctes.contains(name);
+        if !known && !tables.is_empty() {
+            let did_you_mean = columns
+                .iter()
+                .map(|c| (strsim::jaro_winkler(c, name), *c))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, c)| c.to_string());
+            return Err(Problem::UnknownColumn {
+                name: name.clone(),
+                tables: tables.iter().map(|t| t.qualified_name()).collect(),
+                did_you_mean,
+            });
+        }
+    }
+    Ok(CheckedQuery {
+        sql: sql.to_string(),
+        tables: tables.iter().map(|t| t.qualified_name()).collect(),
+        checked_by_tokens: false,
+    })
+}
+
+/// For ClickHouse syntax sqlparser does not know (e.g. `ANY LEFT JOIN`): the statement must
+/// still be one query by its tokens. The server's dry run then decides.
+fn check_tokens(sql: &str, parse_error: String) -> Result<CheckedQuery, Problem> {
+    let dialect = ClickHouseDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize()
+        .map_err(|e| Problem::Parse(e.to_string()))?;
+    let mut words = tokens.iter().filter_map(|t| match t {
+        Token::Word(w) => Some(w),
+        _ => None,
+    });
+    let starts_as_query = tokens
+        .iter()
+        .find(|t| !matches!(t, Token::Whitespace(_) | Token::LParen))
+        .is_some_and(|t| {
+            matches!(t, Token::Word(w) if w.keyword == Keyword::SELECT || w.keyword == Keyword::WITH)
+        });
+    if tokens.iter().any(|t| matches!(t, Token::SemiColon)) {
+        return Err(Problem::NotAQuery("more than one statement".into()));
+    }
+    if let Some(w) = words.find(|w| w.quote_style.is_none() && WRITE_KEYWORDS.contains(&w.keyword))
+    {
+        return Err(Problem::NotReadOnly(format!("`{}` in a query", w.value)));
+    }
+    if !starts_as_query {
+        return Err(Problem::Parse(parse_error));
+    }
+    Ok(CheckedQuery {
+        sql: sql.to_string(),
+        tables: Vec::new(),
+        checked_by_tokens: true,
+    })
+}
+
+fn statement_kind(statement: &Statement) -> String {
+    let text = statement.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    let first = words.first().copied().unwrap_or("non-query").to_uppercase();
+    match first.as_str() {
+        "CREATE" | "DROP" | "ALTER" | "SHOW" | "TRUNCATE" => {
+            format!(
+                "{first} {}",
+                words.get(1).copied().unwrap_or("").to_uppercase()
+            )
+        }
+        _ => first,
+    }
+}
+
+/// Everything a query names, collected in one walk.
+#[derive(Default)]
+struct Names {
+    relations: Vec<String>,
+    ctes: BTreeSet<String>,
+    aliases: BTreeSet<String>,
+    columns: Vec<String>,
+    refusal: Option<String>,
+}
+
+impl Names {
+    fn alias_select(&mut self, select: &Select) {
+        for item in &select.projection {
+            if let SelectItem::ExprWithAlias { alias, .. } = item {
+                self.aliases.insert(alias.value.clone());
+            }
+        }
+        if select.into.is_some() {
+            self.refusal = Some("SELECT ... INTO writes a table".into());
+        }
+    }
+}
+
+impl Visitor for Names {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        collect_cte_names(query, &mut self.ctes);
+        if query.settings.is_some() {
+            self.refusal = Some("a SETTINGS clause (Aurora sets the query's limits)".into());
+        }
+        if query.format_clause.is_some() {
+            self.refusal = Some("a FORMAT clause (Aurora chooses the output format)".into());
+        }
+        if !query.locks.is_empty() {
+            self.refusal = Some("a locking clause".into());
+        }
+        if let SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_) =
+            query.body.as_ref()
+        {
+            self.refusal = Some("a write inside a query".into());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<()> {
+        self.alias_select(select);
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        match factor {
+            TableFactor::Table {
+                name, alias, args, ..
+            } => {
+                if args.is_some() {
+                    self.refusal = Some(format!(
+                        "the table function `{name}` (only tables of the schema can be read)"
+                    ));
+                }
+                if let Some(a) = alias {
+                    self.aliases.insert(a.name.value.clone());
+                }
+            }
+            TableFactor::Derived { alias, .. } => {
+                if let Some(a) = alias {
+                    self.aliases.insert(a.name.value.clone());
+                }
+            }
+            TableFactor::NestedJoin { .. } => {}
+            other => {
+                self.refusal = Some(format!("`{other}` (only tables of the schema can be read)"));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+        let parts: Vec<String> = relation
+            .0
+            .iter()
+            .filter_map(|p| match p {
+                ObjectNamePart::Identifier(i) => Some(i.value.clone()),
+                ObjectNamePart::Function(_) => None,
+            })
+            .collect();
+        self.relations.push(parts.join("."));
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        match expr {
+            Expr::Identifier(ident) if ident.quote_style != Some('\'') => {
+                self.columns.push(ident.value.clone());
+            }
+            // `t.col` or `db.t.col`: the last part is the column.
+            Expr::CompoundIdentifier(parts) => {
+                if let Some(last) = parts.last() {
+                    self.columns.push(last.value.clone());
+                }
+            }
+            Expr::Lambda(lambda) => {
+                for p in lambda.params.iter() {
+                    self.aliases.insert(p.name.value.clone());
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assistant::linking::tests::fixture;
+
+    fn checked(sql: &str) -> Result<CheckedQuery, Problem> {
+        let (schema, _) = fixture();
+        check(sql, &schema, "default")
+    }
+
+    #[test]
+    fn extracts_the_query_from_an_answer() {
+        assert_eq!(
+            extract_sql("SELECT ", "count() FROM t;\nmore"),
+            "SELECT count() FROM t"
+        );
+        assert_eq!(
+            extract_sql("", "Here you go:\n```sql\nSELECT 1\n```\nThis counts."),
+            "SELECT 1"
+        );
+        assert_eq!(
+            extract_sql("SELECT ", "1\n\nThis query selects one."),
+            "SELECT 1"
+        );
+        assert_eq!(extract_sql("SELECT ", "1\n```"), "SELECT 1");
+        assert_eq!(
+            extract_sql("SELECT", "  count() FROM t"),
+            "SELECT count() FROM t"
+        );
+        assert_eq!(
+            extract_sql("SELECT", "WITH x AS (SELECT 1) SELECT * FROM x"),
+            "WITH x AS (SELECT 1) SELECT * FROM x"
+        );
+        assert_eq!(extract_sql("SELECT", "select 1"), "select 1");
+    }
+
+    #[test]
+    fn accepts_a_query_over_known_names() {
+        let q = checked(
+            "SELECT toStartOfHour(event_time) AS hour, count() AS n FROM demo.events \
+             WHERE country = 'DE' GROUP BY hour ORDER BY hour",
+        )
+        .unwrap();
+        assert_eq!(q.tables, ["demo.events"]);
+        let q = checked(
+            "SELECT p.name, sum(e.revenue) AS total FROM demo.events AS e \
+             JOIN demo.products AS p ON e.product_id = p.product_id GROUP BY p.name",
+        )
+        .unwrap();
+        assert_eq!(q.tables, ["demo.events", "demo.products"]);
+        checked("WITH t AS (SELECT country FROM demo.events) SELECT count() FROM t").unwrap();
+        checked("SELECT arrayMap(x -> x + 1, [quantity]) FROM demo.events").unwrap();
+    }
+
+    #[test]
+    fn names_unknown_tables_and_columns() {
+        let e = checked("SELECT count() FROM demo.orders").unwrap_err();
+        assert!(
+            matches!(&e, Problem::UnknownTable { name, .. } if name == "demo.orders"),
+            "{e:?}"
+        );
+        let e = checked("SELECT sum(revenu) FROM demo.events").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "there is no column `revenu` in demo.events; did you mean `revenue`?"
+        );
+    }
+
+    #[test]
+    fn refuses_everything_but_one_read_query() {
+        for (sql, expected) in [
+            ("DROP TABLE demo.events", "DROP TABLE"),
+            (
+                "INSERT INTO demo.events SELECT * FROM demo.events",
+                "INSERT",
+            ),
+            ("SELECT 1; DROP TABLE demo.events", "2 statements"),
+            ("ALTER TABLE demo.events DELETE WHERE 1", "ALTER"),
+            (
+                "SELECT * FROM demo.events SETTINGS max_result_rows = 0",
+                "SETTINGS",
+            ),
+            ("SELECT * FROM demo.events INTO OUTFILE 'x'", ""),
+            ("SELECT * FROM demo.events FORMAT CSV", "FORMAT"),
+            (
+                "SELECT * FROM url('http://x', CSV, 'a String')",
+                "table function",
+            ),
+            ("SELECT * FROM system.tables", "no table `system.tables`"),
+        ] {
+            let e = checked(sql).expect_err(sql).to_string();
+            assert!(e.contains(expected), "{sql}: {e}");
+        }
+    }
+
+    #[test]
+    fn clickhouse_syntax_sqlparser_lacks_is_checked_by_tokens() {
+        let q =
+            checked("SELECT count() FROM demo.events ANY LEFT JOIN demo.products USING product_id");
+        if let Ok(q) = q {
+            assert!(q.checked_by_tokens || q.tables.len() == 2);
+        }
+        let e = check_tokens("SELECT 1 INTO OUTFILE 'x'", "parse".into()).unwrap_err();
+        assert!(matches!(e, Problem::NotReadOnly(_)), "{e:?}");
+        let e = check_tokens("SHOW TABLES", "parse".into()).unwrap_err();
+        assert!(matches!(e, Problem::Parse(_)), "{e:?}");
+    }
+
+    #[test]
+    fn qualifies_bare_table_names() {
+        let (schema, _) = fixture();
+        assert_eq!(
+            qualify_tables(
+                "SELECT count() FROM events WHERE x IN (SELECT 1 FROM products)",
+                &schema
+            ),
+            "SELECT count() FROM demo.events WHERE x IN (SELECT 1 FROM demo.products)"
+        );
+        assert_eq!(
+            qualify_tables("WITH events AS (SELECT 1) SELECT * FROM events", &schema),
+            "WITH events AS (SELECT 1) SELECT * FROM events"
+        );
+        assert_eq!(
+            qualify_tables("SELECT * FROM\n  weather", &schema),
+            "SELECT * FROM\n  vega.weather"
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! `aurora ask "question"`: the assistant, headless. The model's SQL streams to stderr while
+//! it is written (on a terminal), the accepted query and its attempts go to stderr, the rows
+//! to stdout in the chosen format; `--json` prints one object with everything instead, and
+//! `--sql-only` only the query. Exit code 1 when no valid SQL was found.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::assistant::ask::Mode;
+use crate::assistant::conversation::Conversation;
+use crate::assistant::prompt::Example;
+use crate::assistant::{backend_for, Answer, AskOptions, Assistant};
+
+use super::output::{render, OutputFormat};
+use super::session::Session;
+use super::GlobalArgs;
+
+#[derive(Debug, Args)]
+pub struct AskArgs {
+    /// The question, in plain language
+    #[arg(value_name = "QUESTION", required_unless_present = "clear")]
+    pub question: Option<String>,
+    /// Print one JSON object: question, SQL, every attempt with its error, columns, rows,
+    /// timings and model
+    #[arg(long, conflicts_with = "sql_only")]
+    pub json: bool,
+    /// Print only the SQL; do not run it
+    #[arg(long)]
+    pub sql_only: bool,
+    /// Output format of the rows
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table, conflicts_with = "json")]
+    pub format: OutputFormat,
+    /// Model: a catalog id, an id from `aurora model add`, or a .gguf path (with --endpoint:
+    /// the remote model's name) [default: AURORA_MODEL, then the config, then the default]
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Use an OpenAI-compatible endpoint instead of the local model, e.g.
+    /// http://127.0.0.1:8080/v1 (API key from the variable named by
+    /// `assistant.openai.api_key_env`, OPENAI_API_KEY by default)
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Refine the previous question's query ("only mobile", "by week instead")
+    #[arg(long, short = 'f')]
+    pub follow_up: bool,
+    /// Forget the previous questions (the follow-up context) and exit
+    #[arg(long)]
+    pub clear: bool,
+    /// Tries at a valid query, each fed the previous error [default: from config]
+    #[arg(long, value_name = "N")]
+    pub attempts: Option<u32>,
+    /// Time limit for the model, per attempt
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub timeout: Duration,
+    /// Most rows to fetch
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_rows: u64,
+    /// The answer is right: keep the question and its SQL as an example for later questions
+    #[arg(long)]
+    pub remember: bool,
+    /// Baseline mode: every table in the prompt, no examples, grammar or repair
+    #[arg(long, hide = true)]
+    pub plain: bool,
+}
+
+/// Questions the user confirmed (`--remember`), kept as examples for later prompts. Only
+/// confirmed ones: a query that runs is not necessarily right, and a wrong example would be
+/// copied into every similar answer.
+fn history_path() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "aurora")
+        .map(|d| d.data_dir().join("assistant-history.jsonl"))
+}
+
+fn load_history() -> Vec<Example> {
+    let Some(text) = history_path().and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+fn remember(example: &Example) {
+    let Some(path) = history_path() else { return };
+    let line = match serde_json::to_string(example) {
+        Ok(l) => l,
+        Err(_) => return,
+    };
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        writeln!(file, "{line}")
+    };
+    if let Err(e) = write() {
+        tracing::debug!("cannot record the question in {}: {e}", path.display());
+    }
+}
+
+pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
+    let conversation_path = Conversation::default_path();
+    if args.clear {
+        if let Some(path) = &conversation_path {
+            Conversation::default()
+                .save(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        eprintln!("The follow-up context is cleared.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let question = args.question.clone().unwrap_or_default();
+    let session = Session::open(global).await?;
+    let config = &session.config.assistant;
+    let backend = backend_for(config, args.model.as_deref(), args.endpoint.as_deref())?;
+    let assistant =
+        Assistant::new(backend, Arc::clone(&session.warehouse)).with_history(load_history());
+    let mut conversation = match (&conversation_path, args.follow_up) {
+        (Some(path), true) => Conversation::load(path),
+        _ => Conversation::default(),
+    };
+    if args.follow_up {
+        match conversation.last() {
+            Some(turn) if !args.json => eprintln!("Refining: {}\n  {}", turn.question, turn.sql),
+            Some(_) => {}
+            None => eprintln!("No previous question to refine; asking it on its own."),
+        }
+    }
+    let options = AskOptions {
+        mode: if args.plain { Mode::Plain } else { Mode::Full },
+        max_attempts: args.attempts.unwrap_or(config.max_attempts) as usize,
+        generation_timeout: args.timeout,
+        execute: !args.sql_only,
+        max_result_rows: args.max_rows,
+        ..AskOptions::default()
+    };
+    // On a terminal, show the SQL as the model writes it.
+    let live = !args.json && !args.sql_only && std::io::stderr().is_terminal();
+    let (tokens, printer) = if live {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let printer = tokio::spawn(async move {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\x1b[2m{}", crate::assistant::prompt::ANSWER_PREFIX);
+            while let Some(piece) = rx.recv().await {
+                let _ = write!(err, "{piece}");
+                let _ = err.flush();
+            }
+            let _ = writeln!(err, "\x1b[0m");
+        });
+        (Some(tx), Some(printer))
+    } else {
+        (None, None)
+    };
+    let cancel = CancellationToken::new();
+    let asked = tokio::select! {
+        a = assistant.ask(&question, Some(&conversation), &options, tokens, cancel.clone()) => a,
+        signal = super::interrupted() => {
+            cancel.cancel();
+            anyhow::bail!("interrupted ({signal})");
+        }
+    };
+    if let Some(printer) = printer {
+        let _ = printer.await;
+    }
+    let answer = asked?;
+    if let Some(sql) = &answer.sql {
+        if answer.result.is_some() && args.remember {
+            remember(&Example {
+                question: answer.question.clone(),
+                sql: sql.clone(),
+            });
+        }
+        if let Some(path) = &conversation_path {
+            if !args.follow_up {
+                conversation.clear();
+            }
+            conversation.push(&answer.question, sql);
+            if let Err(e) = conversation.save(path) {
+                tracing::debug!("cannot save the conversation: {e}");
+            }
+        }
+    }
+    print_answer(&answer, &args)
+}
+
+fn print_answer(answer: &Answer, args: &AskArgs) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let mut object = serde_json::to_value(answer)?;
+        if let (Some(result), Some(map)) = (&answer.result, object.as_object_mut()) {
+            let mut rendered = Vec::new();
+            render(result, OutputFormat::Json, &mut rendered)?;
+            let result: serde_json::Value = serde_json::from_slice(&rendered)?;
+            map.insert("result".into(), result);
+        }
+        serde_json::to_writer_pretty(&mut out, &object)?;
+        writeln!(out)?;
+        return Ok(exit_code(answer));
+    }
+    let mut err = std::io::stderr();
+    for (i, attempt) in answer.attempts.iter().enumerate() {
+        if let Some(error) = &attempt.error {
+            writeln!(err, "attempt {}: {}\n  {error}", i + 1, attempt.sql)?;
+        }
+    }
+    let Some(sql) = &answer.sql else {
+        writeln!(
+            err,
+            "error: no valid SQL after {} attempt(s): {}",
+            answer.attempts.len(),
+            answer.failure.as_deref().unwrap_or("unknown reason")
+        )?;
+        return Ok(exit_code(answer));
+    };
+    if args.sql_only {
+        writeln!(out, "{sql}")?;
+        return Ok(exit_code(answer));
+    }
+    writeln!(
+        err,
+        "{sql}\n-- {} · tables {} · model {:.1}s, checks {:.2}s, query {:.3}s",
+        answer.model,
+        answer.tables.join(", "),
+        answer.timings.generation.as_secs_f64(),
+        answer.timings.validation.as_secs_f64(),
+        answer.timings.execution.as_secs_f64()
+    )?;
+    if let Some(result) = &answer.result {
+        render(result, args.format, &mut out)?;
+    }
+    Ok(exit_code(answer))
+}
+
+fn exit_code(answer: &Answer) -> ExitCode {
+    if answer.sql.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
