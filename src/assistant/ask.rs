@@ -265,6 +265,7 @@ impl Assistant {
             let mut sql = validate::extract_sql(ANSWER_PREFIX, &generation.text);
             if options.mode == Mode::Full {
                 sql = validate::qualify_tables(&sql, schema);
+                sql = validate::cast_decimal_quantiles(&sql, schema, &default_database);
             }
             let started = Instant::now();
             let checked = self

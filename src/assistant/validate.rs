@@ -9,7 +9,7 @@ use std::fmt;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
     Visit, Visitor,
 };
 use sqlparser::dialect::ClickHouseDialect;
@@ -164,6 +164,72 @@ pub fn qualify_tables(sql: &str, schema: &Schema) -> String {
     inserts.dedup_by_key(|(at, _)| *at);
     for (at, db) in inserts {
         out.insert_str(at, &format!("{}.", crate::warehouse::query::ident(&db)));
+    }
+    out
+}
+
+/// On servers where `median`/`quantile*` refuse `Decimal` arguments (18.16: "Illegal type
+/// Decimal(10, 2) of argument for aggregate function quantile"), wraps such a column in
+/// `toFloat64(...)`. A small model cannot fix that from the error; the fix is mechanical.
+pub fn cast_decimal_quantiles(sql: &str, schema: &Schema, default_database: &str) -> String {
+    let Ok(statements) = Parser::parse_sql(&ClickHouseDialect {}, sql) else {
+        return sql.to_string();
+    };
+    let mut names = Names::default();
+    let _ = statements.visit(&mut names);
+    let decimal_columns: BTreeSet<&str> = names
+        .relations
+        .iter()
+        .filter_map(|r| schema.table(r, default_database))
+        .flat_map(|t| t.columns.iter())
+        .filter(|c| c.type_name.contains("Decimal"))
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut wraps = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(&statements, |expr| {
+        let Expr::Function(f) = expr else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let name = f.name.to_string().to_ascii_lowercase();
+        if !(name.starts_with("median") || name.starts_with("quantile")) {
+            return ControlFlow::Continue(());
+        }
+        let FunctionArguments::List(list) = &f.args else {
+            return ControlFlow::Continue(());
+        };
+        for arg in &list.args {
+            let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg else {
+                continue;
+            };
+            let (column, start, end) = match e {
+                Expr::Identifier(i) => (&i.value, i.span.start, i.span.end),
+                Expr::CompoundIdentifier(parts) => match (parts.first(), parts.last()) {
+                    (Some(a), Some(b)) => (&b.value, a.span.start, b.span.end),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if decimal_columns.contains(column.as_str()) {
+                wraps.push((start, end));
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    let mut edits: Vec<(usize, &str)> = Vec::new();
+    for (start, end) in wraps {
+        if let (Some(a), Some(b)) = (
+            offset_of(sql, start.line, start.column),
+            offset_of(sql, end.line, end.column),
+        ) {
+            edits.push((a, "toFloat64("));
+            edits.push((b, ")"));
+        }
+    }
+    // From the end, so earlier offsets stay valid; at one offset, `)` goes before `toFloat64(`.
+    edits.sort_by(|x, y| y.0.cmp(&x.0).then_with(|| y.1.cmp(x.1)));
+    let mut out = sql.to_string();
+    for (at, text) in edits {
+        out.insert_str(at, text);
     }
     out
 }
@@ -557,6 +623,19 @@ mod tests {
         assert!(matches!(e, Problem::NotReadOnly(_)), "{e:?}");
         let e = check_tokens("SHOW TABLES", "parse".into()).unwrap_err();
         assert!(matches!(e, Problem::Parse(_)), "{e:?}");
+    }
+
+    #[test]
+    fn casts_decimals_for_quantiles() {
+        let (schema, _) = fixture();
+        assert_eq!(
+            cast_decimal_quantiles(
+                "SELECT country, median(revenue), quantile(0.9)(e.revenue), median(quantity) FROM demo.events AS e GROUP BY country",
+                &schema,
+                "default"
+            ),
+            "SELECT country, median(toFloat64(revenue)), quantile(0.9)(toFloat64(e.revenue)), median(quantity) FROM demo.events AS e GROUP BY country"
+        );
     }
 
     #[test]

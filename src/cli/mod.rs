@@ -189,6 +189,8 @@ fn print_overview() {
         "Aurora {} — a terminal workspace for ClickHouse.\n\n\
          The full-screen workspace is not built yet. Available now:\n\
          \x20 aurora demo              start a private ClickHouse, load sample data, show it\n\
+         \x20 aurora ask \"QUESTION\"  plain-language question -> checked read-only SQL -> rows\n\
+         \x20 aurora model list       the local models (pull|add|use)\n\
          \x20 aurora query \"SQL\"       run SQL (--format table|json|csv|tsv)\n\
          \x20 aurora schema [TABLE]    list tables or describe one\n\
          \x20 aurora server status     the private server (start|stop|status)\n\
