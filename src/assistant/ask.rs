@@ -46,7 +46,7 @@ pub struct AskOptions {
     pub max_execution_time: Duration,
     /// Tables in the prompt at most.
     pub max_tables: usize,
-    /// Worked examples in the prompt.
+    /// Examples chosen by similarity, after the fixed ones for the linked tables.
     pub examples: usize,
 }
 
@@ -61,7 +61,7 @@ impl Default for AskOptions {
             max_result_rows: 10_000,
             max_execution_time: Duration::from_secs(30),
             max_tables: 3,
-            examples: 2,
+            examples: 1,
         }
     }
 }
@@ -367,26 +367,28 @@ impl Assistant {
         }
     }
 
-    /// Worked examples for the prompt: the user's accepted history over the same tables
-    /// first, then examples built from the linked tables, the most similar ones.
+    /// Worked examples for the prompt: the core ones for the linked tables (the same for
+    /// every question on them, so the local model reuses their evaluation), then the one most
+    /// similar to the question among the other idioms and the questions the user confirmed.
     fn examples(
         &self,
         question: &str,
         linked: &LinkedSchema,
         samples: &ValueSamples,
-        n: usize,
+        extra: usize,
     ) -> Vec<Example> {
         let names = linked.table_names();
-        let history: Vec<Example> = self
+        let built = prompt::examples_for(linked, samples);
+        let mut candidates: Vec<Example> = self
             .history
             .iter()
             .filter(|e| names.iter().any(|t| e.sql.contains(t.as_str())))
             .cloned()
             .collect();
-        let mut chosen = prompt::choose(question, &history, n);
-        let built = prompt::examples_for(linked, samples);
-        for e in prompt::choose(question, &built, n) {
-            if chosen.len() < n && !chosen.contains(&e) {
+        candidates.extend(built.more);
+        let mut chosen = built.core;
+        for e in prompt::choose(question, &candidates, extra) {
+            if !chosen.contains(&e) {
                 chosen.push(e);
             }
         }

@@ -359,7 +359,7 @@ fn stem(word: &str) -> String {
     word.to_string()
 }
 
-fn is_stop_word(word: &str) -> bool {
+pub(crate) fn is_stop_word(word: &str) -> bool {
     STOP_WORDS.contains(&word) || word.chars().all(|c| c.is_ascii_digit())
 }
 
@@ -379,7 +379,6 @@ pub fn link(
         .into_iter()
         .filter(|w| !is_stop_word(w))
         .collect();
-    let question_lower = question.to_lowercase();
     let mut used_words = BTreeSet::new();
     let mut linked: Vec<LinkedTable> = Vec::new();
     let mut values = Vec::new();
@@ -410,7 +409,7 @@ pub fn link(
                 }
             }
             for value in samples.get(table, &column.name).unwrap_or_default() {
-                if mentions_value(&question_lower, &question_words, value) {
+                if mentions_value(question, &question_words, value) {
                     column_score += 3;
                     values.push(MatchedValue {
                         table: table.qualified_name(),
@@ -467,9 +466,19 @@ pub fn link(
 /// Whether the question names a sampled value: the value as written ("DE", "mobile") as a
 /// whole word, or all of its words, plurals folded ("page views" for `page_view`,
 /// "purchases" for `purchase`).
-fn mentions_value(question_lower: &str, question_words: &[String], value: &str) -> bool {
+fn mentions_value(question: &str, question_words: &[String], value: &str) -> bool {
+    let mut as_words =
+        question.split(|c: char| !c.is_alphanumeric() && c != '_' && c != '-' && c != '/');
+    if as_words.any(|w| w == value) {
+        return true;
+    }
+    // Short values ("IN", "US", "DE") count only as written: "in" is a word, not India.
+    if value.chars().count() <= 3 {
+        return false;
+    }
     let value_lower = value.to_lowercase();
-    let whole = question_lower
+    let whole = question
+        .to_lowercase()
         .split(|c: char| !c.is_alphanumeric() && c != '_' && c != '-' && c != '/')
         .any(|w| w == value_lower);
     if whole {
@@ -626,6 +635,17 @@ pub(crate) mod tests {
             .map(|v| (v.column.as_str(), v.value.as_str()))
             .collect();
         assert_eq!(named, [("event_type", "purchase"), ("device", "mobile")]);
+        // "in" is not India, "us" not the United States; "DE" as written is Germany.
+        let values = link(
+            &schema,
+            &samples,
+            "how many events are in the data for us",
+            3,
+        )
+        .values;
+        assert!(values.is_empty(), "{values:?}");
+        let values = link(&schema, &samples, "events from DE", 3).values;
+        assert_eq!(values.len(), 1);
         assert_eq!(linked("page views per day"), ["demo.events"]);
     }
 

@@ -24,6 +24,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::DecodeError;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -31,9 +32,14 @@ use tokio_util::sync::CancellationToken;
 use super::backend::{cut_at_stop, ChatMessage, GenerateRequest, Generation, ModelBackend};
 use super::error::AssistantError;
 
-/// Tokens the context holds: prompt plus answer. Aurora's prompts are small (a linked
-/// schema excerpt and a few examples), so 4k leaves room and keeps memory low.
+/// Most tokens one request may use: prompt plus answer. Aurora's prompts are small (a linked
+/// schema excerpt and a few examples).
 const CONTEXT_TOKENS: u32 = 4096;
+/// KV cache cells: room for one prompt and answer plus the remembered prompts. About 12 KB
+/// per cell for the default 0.5B model.
+const CACHE_TOKENS: u32 = 8192;
+/// Prompts remembered besides the current one (sequences 1..=N).
+const PROMPT_SLOTS: i32 = 4;
 /// Prompt tokens evaluated per `decode` call.
 const BATCH_TOKENS: usize = 512;
 
@@ -185,7 +191,11 @@ fn serve(path: &Path, threads: u32, jobs: &mpsc::Receiver<Job>) {
     };
     let threads = i32::try_from(threads.max(1)).unwrap_or(1);
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(CONTEXT_TOKENS))
+        .with_n_ctx(NonZeroU32::new(CACHE_TOKENS))
+        .with_n_seq_max(PROMPT_SLOTS as u32 + 1)
+        // One cache for all sequences: a remembered prompt copied into sequence 0 shares
+        // its cells instead of being copied.
+        .with_kv_unified(true)
         .with_n_batch(BATCH_TOKENS as u32)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
@@ -218,6 +228,14 @@ fn serve(path: &Path, threads: u32, jobs: &mpsc::Receiver<Job>) {
         model: &model,
         template,
         evaluated: Vec::new(),
+        slots: (1..=PROMPT_SLOTS)
+            .map(|seq| Slot {
+                seq,
+                tokens: Vec::new(),
+                used: 0,
+            })
+            .collect(),
+        clock: 0,
         path,
     };
     for job in jobs {
@@ -251,9 +269,33 @@ struct Session<'m> {
     model: &'m LlamaModel,
     /// The chat template stored in the GGUF file, if any.
     template: Option<LlamaChatTemplate>,
-    /// The tokens the context's sequence 0 holds, in order.
+    /// The tokens the context's sequence 0 (the one generating) holds, in order.
     evaluated: Vec<LlamaToken>,
+    /// Earlier prompts kept in other sequences of the same cache, so that questions about
+    /// different tables can alternate without evaluating each table set's prefix again.
+    slots: Vec<Slot>,
+    clock: u64,
     path: &'m Path,
+}
+
+/// A remembered prompt: the tokens sequence `seq` holds.
+struct Slot {
+    seq: i32,
+    tokens: Vec<LlamaToken>,
+    used: u64,
+}
+
+/// Why a prompt could not be evaluated.
+enum Evaluation {
+    /// No room left in the KV cache.
+    Full,
+    Failed(AssistantError),
+}
+
+impl From<AssistantError> for Evaluation {
+    fn from(e: AssistantError) -> Self {
+        Evaluation::Failed(e)
+    }
 }
 
 impl Session<'_> {
@@ -298,32 +340,20 @@ impl Session<'_> {
                 CONTEXT_TOKENS
             )));
         }
-        // Reuse what the context already holds; at least the last prompt token is evaluated
-        // again, because its logits are what the first answer token is sampled from.
-        let reused = common_prefix(&self.evaluated, &prompt_tokens).min(prompt_tokens.len() - 1);
-        context
-            .clear_kv_cache_seq(Some(0), Some(reused as u32), None)
-            .map_err(|e| self.fail(e))?;
-        self.evaluated.truncate(reused);
-        let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
-        for chunk in prompt_tokens[reused..].chunks(BATCH_TOKENS) {
-            if job.cancel.is_cancelled() {
-                return Err(AssistantError::Cancelled);
+        let (reused, logits_index) =
+            match self.evaluate_prompt(context, &prompt_tokens, job, deadline) {
+                // The cache is full of remembered prompts: forget them all and start over once.
+                Err(Evaluation::Full) => {
+                    self.forget_all(context);
+                    self.evaluate_prompt(context, &prompt_tokens, job, deadline)
+                }
+                other => other,
             }
-            if Instant::now() > deadline {
-                return Err(AssistantError::Timeout(request.timeout));
-            }
-            batch.clear();
-            let last = chunk.len() - 1;
-            for (i, token) in chunk.iter().enumerate() {
-                let pos = (self.evaluated.len() + i) as i32;
-                batch
-                    .add(*token, pos, &[0], i == last)
-                    .map_err(|e| self.fail(e))?;
-            }
-            context.decode(&mut batch).map_err(|e| self.fail(e))?;
-            self.evaluated.extend_from_slice(chunk);
-        }
+            .map_err(|e| match e {
+                Evaluation::Failed(e) => e,
+                Evaluation::Full => self.fail("the prompt does not fit the model's context"),
+            })?;
+        self.remember_prompt(context, &prompt_tokens)?;
         let prompt_time = started.elapsed();
 
         let mut grammar = match &request.grammar {
@@ -342,7 +372,8 @@ impl Session<'_> {
             prompt_time,
             ..Generation::default()
         };
-        let mut logits_index = batch.n_tokens() - 1;
+        let mut logits_index = logits_index;
+        let mut batch = LlamaBatch::new(1, 1);
         let mut sampler = Sampler {
             temperature: request.temperature,
             state: request.seed,
@@ -400,6 +431,119 @@ impl Session<'_> {
         generation.generation_time = answer_started.elapsed();
         self.forget_answer(context, prompt_tokens.len())?;
         Ok(generation)
+    }
+
+    /// Evaluates what `prompt` does not share with sequence 0 or a remembered prompt.
+    /// Returns the tokens reused and the batch index of the last prompt token's logits.
+    fn evaluate_prompt(
+        &mut self,
+        context: &mut LlamaContext<'_>,
+        prompt: &[LlamaToken],
+        job: &Job,
+        deadline: Instant,
+    ) -> Result<(usize, i32), Evaluation> {
+        // At least the last prompt token is evaluated again: its logits are what the first
+        // answer token is sampled from.
+        let limit = prompt.len() - 1;
+        let mut reused = common_prefix(&self.evaluated, prompt).min(limit);
+        let best_slot = self
+            .slots
+            .iter()
+            .map(|s| (common_prefix(&s.tokens, prompt).min(limit), s.seq))
+            .max();
+        if let Some((shared, seq)) = best_slot.filter(|(shared, _)| *shared > reused) {
+            context
+                .clear_kv_cache_seq(Some(0), None, None)
+                .map_err(|e| self.fail(e))?;
+            context
+                .kv_cache_seq_cp(seq, 0, Some(0), Some(shared as u32))
+                .map_err(|e| self.fail(e))?;
+            self.evaluated = prompt[..shared].to_vec();
+            reused = shared;
+        } else {
+            context
+                .clear_kv_cache_seq(Some(0), Some(reused as u32), None)
+                .map_err(|e| self.fail(e))?;
+            self.evaluated.truncate(reused);
+        }
+        let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
+        let mut last_index = 0;
+        for chunk in prompt[reused..].chunks(BATCH_TOKENS) {
+            if job.cancel.is_cancelled() {
+                return Err(AssistantError::Cancelled.into());
+            }
+            if Instant::now() > deadline {
+                return Err(AssistantError::Timeout(job.request.timeout).into());
+            }
+            batch.clear();
+            let last = chunk.len() - 1;
+            for (i, token) in chunk.iter().enumerate() {
+                let pos = (self.evaluated.len() + i) as i32;
+                batch
+                    .add(*token, pos, &[0], i == last)
+                    .map_err(|e| self.fail(e))?;
+            }
+            match context.decode(&mut batch) {
+                Ok(()) => {}
+                Err(DecodeError::NoKvCacheSlot) => return Err(Evaluation::Full),
+                Err(e) => return Err(self.fail(e).into()),
+            }
+            self.evaluated.extend_from_slice(chunk);
+            last_index = last as i32;
+        }
+        Ok((reused, last_index))
+    }
+
+    /// Keeps a copy of sequence 0's prompt in a slot: the one holding the most similar
+    /// prompt (same tables and examples, another question), else the least recently used.
+    fn remember_prompt(
+        &mut self,
+        context: &mut LlamaContext<'_>,
+        prompt: &[LlamaToken],
+    ) -> Result<(), AssistantError> {
+        self.clock += 1;
+        let clock = self.clock;
+        let similar = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (common_prefix(&s.tokens, prompt), i))
+            .max()
+            .filter(|(shared, _)| *shared * 2 > prompt.len());
+        let index = match similar {
+            Some((_, i)) => i,
+            None => self
+                .slots
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.used)
+                .map_or(0, |(i, _)| i),
+        };
+        let Some(slot) = self.slots.get_mut(index) else {
+            return Ok(());
+        };
+        slot.used = clock;
+        if slot.tokens == prompt {
+            return Ok(());
+        }
+        let seq = slot.seq;
+        slot.tokens = prompt.to_vec();
+        let copied = context
+            .clear_kv_cache_seq(Some(seq as u32), None, None)
+            .and_then(|_| context.kv_cache_seq_cp(0, seq, Some(0), Some(prompt.len() as u32)));
+        if let Err(e) = copied {
+            return Err(self.fail(e));
+        }
+        Ok(())
+    }
+
+    fn forget_all(&mut self, context: &mut LlamaContext<'_>) {
+        context.clear_kv_cache();
+        self.evaluated.clear();
+        for slot in &mut self.slots {
+            slot.tokens.clear();
+            slot.used = 0;
+        }
     }
 
     fn forget_answer(

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use super::backend::ChatMessage;
-use super::linking::{words, LinkedSchema, MatchedValue, ValueSamples};
+use super::linking::{is_stop_word, words, LinkedSchema, MatchedValue, ValueSamples};
 use crate::warehouse::query::ident as quote_ident;
 use crate::warehouse::schema::{ColumnInfo, TableInfo};
 use crate::warehouse::types::DataType;
@@ -198,9 +198,20 @@ fn is_key_like(name: &str) -> bool {
     name == "id" || name.ends_with("_id") || name.ends_with("Id")
 }
 
-/// Worked examples over `table`'s own columns: one per ClickHouse idiom a question may
-/// need (time buckets, top-N, medians, shares, NULLs, a join on a shared column).
-pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Vec<Example> {
+/// Worked examples over the linked tables' own columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Examples {
+    /// Always in the prompt, in this order, whatever the question: a filtered count, a time
+    /// bucket, a top-N, a median, a join. Being the same for every question on these tables,
+    /// they belong to the prompt prefix the local model evaluates once and reuses.
+    pub core: Vec<Example>,
+    /// Idioms added only when the question is similar (shares, averages per day, NULLs).
+    pub more: Vec<Example>,
+}
+
+/// Worked examples over the facts table's own columns: one per ClickHouse idiom a question
+/// may need (filters, time buckets, top-N, medians, shares, NULLs, a join on a shared column).
+pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
     let has_time = |t: &TableInfo| {
         t.columns
             .iter()
@@ -214,7 +225,7 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Vec<Exampl
         .find(|t| has_time(t))
         .or_else(|| linked.tables.first().map(|t| &t.table))
     else {
-        return Vec::new();
+        return Examples::default();
     };
     let name = format!(
         "{}.{}",
@@ -239,12 +250,12 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Vec<Exampl
         .columns
         .iter()
         .find(|c| data_type(c).is_some_and(|t| t.is_nullable()));
-    let mut out = Vec::new();
+    let mut out = Examples::default();
     let noun = main.name.replace('_', " ");
     if let Some(t) = time {
         let is_date = data_type(t).is_some_and(|d| matches!(d.unwrap_wrappers(), DataType::Date));
         if !is_date {
-            out.push(Example {
+            out.core.push(Example {
                 question: format!("How many {noun} per hour?"),
                 sql: format!(
                     "SELECT toStartOfHour({t}) AS hour, count() AS {n} FROM {name} GROUP BY hour ORDER BY hour",
@@ -253,7 +264,12 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Vec<Exampl
                 ),
             });
         }
-        out.push(Example {
+        let month = if is_date {
+            &mut out.core
+        } else {
+            &mut out.more
+        };
+        month.push(Example {
             question: format!("How many {noun} per month?"),
             sql: format!(
                 "SELECT toStartOfMonth({t}) AS month, count() AS {n} FROM {name} GROUP BY month ORDER BY month",
@@ -262,7 +278,7 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Vec<Exampl
             ),
         });
         if let Some(x) = numbers.first() {
-            out.push(Example {
+            out.more.push(Example {
                 question: format!("Average {} per day", x.name.replace('_', " ")),
                 sql: format!(
                     "SELECT toDate({t}) AS day, avg({x}) AS avg_{xn} FROM {name} GROUP BY day ORDER BY day",
@@ -275,7 +291,21 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Vec<Exampl
     }
     if let Some(c) = category {
         let values = samples.get(main, &c.name).unwrap_or_default();
-        out.push(Example {
+        if let Some(v) = values.get(1).or(values.first()) {
+            out.core.insert(
+                0,
+                Example {
+                    question: format!("How many {noun} have {} {v}?", c.name.replace('_', " ")),
+                    sql: format!(
+                        "SELECT count() AS {n} FROM {name} WHERE {c} = '{v}'",
+                        c = q(c),
+                        n = identifier_from(&noun),
+                        v = v.replace('\'', "\\'")
+                    ),
+                },
+            );
+        }
+        out.core.push(Example {
             question: format!("Top 3 {} by number of {noun}", c.name.replace('_', " ")),
             sql: format!(
                 "SELECT {c}, count() AS {n} FROM {name} GROUP BY {c} ORDER BY {n} DESC LIMIT 3",
@@ -284,7 +314,7 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Vec<Exampl
             ),
         });
         if let Some(v) = values.first() {
-            out.push(Example {
+            out.more.push(Example {
                 question: format!(
                     "What share of {noun} have {} {v}?",
                     c.name.replace('_', " ")
@@ -297,7 +327,7 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Vec<Exampl
             });
         }
         if let Some(x) = numbers.first() {
-            out.push(Example {
+            out.core.push(Example {
                 question: format!(
                     "Median {} for each {}",
                     x.name.replace('_', " "),
@@ -313,7 +343,7 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Vec<Exampl
         }
     }
     if let Some(n) = nullable {
-        out.push(Example {
+        out.more.push(Example {
             question: format!("How many {noun} have no {}?", n.name.replace('_', " ")),
             sql: format!(
                 "SELECT countIf(isNull({c})) AS missing FROM {name}",
@@ -342,7 +372,7 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Vec<Exampl
             let table =
                 |t: &TableInfo| format!("{}.{}", quote_ident(&t.database), quote_ident(&t.name));
             let (f, o) = (table(facts), table(lookup));
-            out.push(Example {
+            out.core.push(Example {
                 question: format!(
                     "Number of {noun} by {} {}",
                     lookup.name.trim_end_matches('s'),
@@ -415,13 +445,13 @@ pub fn choose(question: &str, candidates: &[Example], n: usize) -> Vec<Example> 
                 .into_iter()
                 .collect::<BTreeSet<_>>()
                 .intersection(&question_words)
-                .map(|w| {
-                    if IDIOM_WORDS.contains(&w.as_str()) {
-                        3
-                    } else {
-                        1
-                    }
-                })
+                .map(
+                    |w| match (IDIOM_WORDS.contains(&w.as_str()), is_stop_word(w)) {
+                        (true, _) => 3,
+                        (false, false) => 1,
+                        (false, true) => 0,
+                    },
+                )
                 .sum();
             (score, i, e)
         })
@@ -464,16 +494,33 @@ mod tests {
         let (schema, samples) = fixture();
         let linked = link(&schema, &samples, "revenue by product name", 3);
         let examples = examples_for(&linked, &samples);
-        let join = examples.iter().find(|e| e.sql.contains("JOIN")).unwrap();
+        let join = examples
+            .core
+            .iter()
+            .find(|e| e.sql.contains("JOIN"))
+            .unwrap();
         assert_eq!(
             join.sql,
             "SELECT o.name, count() AS events FROM demo.events AS m JOIN demo.products AS o \
              ON m.product_id = o.product_id GROUP BY o.name ORDER BY events DESC"
         );
-        let chosen = choose("median quantity per device", &examples, 1);
+        assert_eq!(
+            examples.core[0].sql,
+            "SELECT count() AS events FROM demo.events WHERE event_type = 'page_view'"
+        );
+        let all: Vec<Example> = examples
+            .core
+            .iter()
+            .chain(&examples.more)
+            .cloned()
+            .collect();
+        let chosen = choose("median quantity per device", &all, 1);
         assert!(chosen[0].sql.contains("median("), "{chosen:?}");
-        let chosen = choose("events per hour on Monday", &examples, 1);
+        let chosen = choose("events per hour on Monday", &all, 1);
         assert!(chosen[0].sql.contains("toStartOfHour"), "{chosen:?}");
+        let chosen = choose("what share of events came from mobile", &examples.more, 1);
+        assert!(chosen[0].sql.contains("countIf"), "{chosen:?}");
+        assert!(choose("how many were there", &examples.more, 1).is_empty());
     }
 
     #[test]

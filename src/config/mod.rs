@@ -156,6 +156,15 @@ fn resolve_paths(config: &mut Config, base: &Path) {
             resolve(p);
         }
     }
+    // `assistant.model` is a catalog id, a file name in the models directory, or a path;
+    // only a path with a directory part is relative to the file.
+    if let Some(model) = &mut config.assistant.model {
+        if model.contains('/') && !model.starts_with('~') {
+            *model = resolve_path(base, Path::new(model.as_str()))
+                .display()
+                .to_string();
+        }
+    }
 }
 
 /// Every problem in the file at `path`, or none if Aurora would load it. Pure apart from
