@@ -35,6 +35,7 @@ install: build
 bench: build
 	bench/query_overhead
 	$(CARGO) bench --locked --bench ingest
+	$(CARGO) bench --locked --bench nl2sql
 
 clean:
 	$(CARGO) clean

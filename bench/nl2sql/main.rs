@@ -133,6 +133,16 @@ fn run() -> Result<()> {
             table.push((mode, outcomes));
         }
         report(&table, &questions);
+        // Does the loaded model cost CPU while nobody asks anything (spinning llama.cpp
+        // threads would take it from the ingestion engine)?
+        let before = process_cpu_time();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if let (Some(a), Some(b)) = (before, process_cpu_time()) {
+            println!(
+                "CPU used by the whole process in 5 s idle with the model loaded: {:.1}% of one core",
+                (b - a).as_secs_f64() / 5.0 * 100.0
+            );
+        }
         Ok::<_, anyhow::Error>(())
     });
     drop(rt);
@@ -189,6 +199,16 @@ async fn ask_one(
             sql.replace('\n', " ")
         },
     })
+}
+
+/// User + system CPU time of this process, from /proc/self/stat.
+fn process_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Clock ticks; 100 per second on Linux.
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// A cell for comparison: numbers rounded to 2 decimals, everything else as text.

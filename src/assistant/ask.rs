@@ -265,6 +265,7 @@ impl Assistant {
             let mut sql = validate::extract_sql(ANSWER_PREFIX, &generation.text);
             if options.mode == Mode::Full {
                 sql = validate::qualify_tables(&sql, schema);
+                sql = validate::clickhouse_spelling(&sql);
                 sql = validate::cast_decimal_quantiles(&sql, schema, &default_database);
             }
             let started = Instant::now();
@@ -348,7 +349,11 @@ impl Assistant {
     ) -> Result<Result<(), (&'static str, Problem)>, AssistantError> {
         match validate::check(sql, schema, default_database) {
             Ok(_) => {}
-            Err(p @ (Problem::UnknownTable { .. } | Problem::UnknownColumn { .. })) => {
+            Err(
+                p @ (Problem::UnknownTable { .. }
+                | Problem::UnknownColumn { .. }
+                | Problem::UnknownQualifier { .. }),
+            ) => {
                 return Ok(Err(("schema", p)))
             }
             Err(p) => return Ok(Err(("parse", p))),

@@ -277,6 +277,28 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
                 n = identifier_from(&noun)
             ),
         });
+        if let Some(x) = numbers
+            .iter()
+            .find(|c| {
+                data_type(c).is_some_and(|d| {
+                    matches!(
+                        d.unwrap_wrappers(),
+                        DataType::Decimal { .. } | DataType::Float32 | DataType::Float64
+                    )
+                })
+            })
+            .or(numbers.first())
+        {
+            out.core.push(Example {
+                question: format!("Total {} for each day", x.name.replace('_', " ")),
+                sql: format!(
+                    "SELECT toDate({t}) AS day, sum({x}) AS total_{xn} FROM {name} GROUP BY day ORDER BY day",
+                    t = q(t),
+                    x = q(x),
+                    xn = identifier_from(&x.name)
+                ),
+            });
+        }
         if let Some(x) = numbers.first() {
             out.more.push(Example {
                 question: format!("Average {} per day", x.name.replace('_', " ")),
@@ -316,7 +338,7 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
         if let Some(v) = values.first() {
             out.more.push(Example {
                 question: format!(
-                    "What share of {noun} have {} {v}?",
+                    "What percentage of {noun} have {} {v}?",
                     c.name.replace('_', " ")
                 ),
                 sql: format!(
@@ -390,18 +412,10 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
     out
 }
 
+/// An alias made from a name: a plain identifier that does not start with a digit.
 fn identifier_from(text: &str) -> String {
-    let id: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if id.starts_with(|c: char| c.is_ascii_digit()) || id.is_empty() {
+    let id = crate::warehouse::query::identifier_from(text);
+    if id.is_empty() || id.starts_with(|c: char| c.is_ascii_digit()) {
         format!("n_{id}")
     } else {
         id
@@ -518,7 +532,11 @@ mod tests {
         assert!(chosen[0].sql.contains("median("), "{chosen:?}");
         let chosen = choose("events per hour on Monday", &all, 1);
         assert!(chosen[0].sql.contains("toStartOfHour"), "{chosen:?}");
-        let chosen = choose("what share of events came from mobile", &examples.more, 1);
+        let chosen = choose(
+            "what percentage of events came from mobile",
+            &examples.more,
+            1,
+        );
         assert!(chosen[0].sql.contains("countIf"), "{chosen:?}");
         assert!(choose("how many were there", &examples.more, 1).is_empty());
     }

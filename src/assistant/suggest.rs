@@ -362,18 +362,10 @@ impl Measure {
             Aggregate::Sum => "total",
             Aggregate::Average => "avg",
         };
-        let name: String = self
-            .sql
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("{prefix}_{}", name.trim_matches('_'))
+        format!(
+            "{prefix}_{}",
+            crate::warehouse::query::identifier_from(&self.sql)
+        )
     }
 }
 

@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, ObjectNamePart, Query,
-    Select, SelectItem, SetExpr, Statement, TableFactor, Visit, Visitor,
+    Select, SelectItem, SetExpr, Spanned, Statement, TableFactor, Visit, Visitor,
 };
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::keywords::Keyword;
@@ -37,6 +37,11 @@ pub enum Problem {
         name: String,
         tables: Vec<String>,
         did_you_mean: Option<String>,
+    },
+    /// `x.col` where `x` is neither a table of the query nor an alias given in it.
+    UnknownQualifier {
+        name: String,
+        known: Vec<String>,
     },
     /// The server's dry run refused it.
     Server(String),
@@ -67,6 +72,15 @@ impl fmt::Display for Problem {
                 }
                 Ok(())
             }
+            Problem::UnknownQualifier { name, known } if known.is_empty() => write!(
+                f,
+                "`{name}`: the query gives no table that name; write database.table.column or give the table an alias"
+            ),
+            Problem::UnknownQualifier { name, known } => write!(
+                f,
+                "`{name}`: the query gives no table that name; its table aliases are: {}",
+                known.join(", ")
+            ),
             Problem::Server(e) => write!(f, "{e}"),
         }
     }
@@ -166,6 +180,126 @@ pub fn qualify_tables(sql: &str, schema: &Schema) -> String {
         out.insert_str(at, &format!("{}.", crate::warehouse::query::ident(&db)));
     }
     out
+}
+
+/// Functions of other SQL dialects a small model writes, and their ClickHouse names
+/// (valid on every server version; 18.16 has no `year()` alias, for one).
+const FOREIGN_FUNCTIONS: &[(&str, &str)] = &[
+    ("year", "toYear"),
+    ("month", "toMonth"),
+    ("day", "toDayOfMonth"),
+    ("dayofmonth", "toDayOfMonth"),
+    ("dayofweek", "toDayOfWeek"),
+    ("hour", "toHour"),
+    ("minute", "toMinute"),
+    ("date", "toDate"),
+    ("curdate", "today"),
+    ("current_date", "today"),
+    ("len", "length"),
+];
+
+/// Rewrites what has one ClickHouse spelling: `year(t)` → `toYear(t)` (see
+/// [`FOREIGN_FUNCTIONS`]) and `CAST(x AS DECIMAL)` without precision, which ClickHouse
+/// refuses, → `toFloat64(x)`. Returns the query unchanged when it does not parse.
+pub fn clickhouse_spelling(sql: &str) -> String {
+    let Ok(statements) = Parser::parse_sql(&ClickHouseDialect {}, sql) else {
+        return sql.to_string();
+    };
+    let mut replacements: Vec<(usize, usize, String)> = Vec::new();
+    let range = |span: sqlparser::tokenizer::Span| {
+        Some((
+            offset_of(sql, span.start.line, span.start.column)?,
+            offset_of(sql, span.end.line, span.end.column)?,
+        ))
+    };
+    let _ = sqlparser::ast::visit_expressions(&statements, |expr| {
+        match expr {
+            Expr::Function(f) => {
+                if let [ObjectNamePart::Identifier(ident)] = f.name.0.as_slice() {
+                    let lower = ident.value.to_ascii_lowercase();
+                    let renamed = FOREIGN_FUNCTIONS.iter().find(|(from, _)| *from == lower);
+                    if let (Some((_, to)), Some((a, b))) = (renamed, range(ident.span)) {
+                        replacements.push((a, b, (*to).to_string()));
+                    }
+                }
+            }
+            Expr::Cast {
+                expr: inner,
+                data_type:
+                    sqlparser::ast::DataType::Decimal(sqlparser::ast::ExactNumberInfo::None)
+                    | sqlparser::ast::DataType::Numeric(sqlparser::ast::ExactNumberInfo::None)
+                    | sqlparser::ast::DataType::Dec(sqlparser::ast::ExactNumberInfo::None),
+                ..
+            } => {
+                // The expression's span covers only its operand: find `CAST(` before it and
+                // `AS DECIMAL)` after it in the text.
+                if let Some((ia, _)) = range(inner.span()) {
+                    if let Some(((a, b), (oa, ob))) = cast_around(sql, ia) {
+                        replacements.push((a, b, format!("toFloat64({})", sql[oa..ob].trim())));
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    // From the end, so earlier offsets stay valid. Of two overlapping edits (a renamed
+    // function inside a cast) only the inner one is made; the repair loop sees the rest.
+    replacements.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut out = sql.to_string();
+    let mut floor = usize::MAX;
+    for (a, b, text) in replacements {
+        if b <= floor && a <= b && out.is_char_boundary(a) && out.is_char_boundary(b) {
+            out.replace_range(a..b, &text);
+            floor = a;
+        }
+    }
+    out
+}
+
+/// For the operand starting at `ia` of `CAST(<operand> AS DECIMAL)`: the byte range of the
+/// whole cast and of the operand. (sqlparser's spans end before a closing parenthesis, so
+/// the text is scanned for the matching one, skipping strings.)
+fn cast_around(sql: &str, ia: usize) -> Option<((usize, usize), (usize, usize))> {
+    let before = sql.get(..ia)?.trim_end().strip_suffix('(')?;
+    let open = before.len();
+    let before = before.trim_end();
+    let start = before.len().checked_sub(4)?;
+    if !before.get(start..)?.eq_ignore_ascii_case("cast") {
+        return None;
+    }
+    let (mut depth, mut quote, mut last_as, mut close) = (0usize, None, None, None);
+    let bytes = sql.as_bytes();
+    let mut i = open + 1;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match (quote, c) {
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), b'\\') => i += 1,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"' | b'`') => quote = Some(c),
+            (None, b'(') => depth += 1,
+            (None, b')') if depth == 0 => {
+                close = Some(i);
+                break;
+            }
+            (None, b')') => depth -= 1,
+            (None, b'a' | b'A')
+                if depth == 0
+                    && bytes
+                        .get(i + 1)
+                        .is_some_and(|n| n.eq_ignore_ascii_case(&b's'))
+                    && bytes[i - 1].is_ascii_whitespace()
+                    && bytes.get(i + 2).is_some_and(u8::is_ascii_whitespace) =>
+            {
+                last_as = Some(i);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let (close, last_as) = (close?, last_as?);
+    Some(((start, close + 1), (open + 1, last_as)))
 }
 
 /// On servers where `median`/`quantile*` refuse `Decimal` arguments (18.16: "Illegal type
@@ -331,9 +465,25 @@ pub fn check(sql: &str, schema: &Schema, default_database: &str) -> Result<Check
         .iter()
         .flat_map(|t| t.columns.iter().map(|c| c.name.as_str()))
         .collect();
+    // `x.col`: x must be a table of the query (by name) or an alias given in it.
+    let qualifiers: BTreeSet<&str> = tables
+        .iter()
+        .flat_map(|t| [t.name.as_str(), t.database.as_str()])
+        .chain(names.table_aliases.iter().map(String::as_str))
+        .chain(names.ctes.iter().map(String::as_str))
+        .collect();
+    for (qualifier, column) in &names.qualified {
+        if !tables.is_empty() && !qualifiers.contains(qualifier.as_str()) {
+            return Err(Problem::UnknownQualifier {
+                name: format!("{qualifier}.{column}"),
+                known: names.table_aliases.iter().cloned().collect(),
+            });
+        }
+    }
     for name in &names.columns {
         let known = columns.contains(name.as_str())
             || names.aliases.contains(name)
+            || names.table_aliases.contains(name)
             || names.ctes.contains(name);
         if !known && !tables.is_empty() {
             let did_you_mean = columns
@@ -411,7 +561,11 @@ struct Names {
     relations: Vec<String>,
     ctes: BTreeSet<String>,
     aliases: BTreeSet<String>,
+    /// Aliases given to tables and subqueries, which may qualify a column.
+    table_aliases: BTreeSet<String>,
     columns: Vec<String>,
+    /// `(qualifier, column)` of each `t.col`.
+    qualified: Vec<(String, String)>,
     refusal: Option<String>,
 }
 
@@ -466,12 +620,12 @@ impl Visitor for Names {
                     ));
                 }
                 if let Some(a) = alias {
-                    self.aliases.insert(a.name.value.clone());
+                    self.table_aliases.insert(a.name.value.clone());
                 }
             }
             TableFactor::Derived { alias, .. } => {
                 if let Some(a) = alias {
-                    self.aliases.insert(a.name.value.clone());
+                    self.table_aliases.insert(a.name.value.clone());
                 }
             }
             TableFactor::NestedJoin { .. } => {}
@@ -504,6 +658,10 @@ impl Visitor for Names {
             Expr::CompoundIdentifier(parts) => {
                 if let Some(last) = parts.last() {
                     self.columns.push(last.value.clone());
+                }
+                if let [.., qualifier, column] = parts.as_slice() {
+                    self.qualified
+                        .push((qualifier.value.clone(), column.value.clone()));
                 }
             }
             Expr::Lambda(lambda) => {
@@ -578,6 +736,15 @@ mod tests {
             matches!(&e, Problem::UnknownTable { name, .. } if name == "demo.orders"),
             "{e:?}"
         );
+        let e = checked(
+            "SELECT p.name, sum(r.revenue) FROM demo.products AS p JOIN demo.events AS e ON p.product_id = e.product_id GROUP BY p.name",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`r.revenue`: the query gives no table that name; its table aliases are: e, p"
+        );
+        checked("SELECT events.revenue, demo.events.quantity FROM demo.events").unwrap();
         let e = checked("SELECT sum(revenu) FROM demo.events").unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -623,6 +790,22 @@ mod tests {
         assert!(matches!(e, Problem::NotReadOnly(_)), "{e:?}");
         let e = check_tokens("SHOW TABLES", "parse".into()).unwrap_err();
         assert!(matches!(e, Problem::Parse(_)), "{e:?}");
+    }
+
+    #[test]
+    fn spells_foreign_functions_the_clickhouse_way() {
+        assert_eq!(
+            clickhouse_spelling("SELECT year(date) AS y, HOUR(t), count() FROM x WHERE DATE(t) = '2026-11-20' GROUP BY y"),
+            "SELECT toYear(date) AS y, toHour(t), count() FROM x WHERE toDate(t) = '2026-11-20' GROUP BY y"
+        );
+        assert_eq!(
+            clickhouse_spelling("SELECT CAST(sum(revenue) AS DECIMAL) / count() FROM x"),
+            "SELECT toFloat64(sum(revenue)) / count() FROM x"
+        );
+        assert_eq!(
+            clickhouse_spelling("SELECT CAST(x AS Decimal(10, 2)) FROM t"),
+            "SELECT CAST(x AS Decimal(10, 2)) FROM t"
+        );
     }
 
     #[test]

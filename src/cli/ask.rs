@@ -25,7 +25,7 @@ use super::GlobalArgs;
 #[derive(Debug, Args)]
 pub struct AskArgs {
     /// The question, in plain language
-    #[arg(value_name = "QUESTION", required_unless_present = "clear")]
+    #[arg(value_name = "QUESTION", required_unless_present_any = ["clear", "suggest"])]
     pub question: Option<String>,
     /// Print one JSON object: question, SQL, every attempt with its error, columns, rows,
     /// timings and model
@@ -52,6 +52,9 @@ pub struct AskArgs {
     /// Forget the previous questions (the follow-up context) and exit
     #[arg(long)]
     pub clear: bool,
+    /// List questions worth asking about each table, with ready-to-run SQL (no model needed)
+    #[arg(long, conflicts_with_all = ["question", "clear"])]
+    pub suggest: bool,
     /// Tries at a valid query, each fed the previous error [default: from config]
     #[arg(long, value_name = "N")]
     pub attempts: Option<u32>,
@@ -120,6 +123,9 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
     }
     let question = args.question.clone().unwrap_or_default();
     let session = Session::open(global).await?;
+    if args.suggest {
+        return print_suggestions(&session, args.json).await;
+    }
     let config = &session.config.assistant;
     let backend = backend_for(config, args.model.as_deref(), args.endpoint.as_deref())?;
     let assistant =
@@ -190,6 +196,31 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
         }
     }
     print_answer(&answer, &args)
+}
+
+async fn print_suggestions(session: &Session, json: bool) -> Result<ExitCode> {
+    let warehouse = &session.warehouse;
+    let schema = warehouse.schema(false).await?;
+    let suggestions = crate::assistant::suggest::for_schema(&schema, warehouse.capabilities(), 5);
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &suggestions)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if suggestions.is_empty() {
+        writeln!(out, "No tables to suggest questions for (`aurora demo` loads a sample data set).")?;
+    }
+    let mut table = "";
+    for s in &suggestions {
+        if s.table != table {
+            table = &s.table;
+            writeln!(out, "{table}")?;
+        }
+        writeln!(out, "  {}
+      {}", s.question, s.sql)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_answer(answer: &Answer, args: &AskArgs) -> Result<ExitCode> {

@@ -331,17 +331,7 @@ async fn run_pipelines(
 }
 
 fn identifier(text: &str) -> String {
-    let s: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let s = s.trim_matches('_').to_string();
+    let s = crate::warehouse::query::identifier_from(text);
     if s.is_empty() {
         "pipeline".into()
     } else {

@@ -377,6 +377,16 @@ fn config_xml(data_dir: &Path, http_port: u16, tcp_port: u16) -> String {
     <default_profile>default</default_profile>
     <default_database>default</default_database>
     <timezone>UTC</timezone>
+    <!-- The private server keeps a history of the statements it received (with the user
+         profile's log_queries), so a user can see what Aurora sent on their behalf, and the
+         tests can prove it (e.g. that the SQL assistant only ever sent reads). Flushed every
+         second; `SYSTEM FLUSH LOGS` flushes at once. -->
+    <query_log>
+        <database>system</database>
+        <table>query_log</table>
+        <partition_by>toYYYYMM(event_date)</partition_by>
+        <flush_interval_milliseconds>1000</flush_interval_milliseconds>
+    </query_log>
 </yandex>
 "#
     )
@@ -388,6 +398,8 @@ const USERS_XML: &str = r#"<?xml version="1.0"?>
     <profiles>
         <default>
             <max_memory_usage>4000000000</max_memory_usage>
+            <!-- Record every statement in system.query_log (see config.xml). -->
+            <log_queries>1</log_queries>
         </default>
     </profiles>
     <users>

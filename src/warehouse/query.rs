@@ -98,6 +98,23 @@ pub fn ident(name: &str) -> String {
     }
 }
 
+/// A plain lower-case identifier made from any text ("Page views" → `page_views`): letters
+/// and digits kept, everything else `_`, no leading or trailing `_`. Empty when `text` has
+/// no letter or digit.
+pub fn identifier_from(text: &str) -> String {
+    let s: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.trim_matches('_').to_string()
+}
+
 /// `text` as a ClickHouse string literal.
 pub fn quote_str(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
