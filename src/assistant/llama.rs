@@ -125,10 +125,24 @@ impl LocalModel {
     /// Starts the model thread, which loads `path` right away. Errors (missing file, not a
     /// model) are reported by the first `generate`.
     pub fn spawn(id: String, path: PathBuf, threads: u32) -> Self {
+        Self::spawn_with_prompt_cache(id, path, threads, None)
+    }
+
+    /// Like [`spawn`](Self::spawn), and keeps the last evaluated prompt in a file in
+    /// `cache_dir`, so that the next process (each `aurora ask` is one) starts with it instead
+    /// of evaluating the system prompt and schema again. The file is tied to the model file
+    /// (name, size and modification time) and rewritten when the prompt changes.
+    pub fn spawn_with_prompt_cache(
+        id: String,
+        path: PathBuf,
+        threads: u32,
+        cache_dir: Option<PathBuf>,
+    ) -> Self {
         let (jobs, receiver) = mpsc::channel::<Job>();
+        let cache = cache_dir.and_then(|dir| prompt_cache_file(&dir, &path));
         let spawned = std::thread::Builder::new()
             .name("aurora-model".into())
-            .spawn(move || serve(&path, threads, &receiver));
+            .spawn(move || serve(&path, threads, cache.as_deref(), &receiver));
         if let Err(e) = spawned {
             tracing::error!("cannot start the model thread: {e}");
         }
@@ -178,7 +192,21 @@ impl ModelBackend for LocalModel {
 }
 
 /// The model thread: load once, then answer jobs until every handle is dropped.
-fn serve(path: &Path, threads: u32, jobs: &mpsc::Receiver<Job>) {
+/// `<cache_dir>/<model file stem>-<size>-<mtime>.prompt`: a model file replaced by another
+/// gets another cache file.
+fn prompt_cache_file(cache_dir: &Path, model: &Path) -> Option<PathBuf> {
+    let meta = std::fs::metadata(model).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let stem = model.file_stem()?.to_string_lossy();
+    Some(cache_dir.join(format!("{stem}-{}-{mtime}.prompt", meta.len())))
+}
+
+fn serve(path: &Path, threads: u32, cache: Option<&Path>, jobs: &mpsc::Receiver<Job>) {
     let model = match load_model(path) {
         Ok(model) => model,
         Err(e) => {
@@ -238,13 +266,46 @@ fn serve(path: &Path, threads: u32, jobs: &mpsc::Receiver<Job>) {
         clock: 0,
         path,
     };
+    if let Some(file) = cache.filter(|f| f.is_file()) {
+        match context.state_seq_load_file(file, 0, CONTEXT_TOKENS as usize) {
+            Ok((tokens, _)) => session.evaluated = tokens,
+            Err(e) => {
+                tracing::debug!("prompt cache {} not usable: {e}", file.display());
+                context.clear_kv_cache();
+            }
+        }
+    }
+    let mut saved = session.evaluated.clone();
     for job in jobs {
         if job.cancel.is_cancelled() {
             let _ = job.reply.send(Err(AssistantError::Cancelled));
             continue;
         }
         let result = session.run(&mut context, &job);
+        // Saved before replying, so a process that exits right after its answer has it.
+        if let Some(file) = cache.filter(|_| result.is_ok() && session.evaluated != saved) {
+            save_prompt_cache(&context, file, &session.evaluated);
+            saved = session.evaluated.clone();
+        }
         let _ = job.reply.send(result);
+    }
+}
+
+/// Writes sequence 0 (the last prompt) to `file`, atomically. A failure only costs speed.
+fn save_prompt_cache(context: &LlamaContext<'_>, file: &Path, tokens: &[LlamaToken]) {
+    let tmp = file.with_extension("prompt.tmp");
+    let saved = file
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            context
+                .state_seq_save_file(&tmp, 0, tokens)
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|_| std::fs::rename(&tmp, file).map_err(|e| e.to_string()));
+    if let Err(e) = saved {
+        tracing::debug!("cannot save the prompt cache {}: {e}", file.display());
     }
 }
 

@@ -48,9 +48,12 @@ pub fn backend_for(
         0 => llama::default_threads(),
         n => n,
     };
-    Ok(Arc::new(llama::LocalModel::spawn(
+    let prompt_cache = directories::ProjectDirs::from("", "", "aurora")
+        .map(|d| d.cache_dir().join("prompt-cache"));
+    Ok(Arc::new(llama::LocalModel::spawn_with_prompt_cache(
         resolved.id,
         resolved.path,
         threads,
+        prompt_cache,
     )))
 }
