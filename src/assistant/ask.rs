@@ -209,11 +209,9 @@ impl Assistant {
             &context.samples,
             self.warehouse.capabilities(),
         );
-        let examples = match options.mode {
-            Mode::Full if options.examples > 0 => {
-                self.examples(question, &linked, &context.samples, options.examples)
-            }
-            _ => Vec::new(),
+        let (examples, follow_up) = match options.mode {
+            Mode::Full => self.examples(question, &linked, &context.samples, options.examples),
+            Mode::Plain => (Vec::new(), None),
         };
         let grammar = match options.mode {
             Mode::Full => Some(grammar::for_tables(tables.iter().copied())),
@@ -236,11 +234,59 @@ impl Assistant {
             Mode::Plain => 1,
         };
         let mut failure: Option<Failure> = None;
+        if let (Mode::Full, Some(turn)) = (options.mode, previous) {
+            let values: Vec<(String, String)> = linked
+                .values
+                .iter()
+                .map(|v| (v.column.clone(), v.value.clone()))
+                .collect();
+            if let Some(sql) = super::conversation::refine_by_rule(&turn.sql, question, &values) {
+                let started = Instant::now();
+                let checked = self
+                    .check(&sql, schema, &default_database, options.mode)
+                    .await?;
+                let validation_time = started.elapsed();
+                answer.timings.validation += validation_time;
+                let mut attempt = Attempt {
+                    sql: sql.clone(),
+                    raw: "(the previous query, refined by rule)".into(),
+                    error: checked.as_ref().err().map(|(_, p)| p.to_string()),
+                    stage: checked.as_ref().err().map(|(stage, _)| *stage),
+                    generation: Generation::default(),
+                    validation_time,
+                };
+                // When the rule's query does not pass, the model gets its turn as usual.
+                if checked.is_ok() && !options.execute {
+                    answer.attempts.push(attempt);
+                    answer.sql = Some(sql);
+                    return Ok(answer);
+                }
+                if checked.is_ok() {
+                    match self
+                        .execute(&sql, options, &cancel, &mut answer.timings)
+                        .await?
+                    {
+                        Ok(result) => {
+                            answer.attempts.push(attempt);
+                            answer.sql = Some(sql);
+                            answer.result = Some(result);
+                            return Ok(answer);
+                        }
+                        Err(problem) => {
+                            attempt.error = Some(problem.to_string());
+                            attempt.stage = Some("execution");
+                        }
+                    }
+                }
+                answer.attempts.push(attempt);
+            }
+        }
         for attempt_number in 0..attempts {
             let messages = match options.mode {
                 Mode::Full => prompt::messages(
                     system.clone(),
                     &examples,
+                    follow_up.as_ref(),
                     previous,
                     &prompt::with_value_hints(question, &linked.values),
                     failure.as_ref(),
@@ -251,7 +297,9 @@ impl Assistant {
                 messages,
                 answer_prefix: ANSWER_PREFIX.to_string(),
                 max_tokens: options.max_answer_tokens,
-                stop: vec![";".into(), "```".into(), "\n\n".into()],
+                // Not `;`: it may sit inside a string literal. The grammar ends the answer
+                // at a statement's `;`, and `extract_sql` cuts there for other backends.
+                stop: vec!["```".into(), "\n\n".into()],
                 grammar: grammar.clone(),
                 timeout: options.generation_timeout,
                 temperature: if attempt_number == 0 { 0.0 } else { 0.7 },
@@ -297,14 +345,10 @@ impl Assistant {
                 answer.sql = Some(sql);
                 return Ok(answer);
             }
-            let started = Instant::now();
-            let limits = self.query_options(options);
-            let run = tokio::select! {
-                r = self.warehouse.query(&sql, &limits) => r,
-                () = cancel.cancelled() => return Err(AssistantError::Cancelled),
-            };
-            answer.timings.execution += started.elapsed();
-            match run {
+            match self
+                .execute(&sql, options, &cancel, &mut answer.timings)
+                .await?
+            {
                 Ok(result) => {
                     answer.attempts.push(attempt);
                     answer.sql = Some(sql);
@@ -313,8 +357,7 @@ impl Assistant {
                 }
                 // A query that passed the dry run can still fail on the data (a division by
                 // zero, a type mismatch at run time): that error goes back to the model too.
-                Err(WarehouseError::Server(e)) => {
-                    let problem = Problem::Server(plain_server_message(&e.to_string()));
+                Err(problem) => {
                     attempt.error = Some(problem.to_string());
                     attempt.stage = Some("execution");
                     answer.attempts.push(attempt);
@@ -323,11 +366,35 @@ impl Assistant {
                         error: problem.to_string(),
                     });
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         answer.failure = answer.attempts.last().and_then(|a| a.error.clone());
         Ok(answer)
+    }
+
+    /// Runs an accepted query read-only with the limits. A server error is the query's
+    /// problem (for a repair attempt); anything else (the server gone) is the answer's.
+    async fn execute(
+        &self,
+        sql: &str,
+        options: &AskOptions,
+        cancel: &CancellationToken,
+        timings: &mut Timings,
+    ) -> Result<Result<QueryResult, Problem>, AssistantError> {
+        let started = Instant::now();
+        let limits = self.query_options(options);
+        let run = tokio::select! {
+            r = self.warehouse.query(sql, &limits) => r,
+            () = cancel.cancelled() => return Err(AssistantError::Cancelled),
+        };
+        timings.execution += started.elapsed();
+        match run {
+            Ok(result) => Ok(Ok(result)),
+            Err(WarehouseError::Server(e)) => {
+                Ok(Err(Problem::Server(plain_server_message(&e.to_string()))))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn query_options(&self, options: &AskOptions) -> QueryOptions {
@@ -353,9 +420,7 @@ impl Assistant {
                 p @ (Problem::UnknownTable { .. }
                 | Problem::UnknownColumn { .. }
                 | Problem::UnknownQualifier { .. }),
-            ) => {
-                return Ok(Err(("schema", p)))
-            }
+            ) => return Ok(Err(("schema", p))),
             Err(p) => return Ok(Err(("parse", p))),
         }
         if mode == Mode::Plain {
@@ -381,7 +446,7 @@ impl Assistant {
         linked: &LinkedSchema,
         samples: &ValueSamples,
         extra: usize,
-    ) -> Vec<Example> {
+    ) -> (Vec<Example>, Option<prompt::FollowUpExample>) {
         let names = linked.table_names();
         let built = prompt::examples_for(linked, samples);
         let mut candidates: Vec<Example> = self
@@ -397,7 +462,7 @@ impl Assistant {
                 chosen.push(e);
             }
         }
-        chosen
+        (chosen, built.follow_up)
     }
 }
 

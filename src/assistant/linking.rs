@@ -453,6 +453,9 @@ pub fn link(
     linked.retain(|t| t.score * 2 >= best);
     linked.truncate(max_tables.max(1));
     values.retain(|v: &MatchedValue| linked.iter().any(|t| t.table.qualified_name() == v.table));
+    // The same column and value in two linked tables is one hint.
+    let mut seen = BTreeSet::new();
+    values.retain(|v| seen.insert((v.column.clone(), v.value.clone())));
     LinkedSchema {
         tables: linked,
         values,

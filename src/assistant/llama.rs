@@ -164,10 +164,13 @@ impl ModelBackend for LocalModel {
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();
             let timeout = request.timeout;
+            // The job's own token: a timeout stops this job without cancelling the caller's
+            // token, which may be meant for more than this one answer.
+            let job_cancel = cancel.child_token();
             let job = Job {
                 request,
                 tokens,
-                cancel: cancel.clone(),
+                cancel: job_cancel.clone(),
                 reply,
             };
             if self.jobs.send(job).is_err() {
@@ -178,7 +181,7 @@ impl ModelBackend for LocalModel {
             }
             // The thread checks the token between tokens; firing it on timeout makes the
             // thread drop the job promptly instead of finishing an answer nobody reads.
-            let guard = cancel.clone().drop_guard();
+            let guard = job_cancel.drop_guard();
             let result = tokio::select! {
                 answer = answer => answer.unwrap_or(Err(AssistantError::Cancelled)),
                 () = tokio::time::sleep(timeout) => Err(AssistantError::Timeout(timeout)),
@@ -210,9 +213,8 @@ fn serve(path: &Path, threads: u32, cache: Option<&Path>, jobs: &mpsc::Receiver<
     let model = match load_model(path) {
         Ok(model) => model,
         Err(e) => {
-            let reason = e.to_string();
             for job in jobs {
-                let _ = job.reply.send(Err(clone_load_error(&e, &reason)));
+                let _ = job.reply.send(Err(clone_load_error(&e)));
             }
             return;
         }
@@ -309,19 +311,20 @@ fn save_prompt_cache(context: &LlamaContext<'_>, file: &Path, tokens: &[LlamaTok
     }
 }
 
-fn clone_load_error(e: &AssistantError, reason: &str) -> AssistantError {
+/// The load error again, for each job that asks after the load failed.
+fn clone_load_error(e: &AssistantError) -> AssistantError {
     match e {
         AssistantError::ModelMissing { model, looked_in } => AssistantError::ModelMissing {
             model: model.clone(),
             looked_in: looked_in.clone(),
         },
-        AssistantError::ModelLoad { path, .. } => AssistantError::ModelLoad {
+        AssistantError::ModelLoad { path, reason } => AssistantError::ModelLoad {
             path: path.clone(),
-            reason: reason.to_string(),
+            reason: reason.clone(),
         },
-        _ => AssistantError::ModelLoad {
+        other => AssistantError::ModelLoad {
             path: PathBuf::new(),
-            reason: reason.to_string(),
+            reason: other.to_string(),
         },
     }
 }

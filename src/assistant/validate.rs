@@ -123,8 +123,26 @@ pub fn extract_sql(prefix: &str, generated: &str) -> String {
         sql.truncate(at);
     }
     let trimmed = sql.trim();
-    let trimmed = trimmed.split(';').next().unwrap_or_default().trim();
-    trimmed.to_string()
+    let end = first_statement_end(trimmed).unwrap_or(trimmed.len());
+    trimmed[..end].trim().to_string()
+}
+
+/// The byte offset of the first `;` outside string literals and quoted names.
+fn first_statement_end(sql: &str) -> Option<usize> {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in sql.char_indices() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if matches!(c, '\'' | '"' | '`') => quote = Some(c),
+            None if c == ';' => return Some(i),
+            None => {}
+        }
+    }
+    None
 }
 
 /// Names the query uses and the tables they resolve to.
@@ -426,7 +444,7 @@ pub fn check(sql: &str, schema: &Schema, default_database: &str) -> Result<Check
     let dialect = ClickHouseDialect {};
     let statements = match Parser::parse_sql(&dialect, sql) {
         Ok(s) => s,
-        Err(e) => return check_tokens(sql, e.to_string()),
+        Err(e) => return check_tokens(sql, e.to_string(), schema, default_database),
     };
     let statement = match statements.as_slice() {
         [one] => one,
@@ -508,7 +526,12 @@ pub fn check(sql: &str, schema: &Schema, default_database: &str) -> Result<Check
 
 /// For ClickHouse syntax sqlparser does not know (e.g. `ANY LEFT JOIN`): the statement must
 /// still be one query by its tokens. The server's dry run then decides.
-fn check_tokens(sql: &str, parse_error: String) -> Result<CheckedQuery, Problem> {
+fn check_tokens(
+    sql: &str,
+    parse_error: String,
+    schema: &Schema,
+    default_database: &str,
+) -> Result<CheckedQuery, Problem> {
     let dialect = ClickHouseDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize()
@@ -533,11 +556,79 @@ fn check_tokens(sql: &str, parse_error: String) -> Result<CheckedQuery, Problem>
     if !starts_as_query {
         return Err(Problem::Parse(parse_error));
     }
+    let tables = relations_by_tokens(&tokens, schema, default_database)?;
     Ok(CheckedQuery {
         sql: sql.to_string(),
-        tables: Vec::new(),
+        tables,
         checked_by_tokens: true,
     })
+}
+
+/// What follows each `FROM` and `JOIN` in a token stream: a subquery, a CTE name, or a table
+/// of the schema, never a table function (`url(...)`, `remote(...)`, `file(...)`) and never a
+/// table outside the schema (`system.query_log`), quoted or not.
+fn relations_by_tokens(
+    tokens: &[Token],
+    schema: &Schema,
+    default_database: &str,
+) -> Result<Vec<String>, Problem> {
+    let significant: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    // `WITH name AS (...)`: names defined in the query itself.
+    let mut ctes = BTreeSet::new();
+    for pair in significant.windows(3) {
+        if let [Token::Word(name), Token::Word(as_word), Token::LParen] = pair {
+            if as_word.keyword == Keyword::AS {
+                ctes.insert(name.value.clone());
+            }
+        }
+    }
+    let known: Vec<String> = user_tables(schema).map(TableInfo::qualified_name).collect();
+    let mut tables = Vec::new();
+    let mut i = 0;
+    while i < significant.len() {
+        let is_from = matches!(significant[i], Token::Word(w)
+            if w.quote_style.is_none() && matches!(w.keyword, Keyword::FROM | Keyword::JOIN));
+        i += 1;
+        if !is_from {
+            continue;
+        }
+        let mut parts = Vec::new();
+        while let Some(Token::Word(w)) = significant.get(i) {
+            parts.push(w.value.clone());
+            i += 1;
+            if matches!(significant.get(i), Some(Token::Period)) {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        if parts.is_empty() {
+            continue; // a subquery: `FROM (`
+        }
+        let name = parts.join(".");
+        if matches!(significant.get(i), Some(Token::LParen)) {
+            return Err(Problem::NotReadOnly(format!(
+                "the table function `{name}` (only tables of the schema can be read)"
+            )));
+        }
+        if parts.len() == 1 && ctes.contains(&name) {
+            continue;
+        }
+        match schema.table(&name, default_database) {
+            Some(t) if user_tables(schema).any(|u| u == t) => tables.push(t.qualified_name()),
+            _ => {
+                return Err(Problem::UnknownTable {
+                    name,
+                    known: known.clone(),
+                })
+            }
+        }
+    }
+    tables.dedup();
+    Ok(tables)
 }
 
 fn statement_kind(statement: &Statement) -> String {
@@ -709,6 +800,13 @@ mod tests {
             "WITH x AS (SELECT 1) SELECT * FROM x"
         );
         assert_eq!(extract_sql("SELECT", "select 1"), "select 1");
+        assert_eq!(
+            extract_sql(
+                "SELECT",
+                " count() FROM t WHERE s = 'a; b' AND `x;y` = 1; DROP TABLE t"
+            ),
+            "SELECT count() FROM t WHERE s = 'a; b' AND `x;y` = 1"
+        );
     }
 
     #[test]
@@ -786,9 +884,31 @@ mod tests {
         if let Ok(q) = q {
             assert!(q.checked_by_tokens || q.tables.len() == 2);
         }
-        let e = check_tokens("SELECT 1 INTO OUTFILE 'x'", "parse".into()).unwrap_err();
+        let (schema, _) = fixture();
+        let by_tokens = |sql: &str| check_tokens(sql, "parse".into(), &schema, "default");
+        let e = by_tokens("SELECT 1 INTO OUTFILE 'x'").unwrap_err();
         assert!(matches!(e, Problem::NotReadOnly(_)), "{e:?}");
-        let e = check_tokens("SHOW TABLES", "parse".into()).unwrap_err();
+        for sql in [
+            "SELECT count() FROM demo.events ANY LEFT JOIN url('http://x/c.csv', CSV, 'a String') USING a",
+            "SELECT count() FROM demo.events ANY LEFT JOIN remote('127.0.0.1:9000', 'db', 'tbl') USING a",
+            "SELECT count() FROM demo.events ANY LEFT JOIN file ('x.csv') USING a",
+        ] {
+            let e = by_tokens(sql).unwrap_err();
+            assert!(e.to_string().contains("table function"), "{sql}: {e}");
+        }
+        let e =
+            by_tokens("SELECT count() FROM demo.events ANY LEFT JOIN `system`.query_log USING a")
+                .unwrap_err();
+        assert!(matches!(e, Problem::UnknownTable { .. }), "{e:?}");
+        let ok = by_tokens(
+            "SELECT count() FROM demo.events ANY LEFT JOIN demo.products USING product_id",
+        )
+        .unwrap();
+        assert_eq!(ok.tables, ["demo.events", "demo.products"]);
+        let ok = by_tokens("WITH t AS (SELECT 1) SELECT * FROM t ANY LEFT JOIN (SELECT 1) USING x")
+            .unwrap();
+        assert!(ok.tables.is_empty());
+        let e = by_tokens("SHOW TABLES").unwrap_err();
         assert!(matches!(e, Problem::Parse(_)), "{e:?}");
     }
 
