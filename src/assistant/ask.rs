@@ -235,11 +235,13 @@ impl Assistant {
         };
         let mut failure: Option<Failure> = None;
         if let (Mode::Full, Some(turn)) = (options.mode, previous) {
-            let values: Vec<(String, String)> = linked
-                .values
-                .iter()
-                .map(|v| (v.column.clone(), v.value.clone()))
-                .collect();
+            // Values named by this question only, not by the earlier ones.
+            let values: Vec<(String, String)> =
+                linking::link(schema, &context.samples, question, options.max_tables)
+                    .values
+                    .into_iter()
+                    .map(|v| (v.column, v.value))
+                    .collect();
             if let Some(sql) = super::conversation::refine_by_rule(&turn.sql, question, &values) {
                 let started = Instant::now();
                 let checked = self
