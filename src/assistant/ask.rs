@@ -249,7 +249,7 @@ impl Assistant {
                     .await?;
                 let validation_time = started.elapsed();
                 answer.timings.validation += validation_time;
-                let mut attempt = Attempt {
+                let attempt = Attempt {
                     sql: sql.clone(),
                     raw: "(the previous query, refined by rule)".into(),
                     error: checked.as_ref().err().map(|(_, p)| p.to_string()),
@@ -258,29 +258,17 @@ impl Assistant {
                     validation_time,
                 };
                 // When the rule's query does not pass, the model gets its turn as usual.
-                if checked.is_ok() && !options.execute {
-                    answer.attempts.push(attempt);
-                    answer.sql = Some(sql);
-                    return Ok(answer);
-                }
                 if checked.is_ok() {
-                    match self
-                        .execute(&sql, options, &cancel, &mut answer.timings)
+                    if self
+                        .accept(&mut answer, attempt, sql, options, &cancel)
                         .await?
+                        .is_none()
                     {
-                        Ok(result) => {
-                            answer.attempts.push(attempt);
-                            answer.sql = Some(sql);
-                            answer.result = Some(result);
-                            return Ok(answer);
-                        }
-                        Err(problem) => {
-                            attempt.error = Some(problem.to_string());
-                            attempt.stage = Some("execution");
-                        }
+                        return Ok(answer);
                     }
+                } else {
+                    answer.attempts.push(attempt);
                 }
-                answer.attempts.push(attempt);
             }
         }
         for attempt_number in 0..attempts {
@@ -342,36 +330,56 @@ impl Assistant {
                 });
                 continue;
             }
-            if !options.execute {
-                answer.attempts.push(attempt);
-                answer.sql = Some(sql);
-                return Ok(answer);
-            }
             match self
-                .execute(&sql, options, &cancel, &mut answer.timings)
+                .accept(&mut answer, attempt, sql, options, &cancel)
                 .await?
             {
-                Ok(result) => {
-                    answer.attempts.push(attempt);
-                    answer.sql = Some(sql);
-                    answer.result = Some(result);
-                    return Ok(answer);
-                }
-                // A query that passed the dry run can still fail on the data (a division by
-                // zero, a type mismatch at run time): that error goes back to the model too.
-                Err(problem) => {
-                    attempt.error = Some(problem.to_string());
-                    attempt.stage = Some("execution");
-                    answer.attempts.push(attempt);
-                    failure = Some(Failure {
-                        sql,
-                        error: problem.to_string(),
-                    });
-                }
+                None => return Ok(answer),
+                Some(f) => failure = Some(f),
             }
         }
         answer.failure = answer.attempts.last().and_then(|a| a.error.clone());
         Ok(answer)
+    }
+
+    /// Takes a query that passed the checks: runs it (unless only SQL is wanted) and records
+    /// the attempt. `None`: the answer is complete. `Some`: the run failed on the server, and
+    /// the failure is what the next attempt is told.
+    async fn accept(
+        &self,
+        answer: &mut Answer,
+        mut attempt: Attempt,
+        sql: String,
+        options: &AskOptions,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Failure>, AssistantError> {
+        if !options.execute {
+            answer.attempts.push(attempt);
+            answer.sql = Some(sql);
+            return Ok(None);
+        }
+        match self
+            .execute(&sql, options, cancel, &mut answer.timings)
+            .await?
+        {
+            Ok(result) => {
+                answer.attempts.push(attempt);
+                answer.sql = Some(sql);
+                answer.result = Some(result);
+                Ok(None)
+            }
+            // A query that passed the dry run can still fail on the data (a division by
+            // zero, a type mismatch at run time): that error goes back to the model too.
+            Err(problem) => {
+                attempt.error = Some(problem.to_string());
+                attempt.stage = Some("execution");
+                answer.attempts.push(attempt);
+                Ok(Some(Failure {
+                    sql,
+                    error: problem.to_string(),
+                }))
+            }
+        }
     }
 
     /// Runs an accepted query read-only with the limits. A server error is the query's
