@@ -28,6 +28,7 @@ file. With none of them, Aurora starts its own private server on a free loopback
 
 Examples:
   aurora demo                                   load the sample data set and show it
+  aurora ask \"Which 3 countries brought the most revenue?\"
   aurora query \"SELECT version()\"
   aurora query \"SELECT * FROM demo.events LIMIT 5\" --format json
   aurora schema demo.events
@@ -101,7 +102,7 @@ pub enum Command {
     Server(server::ServerArgs),
     /// Check configuration files
     Config(config_cmd::ConfigArgs),
-    /// Validate and run ingestion pipelines (CSV files and Kafka; PostgreSQL, MySQL to come)
+    /// Validate and run ingestion pipelines (CSV files, Kafka, PostgreSQL, MySQL)
     Pipeline(pipeline::PipelineArgs),
     /// Start the private server, load the sample data set and show it
     Demo(demo::DemoArgs),
@@ -189,12 +190,12 @@ fn print_overview() {
         "Aurora {} — a terminal workspace for ClickHouse.\n\n\
          The full-screen workspace is not built yet. Available now:\n\
          \x20 aurora demo              start a private ClickHouse, load sample data, show it\n\
-         \x20 aurora ask \"QUESTION\"  plain-language question -> checked read-only SQL -> rows\n\
-         \x20 aurora model list       the local models (pull|add|use)\n\
+         \x20 aurora ask \"QUESTION\"    plain-language question -> checked read-only SQL -> rows\n\
+         \x20 aurora model list        the local models (pull|add|use)\n\
          \x20 aurora query \"SQL\"       run SQL (--format table|json|csv|tsv)\n\
          \x20 aurora schema [TABLE]    list tables or describe one\n\
          \x20 aurora server status     the private server (start|stop|status)\n\
-         \x20 aurora pipeline run F    ingest CSV files or Kafka topics (init|validate|run|status)\n\
+         \x20 aurora pipeline run F    ingest CSV, Kafka, PostgreSQL, MySQL (init|validate|run|status)\n\
          \x20 aurora config check      validate the config file\n\n\
          Run `aurora --help` for all options.",
         env!("CARGO_PKG_VERSION")
