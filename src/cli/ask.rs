@@ -209,7 +209,10 @@ async fn print_suggestions(session: &Session, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if suggestions.is_empty() {
-        writeln!(out, "No tables to suggest questions for (`aurora demo` loads a sample data set).")?;
+        writeln!(
+            out,
+            "No tables to suggest questions for (`aurora demo` loads a sample data set)."
+        )?;
     }
     let mut table = "";
     for s in &suggestions {
@@ -217,8 +220,12 @@ async fn print_suggestions(session: &Session, json: bool) -> Result<ExitCode> {
             table = &s.table;
             writeln!(out, "{table}")?;
         }
-        writeln!(out, "  {}
-      {}", s.question, s.sql)?;
+        writeln!(
+            out,
+            "  {}
+      {}",
+            s.question, s.sql
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
