@@ -159,6 +159,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> Result<ExitCode> {
             out,
             "\nThe private server keeps running at {} (pid {}).\n\
              Try:  {me} query \"SELECT country, sum(revenue) FROM demo.events GROUP BY country ORDER BY 2 DESC\"\n\
+             Ask:  {me} ask \"Which 3 countries brought the most revenue?\"\n\
              Stop: {me} server stop",
             server.url(),
             server.state.pid
