@@ -243,12 +243,15 @@ impl Assistant {
                     .map(|v| (v.column, v.value))
                     .collect();
             if let Some(sql) = super::conversation::refine_by_rule(&turn.sql, question, &values) {
-                let started = Instant::now();
-                let checked = self
-                    .check(&sql, schema, &default_database, options.mode)
+                let (checked, validation_time) = self
+                    .timed_check(
+                        &sql,
+                        schema,
+                        &default_database,
+                        options.mode,
+                        &mut answer.timings,
+                    )
                     .await?;
-                let validation_time = started.elapsed();
-                answer.timings.validation += validation_time;
                 let attempt = Attempt {
                     sql: sql.clone(),
                     raw: "(the previous query, refined by rule)".into(),
@@ -306,12 +309,15 @@ impl Assistant {
                 sql = validate::clickhouse_spelling(&sql);
                 sql = validate::cast_decimal_quantiles(&sql, schema, &default_database);
             }
-            let started = Instant::now();
-            let checked = self
-                .check(&sql, schema, &default_database, options.mode)
+            let (checked, validation_time) = self
+                .timed_check(
+                    &sql,
+                    schema,
+                    &default_database,
+                    options.mode,
+                    &mut answer.timings,
+                )
                 .await?;
-            let validation_time = started.elapsed();
-            answer.timings.validation += validation_time;
             let mut attempt = Attempt {
                 sql: sql.clone(),
                 raw: generation.text.clone(),
@@ -414,6 +420,22 @@ impl Assistant {
             max_result_rows: Some(options.max_result_rows),
             ..QueryOptions::default()
         }
+    }
+
+    /// [`check`](Self::check), timed, with the time added to the answer's timings.
+    async fn timed_check(
+        &self,
+        sql: &str,
+        schema: &Schema,
+        default_database: &str,
+        mode: Mode,
+        timings: &mut Timings,
+    ) -> Result<(Result<(), (&'static str, Problem)>, Duration), AssistantError> {
+        let started = Instant::now();
+        let checked = self.check(sql, schema, default_database, mode).await?;
+        let took = started.elapsed();
+        timings.validation += took;
+        Ok((checked, took))
     }
 
     /// Parser and schema checks, then the server's dry run. The error's stage says which.

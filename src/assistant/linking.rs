@@ -495,7 +495,7 @@ fn mentions_value(question: &str, question_words: &[String], value: &str) -> boo
 pub(crate) mod tests {
     use super::*;
 
-    fn column(name: &str, type_name: &str, comment: &str) -> ColumnInfo {
+    pub(crate) fn column(name: &str, type_name: &str, comment: &str) -> ColumnInfo {
         ColumnInfo {
             name: name.into(),
             type_name: type_name.into(),
@@ -522,44 +522,45 @@ pub(crate) mod tests {
         }
     }
 
+    /// The columns of `demo.events` (`assets/demo/schema.sql`), as the server reports them.
+    pub(crate) fn demo_event_columns() -> Vec<ColumnInfo> {
+        vec![
+            column("event_time", "DateTime", "when the event happened (UTC)"),
+            column("event_id", "UInt64", "unique id of the event"),
+            column("user_id", "UInt32", "anonymous visitor id"),
+            column(
+                "event_type",
+                "LowCardinality(String)",
+                "page_view, add_to_cart or purchase",
+            ),
+            column("page", "String", "path of the page"),
+            column(
+                "product_id",
+                "String",
+                "product involved, empty for most page views",
+            ),
+            column(
+                "country",
+                "LowCardinality(String)",
+                "ISO country code of the visitor",
+            ),
+            column(
+                "device",
+                "LowCardinality(String)",
+                "desktop, mobile or tablet",
+            ),
+            column("quantity", "UInt8", "items added or bought"),
+            column(
+                "revenue",
+                "Decimal(10, 2)",
+                "purchase amount in EUR, 0 for other events",
+            ),
+        ]
+    }
+
     /// The demo schema and a few vega tables, as the server reports them.
     pub(crate) fn fixture() -> (Schema, ValueSamples) {
-        let events = table(
-            "demo",
-            "events",
-            vec![
-                column("event_time", "DateTime", "when the event happened (UTC)"),
-                column("event_id", "UInt64", "unique id of the event"),
-                column("user_id", "UInt32", "anonymous visitor id"),
-                column(
-                    "event_type",
-                    "LowCardinality(String)",
-                    "page_view, add_to_cart or purchase",
-                ),
-                column("page", "String", "path of the page"),
-                column(
-                    "product_id",
-                    "String",
-                    "product involved, empty for most page views",
-                ),
-                column(
-                    "country",
-                    "LowCardinality(String)",
-                    "ISO country code of the visitor",
-                ),
-                column(
-                    "device",
-                    "LowCardinality(String)",
-                    "desktop, mobile or tablet",
-                ),
-                column("quantity", "UInt8", "items added or bought"),
-                column(
-                    "revenue",
-                    "Decimal(10, 2)",
-                    "purchase amount in EUR, 0 for other events",
-                ),
-            ],
-        );
+        let events = table("demo", "events", demo_event_columns());
         let products = table(
             "demo",
             "products",

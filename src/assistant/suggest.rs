@@ -686,18 +686,7 @@ mod tests {
     use sqlparser::dialect::ClickHouseDialect;
     use sqlparser::parser::Parser;
 
-    fn column(name: &str, type_name: &str, comment: &str) -> ColumnInfo {
-        ColumnInfo {
-            name: name.into(),
-            type_name: type_name.into(),
-            default_kind: String::new(),
-            default_expression: String::new(),
-            comment: comment.into(),
-            in_partition_key: false,
-            in_sorting_key: false,
-            in_primary_key: false,
-        }
-    }
+    use crate::assistant::linking::tests::{column, demo_event_columns};
 
     fn keyed(mut column: ColumnInfo) -> ColumnInfo {
         column.in_sorting_key = true;
@@ -725,52 +714,20 @@ mod tests {
         }
     }
 
-    /// The demo schema as the server reports it (`assets/demo/schema.sql`).
+    /// The demo schema as the server reports it (`assets/demo/schema.sql`): sorted by
+    /// event type and time, partitioned by day.
     fn demo_events() -> TableInfo {
-        let mut event_time = keyed(column(
-            "event_time",
-            "DateTime",
-            "when the event happened (UTC)",
-        ));
-        event_time.in_partition_key = true;
-        table(
-            "demo",
-            "events",
-            "MergeTree",
-            50_000,
-            vec![
-                event_time,
-                column("event_id", "UInt64", "unique id of the event"),
-                column("user_id", "UInt32", "anonymous visitor id"),
-                keyed(column(
-                    "event_type",
-                    "LowCardinality(String)",
-                    "page_view, add_to_cart or purchase",
-                )),
-                column("page", "String", "path of the page"),
-                column(
-                    "product_id",
-                    "String",
-                    "product involved, empty for most page views",
-                ),
-                column(
-                    "country",
-                    "LowCardinality(String)",
-                    "ISO country code of the visitor",
-                ),
-                column(
-                    "device",
-                    "LowCardinality(String)",
-                    "desktop, mobile or tablet",
-                ),
-                column("quantity", "UInt8", "items added or bought"),
-                column(
-                    "revenue",
-                    "Decimal(10, 2)",
-                    "purchase amount in EUR, 0 for other events",
-                ),
-            ],
-        )
+        let columns = demo_event_columns()
+            .into_iter()
+            .map(|mut c| {
+                c.in_partition_key = c.name == "event_time";
+                if c.name == "event_time" || c.name == "event_type" {
+                    c = keyed(c);
+                }
+                c
+            })
+            .collect();
+        table("demo", "events", "MergeTree", 50_000, columns)
     }
 
     fn demo_products() -> TableInfo {
