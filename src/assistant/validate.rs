@@ -217,8 +217,8 @@ const FOREIGN_FUNCTIONS: &[(&str, &str)] = &[
 ];
 
 /// Rewrites what has one ClickHouse spelling: `year(t)` → `toYear(t)` (see
-/// [`FOREIGN_FUNCTIONS`]) and `CAST(x AS DECIMAL)` without precision, which ClickHouse
-/// refuses, → `toFloat64(x)`. Returns the query unchanged when it does not parse.
+/// [`FOREIGN_FUNCTIONS`]), `CAST(x AS DECIMAL)` without precision, which ClickHouse
+/// refuses, → `toFloat64(x)`, and `countIf(cond1, cond2)` → `countIf(cond1 AND cond2)`. Returns the query unchanged when it does not parse.
 pub fn clickhouse_spelling(sql: &str) -> String {
     let Ok(statements) = Parser::parse_sql(&ClickHouseDialect {}, sql) else {
         return sql.to_string();
@@ -238,6 +238,22 @@ pub fn clickhouse_spelling(sql: &str) -> String {
                     let renamed = FOREIGN_FUNCTIONS.iter().find(|(from, _)| *from == lower);
                     if let (Some((_, to)), Some((a, b))) = (renamed, range(ident.span)) {
                         replacements.push((a, b, (*to).to_string()));
+                    }
+                    // `countIf(a = 1, b = 2)` means "count where a = 1" to ClickHouse (the
+                    // condition is the last argument), but a model writing it means both.
+                    if lower == "countif" && conditions_only(f) {
+                        if let Some((a, b)) = range(ident.span) {
+                            if let Some((close, args)) = call_arguments(sql, b) {
+                                let parts: Vec<&str> =
+                                    args.iter().map(|(x, y)| sql[*x..*y].trim()).collect();
+                                let name = &sql[a..b];
+                                replacements.push((
+                                    a,
+                                    close + 1,
+                                    format!("{name}({})", parts.join(" AND ")),
+                                ));
+                            }
+                        }
                     }
                 }
             }
@@ -273,6 +289,77 @@ pub fn clickhouse_spelling(sql: &str) -> String {
         }
     }
     out
+}
+
+/// Whether a call has two or more arguments and every one is a condition (a comparison,
+/// `IN`, `LIKE`, `IS NULL`, `AND`/`OR`/`NOT` of those).
+fn conditions_only(f: &sqlparser::ast::Function) -> bool {
+    use sqlparser::ast::BinaryOperator as Op;
+    fn condition(e: &Expr) -> bool {
+        match e {
+            Expr::BinaryOp { op, left, right } => match op {
+                Op::And | Op::Or => condition(left) && condition(right),
+                Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq => true,
+                _ => false,
+            },
+            Expr::Nested(inner) | Expr::UnaryOp { expr: inner, .. } => condition(inner),
+            Expr::In { .. }
+            | Expr::Like { .. }
+            | Expr::ILike { .. }
+            | Expr::IsNull(_)
+            | Expr::IsNotNull(_)
+            | Expr::Between { .. } => true,
+            _ => false,
+        }
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return false;
+    };
+    list.args.len() >= 2
+        && list
+            .args
+            .iter()
+            .all(|a| matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) if condition(e)))
+}
+
+/// The arguments of the call whose name ends at byte `name_end`: the offset of its closing
+/// parenthesis and the byte range of each argument, found with sqlparser's tokenizer (so
+/// commas and parentheses inside strings do not count).
+fn call_arguments(sql: &str, name_end: usize) -> Option<(usize, Vec<(usize, usize)>)> {
+    let rest = sql.get(name_end..)?;
+    let open = rest.find('(')?;
+    if !rest[..open].trim().is_empty() {
+        return None;
+    }
+    let from = name_end + open;
+    let text = &sql[from..];
+    let tokens = Tokenizer::new(&ClickHouseDialect {}, text)
+        .tokenize_with_location()
+        .ok()?;
+    let at = |t: &sqlparser::tokenizer::TokenWithSpan| {
+        offset_of(text, t.span.start.line, t.span.start.column).map(|o| from + o)
+    };
+    let mut depth = 0usize;
+    let mut args = Vec::new();
+    let mut start = from + 1;
+    for t in &tokens {
+        match t.token {
+            Token::LParen => depth += 1,
+            Token::RParen if depth == 1 => {
+                let close = at(t)?;
+                args.push((start, close));
+                return Some((close, args));
+            }
+            Token::RParen => depth = depth.checked_sub(1)?,
+            Token::Comma if depth == 1 => {
+                let comma = at(t)?;
+                args.push((start, comma));
+                start = comma + 1;
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// For the operand starting at `ia` of `CAST(<operand> AS DECIMAL)`: the byte range of the
@@ -921,6 +1008,17 @@ mod tests {
         assert_eq!(
             clickhouse_spelling("SELECT CAST(sum(revenue) AS DECIMAL) / count() FROM x"),
             "SELECT toFloat64(sum(revenue)) / count() FROM x"
+        );
+        assert_eq!(
+            clickhouse_spelling(
+                "SELECT device, countIf(event_type = 'purchase', page IN ('/a', '/b,c')) FROM t GROUP BY device"
+            ),
+            "SELECT device, countIf(event_type = 'purchase' AND page IN ('/a', '/b,c')) FROM t GROUP BY device"
+        );
+        // `countIf(x, cond)` with a value first is ClickHouse's own meaning: left alone.
+        assert_eq!(
+            clickhouse_spelling("SELECT countIf(revenue, device = 'mobile') FROM t"),
+            "SELECT countIf(revenue, device = 'mobile') FROM t"
         );
         assert_eq!(
             clickhouse_spelling("SELECT CAST(x AS Decimal(10, 2)) FROM t"),
