@@ -305,9 +305,7 @@ impl Assistant {
             answer.timings.generation += generation.prompt_time + generation.generation_time;
             let mut sql = validate::extract_sql(ANSWER_PREFIX, &generation.text);
             if options.mode == Mode::Full {
-                sql = validate::qualify_tables(&sql, schema);
-                sql = validate::clickhouse_spelling(&sql);
-                sql = validate::cast_decimal_quantiles(&sql, schema, &default_database);
+                sql = validate::rewrite(&sql, schema, &default_database);
             }
             let (checked, validation_time) = self
                 .timed_check(

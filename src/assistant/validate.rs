@@ -200,6 +200,14 @@ pub fn qualify_tables(sql: &str, schema: &Schema) -> String {
     out
 }
 
+/// Every mechanical rewrite, in order: tables qualified, other dialects' spellings, Decimal
+/// arguments of quantiles cast. Each returns its input unchanged when it does not apply.
+pub fn rewrite(sql: &str, schema: &Schema, default_database: &str) -> String {
+    let sql = qualify_tables(sql, schema);
+    let sql = clickhouse_spelling(&sql);
+    cast_decimal_quantiles(&sql, schema, default_database)
+}
+
 /// Functions of other SQL dialects a small model writes, and their ClickHouse names
 /// (valid on every server version; 18.16 has no `year()` alias, for one).
 const FOREIGN_FUNCTIONS: &[(&str, &str)] = &[
@@ -322,49 +330,53 @@ fn conditions_only(f: &sqlparser::ast::Function) -> bool {
             .all(|a| matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) if condition(e)))
 }
 
-/// The arguments of the call whose name ends at byte `name_end`: the offset of its closing
-/// parenthesis and the byte range of each argument, found with sqlparser's tokenizer (so
-/// commas and parentheses inside strings do not count).
-fn call_arguments(sql: &str, name_end: usize) -> Option<(usize, Vec<(usize, usize)>)> {
-    let rest = sql.get(name_end..)?;
-    let open = rest.find('(')?;
-    if !rest[..open].trim().is_empty() {
-        return None;
-    }
-    let from = name_end + open;
-    let text = &sql[from..];
+/// The tokens directly inside the parentheses opened at byte `open` (nested ones skipped),
+/// each with its byte offset, and the offset of the closing parenthesis. Uses sqlparser's
+/// tokenizer, so parentheses and commas inside strings do not count.
+fn inside_parentheses(sql: &str, open: usize) -> Option<(Vec<(Token, usize)>, usize)> {
+    let text = sql.get(open..)?;
     let tokens = Tokenizer::new(&ClickHouseDialect {}, text)
         .tokenize_with_location()
         .ok()?;
-    let at = |t: &sqlparser::tokenizer::TokenWithSpan| {
-        offset_of(text, t.span.start.line, t.span.start.column).map(|o| from + o)
-    };
     let mut depth = 0usize;
-    let mut args = Vec::new();
-    let mut start = from + 1;
-    for t in &tokens {
+    let mut top = Vec::new();
+    for t in tokens {
+        let at = open + offset_of(text, t.span.start.line, t.span.start.column)?;
         match t.token {
             Token::LParen => depth += 1,
-            Token::RParen if depth == 1 => {
-                let close = at(t)?;
-                args.push((start, close));
-                return Some((close, args));
-            }
+            Token::RParen if depth == 1 => return Some((top, at)),
             Token::RParen => depth = depth.checked_sub(1)?,
-            Token::Comma if depth == 1 => {
-                let comma = at(t)?;
-                args.push((start, comma));
-                start = comma + 1;
-            }
+            token if depth == 1 => top.push((token, at)),
             _ => {}
         }
     }
     None
 }
 
+/// The arguments of the call whose name ends at byte `name_end`: the offset of its closing
+/// parenthesis and the byte range of each argument.
+fn call_arguments(sql: &str, name_end: usize) -> Option<(usize, Vec<(usize, usize)>)> {
+    let rest = sql.get(name_end..)?;
+    let open = rest.find('(')?;
+    if !rest[..open].trim().is_empty() {
+        return None;
+    }
+    let (top, close) = inside_parentheses(sql, name_end + open)?;
+    let mut args = Vec::new();
+    let mut start = name_end + open + 1;
+    for (token, at) in top {
+        if token == Token::Comma {
+            args.push((start, at));
+            start = at + 1;
+        }
+    }
+    args.push((start, close));
+    Some((close, args))
+}
+
 /// For the operand starting at `ia` of `CAST(<operand> AS DECIMAL)`: the byte range of the
 /// whole cast and of the operand. (sqlparser's spans end before a closing parenthesis, so
-/// the text is scanned for the matching one, skipping strings.)
+/// the text is scanned for the matching one.)
 fn cast_around(sql: &str, ia: usize) -> Option<((usize, usize), (usize, usize))> {
     let before = sql.get(..ia)?.trim_end().strip_suffix('(')?;
     let open = before.len();
@@ -373,37 +385,12 @@ fn cast_around(sql: &str, ia: usize) -> Option<((usize, usize), (usize, usize))>
     if !before.get(start..)?.eq_ignore_ascii_case("cast") {
         return None;
     }
-    let (mut depth, mut quote, mut last_as, mut close) = (0usize, None, None, None);
-    let bytes = sql.as_bytes();
-    let mut i = open + 1;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match (quote, c) {
-            (Some(q), _) if c == q => quote = None,
-            (Some(_), b'\\') => i += 1,
-            (Some(_), _) => {}
-            (None, b'\'' | b'"' | b'`') => quote = Some(c),
-            (None, b'(') => depth += 1,
-            (None, b')') if depth == 0 => {
-                close = Some(i);
-                break;
-            }
-            (None, b')') => depth -= 1,
-            (None, b'a' | b'A')
-                if depth == 0
-                    && bytes
-                        .get(i + 1)
-                        .is_some_and(|n| n.eq_ignore_ascii_case(&b's'))
-                    && bytes[i - 1].is_ascii_whitespace()
-                    && bytes.get(i + 2).is_some_and(u8::is_ascii_whitespace) =>
-            {
-                last_as = Some(i);
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    let (close, last_as) = (close?, last_as?);
+    let (top, close) = inside_parentheses(sql, open)?;
+    let last_as = top
+        .iter()
+        .rev()
+        .find(|(t, _)| matches!(t, Token::Word(w) if w.keyword == Keyword::AS))
+        .map(|(_, at)| *at)?;
     Some(((start, close + 1), (open + 1, last_as)))
 }
 
