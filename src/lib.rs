@@ -10,4 +10,5 @@ pub mod cli;
 pub mod config;
 pub mod ingest;
 pub mod telemetry;
+pub mod tui;
 pub mod warehouse;

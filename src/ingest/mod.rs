@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod record;
 pub mod sinks;
 pub mod sources;
+pub mod supervisor;
 pub mod transform;
 
 /// Seconds since the Unix epoch, for timestamps Aurora writes (dead letters, status files).
