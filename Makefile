@@ -19,9 +19,10 @@ build: setup
 demo: build
 	$(AURORA) demo
 
-test: setup
+# The real-terminal test (tests/tui_tmux.rs) drives the release binary, built first.
+test: build
 	@mkdir -p $(CARGO_TARGET_DIR)
-	@set -o pipefail; $(CARGO) test --locked --no-fail-fast 2>&1 | tee $(CARGO_TARGET_DIR)/test.log; \
+	@set -o pipefail; AURORA_BIN=$(AURORA) $(CARGO) test --locked --no-fail-fast 2>&1 | tee $(CARGO_TARGET_DIR)/test.log; \
 	  status=$$?; scripts/test-summary $(CARGO_TARGET_DIR)/test.log; exit $$status
 
 lint:
@@ -36,6 +37,7 @@ bench: build
 	bench/query_overhead
 	$(CARGO) bench --locked --bench ingest
 	$(CARGO) bench --locked --bench nl2sql
+	$(CARGO) bench --locked --bench tui
 
 clean:
 	$(CARGO) clean

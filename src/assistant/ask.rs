@@ -23,6 +23,9 @@ use crate::warehouse::{QueryOptions, QueryResult, Warehouse, WarehouseError};
 /// Longest question accepted; anything longer is a paste accident, not a question.
 pub const MAX_QUESTION_CHARS: usize = 2000;
 
+/// Sent on the token stream before each retry's text, so a viewer can start the SQL afresh.
+pub const ATTEMPT_SEPARATOR: &str = "\u{1e}";
+
 /// Which pipeline to run. `Plain` exists for the benchmark's baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -298,6 +301,11 @@ impl Assistant {
                 temperature: if attempt_number == 0 { 0.0 } else { 0.7 },
                 seed: attempt_number as u64,
             };
+            if attempt_number > 0 {
+                if let Some(tokens) = &tokens {
+                    let _ = tokens.send(ATTEMPT_SEPARATOR.to_string());
+                }
+            }
             let generation = self
                 .backend
                 .generate(request, tokens.clone(), cancel.clone())

@@ -12,6 +12,7 @@ mod query;
 mod schema;
 mod server;
 mod session;
+pub mod workspace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,11 +125,14 @@ pub fn main() -> ExitCode {
         }))
     );
     crate::telemetry::init(cli.global.verbose.max(u8::from(daemon)));
-    let Some(command) = cli.command else {
+    use std::io::IsTerminal;
+    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    if cli.command.is_none() && !interactive {
         print_overview();
         return ExitCode::SUCCESS;
-    };
-    if let Command::Completions { shell } = command {
+    }
+    let command = cli.command;
+    if let Some(Command::Completions { shell }) = command {
         clap_complete::generate(shell, &mut Cli::command(), "aurora", &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
@@ -145,6 +149,9 @@ pub fn main() -> ExitCode {
     };
     let global = cli.global;
     let result = runtime.block_on(async move {
+        let Some(command) = command else {
+            return workspace::run(&global).await;
+        };
         match command {
             Command::Ask(args) => ask::run(&global, args).await,
             Command::Model(args) => model::run(&global, args).await,
@@ -188,7 +195,7 @@ pub(crate) async fn interrupted() -> &'static str {
 fn print_overview() {
     println!(
         "Aurora {} — a terminal workspace for ClickHouse.\n\n\
-         The full-screen workspace is not built yet. Available now:\n\
+         Run `aurora` on a terminal for the full-screen workspace. Commands:\n\
          \x20 aurora demo              start a private ClickHouse, load sample data, show it\n\
          \x20 aurora ask \"QUESTION\"    plain-language question -> checked read-only SQL -> rows\n\
          \x20 aurora model list        the local models (pull|add|use)\n\

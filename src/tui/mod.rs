@@ -1,16 +1,54 @@
 //! The full-screen workspace (ratatui + crossterm). One task owns the `State`; key presses,
-//! ticks, job results and pipeline snapshots arrive as messages, `update` turns them into state
-//! changes and commands, jobs run the commands in the background, and `ui` draws the state.
+//! ticks, job results and pipeline snapshots arrive as messages on one channel, `app::update`
+//! turns them into state changes and commands, `jobs` runs the commands in the background, and
+//! `ui::draw` draws the state, only when something changed and at most ~30 times a second.
+//! The terminal is restored on every way out: quit, error, panic, SIGTERM and SIGHUP.
 
+pub mod action;
+pub mod app;
+#[cfg(test)]
+pub mod fixtures;
+pub mod history;
+pub mod jobs;
+pub mod keymap;
+pub mod layout;
+#[cfg(test)]
+mod tests;
 pub mod theme;
+pub mod ui;
 pub mod widgets;
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
+use ratatui::crossterm::event::{self, DisableBracketedPaste, EnableBracketedPaste, Event};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::DefaultTerminal;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use crate::assistant::ask::{AskOptions, Assistant};
 use crate::config::Config;
-use crate::ingest::supervisor::Supervisor;
+use crate::ingest::supervisor::{external_snapshots, Supervisor};
 use crate::warehouse::Warehouse;
+
+use app::{Command, Level, ModelStatus, Msg, State};
+use history::History;
+use jobs::Jobs;
+use keymap::Keymap;
+use theme::{ColorDepth, Theme};
+
+/// At most this many frames a second.
+const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+/// Ticks while something animates (spinner, elapsed time), and otherwise.
+const FAST_TICK: Duration = Duration::from_millis(100);
+const SLOW_TICK: Duration = Duration::from_secs(1);
 
 /// What the workspace runs against.
 pub struct TuiContext {
@@ -24,7 +62,380 @@ pub struct TuiContext {
     pub state_dir: PathBuf,
 }
 
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Puts the terminal back as it was. Safe to call more than once.
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        DisableBracketedPaste,
+        LeaveAlternateScreen
+    );
+    let _ = execute!(std::io::stdout(), ratatui::crossterm::cursor::Show);
+}
+
+/// Restores the terminal when dropped, so an early return or error cannot leave it raw.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn init_terminal() -> anyhow::Result<(DefaultTerminal, TerminalGuard)> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+    enable_raw_mode().context("cannot put the terminal in raw mode")?;
+    let guard = TerminalGuard;
+    execute!(
+        std::io::stdout(),
+        EnterAlternateScreen,
+        EnableBracketedPaste
+    )
+    .context("cannot switch to the alternate screen")?;
+    let terminal =
+        ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))
+            .context("cannot start drawing on the terminal")?;
+    Ok((terminal, guard))
+}
+
+/// Reads terminal input on its own thread. `paused` stops reading while `$EDITOR` owns the
+/// terminal; `stop` ends the thread.
+fn spawn_input(tx: UnboundedSender<Msg>, paused: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            if paused.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            match event::poll(Duration::from_millis(100)) {
+                Ok(false) => continue,
+                Ok(true) => {}
+                Err(_) => {
+                    let _ = tx.send(Msg::Terminate);
+                    return;
+                }
+            }
+            let msg = match event::read() {
+                Ok(Event::Key(key)) if key.kind == event::KeyEventKind::Press => Msg::Key(key),
+                Ok(Event::Paste(text)) => Msg::Paste(text),
+                Ok(Event::Resize(w, h)) => Msg::Resize(w, h),
+                Ok(_) => continue,
+                Err(_) => Msg::Terminate,
+            };
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+fn spawn_signals(tx: UnboundedSender<Msg>) {
+    tokio::spawn(async move {
+        let signal = crate::cli::interrupted().await;
+        tracing::info!("{signal}: leaving the workspace");
+        let _ = tx.send(Msg::Terminate);
+    });
+}
+
+/// Forwards pipeline snapshots: the supervisor's as they change, or other processes' status
+/// files once a second.
+fn spawn_pipelines(
+    tx: UnboundedSender<Msg>,
+    supervisor: Option<Arc<Supervisor>>,
+    state_dir: PathBuf,
+) {
+    tokio::spawn(async move {
+        match supervisor {
+            Some(supervisor) => {
+                let mut changes = supervisor.subscribe();
+                loop {
+                    let snapshots = changes.borrow_and_update().clone();
+                    if tx.send(Msg::Pipelines(snapshots)).is_err() {
+                        return;
+                    }
+                    // At most once every 250 ms, however often batches land.
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    if changes.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+            None => loop {
+                let dir = state_dir.clone();
+                let snapshots = tokio::task::spawn_blocking(move || external_snapshots(&dir))
+                    .await
+                    .unwrap_or_default();
+                if tx.send(Msg::Pipelines(snapshots)).is_err() {
+                    return;
+                }
+                tokio::time::sleep(SLOW_TICK).await;
+            },
+        }
+    });
+}
+
+/// Where frame timings go when `AURORA_FRAME_LOG` names a file (for `bench/tui`).
+struct FrameLog {
+    path: Option<PathBuf>,
+    frames_us: Vec<u32>,
+    first_written: bool,
+}
+
+impl FrameLog {
+    fn from_env() -> Self {
+        Self {
+            path: std::env::var_os("AURORA_FRAME_LOG").map(PathBuf::from),
+            frames_us: Vec::new(),
+            first_written: false,
+        }
+    }
+
+    fn frame(&mut self, took: Duration) {
+        let Some(path) = &self.path else {
+            return;
+        };
+        if !self.first_written {
+            self.first_written = true;
+            let since_start = crate::telemetry::since_process_start();
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(f, "first_frame_ms {}", since_start.as_millis());
+            }
+        }
+        self.frames_us
+            .push(took.as_micros().min(u128::from(u32::MAX)) as u32);
+    }
+
+    fn finish(&self) {
+        let Some(path) = &self.path else {
+            return;
+        };
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            for us in &self.frames_us {
+                let _ = writeln!(f, "frame_us {us}");
+            }
+            let _ = writeln!(
+                f,
+                "peak_rss_kib {}",
+                crate::telemetry::peak_rss_kib().unwrap_or(0)
+            );
+        }
+    }
+}
+
+/// Builds the state the workspace opens with: theme, keymap, history and the problems found
+/// in them (shown on the notice line, never only logged).
+pub fn initial_state(config: &Config, server: String, version: String) -> (State, Vec<String>) {
+    let mut problems = Vec::new();
+    let (theme, theme_error) = Theme::load(&config.ui.theme, ColorDepth::detect());
+    if let Some(e) = theme_error {
+        problems.push(e.to_string());
+    }
+    let (keymap, keymap_problems) = Keymap::new(&config.ui.keymap);
+    problems.extend(keymap_problems);
+    let mut state = State::new(theme, keymap, server, version);
+    if let Some(path) = History::default_path() {
+        match History::load(&path) {
+            Ok(history) => state.set_history(history),
+            Err(e) => problems.push(e),
+        }
+    }
+    (state, problems)
+}
+
 /// Runs the workspace until the user quits. The terminal is restored on every way out.
-pub async fn run(_ctx: TuiContext) -> anyhow::Result<()> {
-    anyhow::bail!("the full-screen workspace is being built")
+pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
+    let version = ctx.warehouse.capabilities().version_text.clone();
+    let (mut state, problems) = initial_state(&ctx.config, ctx.server_label.clone(), version);
+    if !problems.is_empty() {
+        state.notify(Level::Error, problems.join("; "));
+    }
+    let (tx, mut rx) = unbounded_channel::<Msg>();
+
+    let assistant = match crate::assistant::backend_for(&ctx.config.assistant, None, None) {
+        Ok(backend) => {
+            let assistant = Assistant::new(backend, ctx.warehouse.clone());
+            state.model = ModelStatus::Ready(assistant.model_id());
+            Ok(Arc::new(assistant))
+        }
+        Err(e) => {
+            let why = e.to_string();
+            state.model = ModelStatus::Missing("none (aurora model pull)".into());
+            Err(why)
+        }
+    };
+    let ask_options = AskOptions {
+        max_attempts: ctx.config.assistant.max_attempts.max(1) as usize,
+        max_result_rows: ctx.config.clickhouse.max_result_rows,
+        max_execution_time: ctx.config.clickhouse.query_timeout,
+        ..AskOptions::default()
+    };
+    let mut jobs = Jobs::new(
+        ctx.warehouse.clone(),
+        assistant,
+        ctx.supervisor.clone(),
+        jobs::query_options(&ctx.config),
+        ask_options,
+        History::default_path(),
+        tx.clone(),
+    );
+
+    if let Some(path) = crate::telemetry::log_file_path() {
+        if let Err(e) = crate::telemetry::log_to_file(&path) {
+            state.notify(
+                Level::Warning,
+                format!("cannot log to {}: {e}", path.display()),
+            );
+        }
+    }
+    let (mut terminal, guard) = init_terminal()?;
+    let paused = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    spawn_input(tx.clone(), paused.clone(), stop.clone());
+    spawn_signals(tx.clone());
+    spawn_pipelines(tx.clone(), ctx.supervisor.clone(), ctx.state_dir.clone());
+    jobs.load_schema();
+
+    let size = terminal.size().context("cannot read the terminal size")?;
+    app::update(&mut state, Msg::Resize(size.width, size.height));
+    app::update(&mut state, Msg::Tick { now: unix_millis() });
+
+    let mut frames = FrameLog::from_env();
+    let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
+    let mut next_tick = Instant::now();
+    loop {
+        if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME_INTERVAL) {
+            let started = Instant::now();
+            terminal
+                .draw(|frame| ui::draw(frame, &state))
+                .context("cannot draw on the terminal")?;
+            frames.frame(started.elapsed());
+            last_draw = Some(Instant::now());
+            dirty = false;
+        }
+        let tick_every = if state.animating() {
+            FAST_TICK
+        } else {
+            SLOW_TICK
+        };
+        let wake = if dirty {
+            // Something changed but the frame budget is spent: draw when it allows.
+            last_draw.map_or(Instant::now(), |t| t + FRAME_INTERVAL)
+        } else {
+            next_tick
+        };
+        let first = tokio::select! {
+            msg = rx.recv() => msg,
+            _ = tokio::time::sleep_until(wake.into()) => None,
+        };
+        if Instant::now() >= next_tick {
+            next_tick = Instant::now() + tick_every;
+            app::update(&mut state, Msg::Tick { now: unix_millis() });
+            dirty = true;
+        }
+        // Everything already waiting is applied before the next frame.
+        let mut batch: Vec<Msg> = first.into_iter().collect();
+        while let Ok(msg) = rx.try_recv() {
+            batch.push(msg);
+        }
+        for msg in batch {
+            dirty = true;
+            for command in app::update(&mut state, msg) {
+                match command {
+                    Command::Quit => {}
+                    Command::OpenEditor(sql) => {
+                        paused.store(true, Ordering::Relaxed);
+                        let edited = edit_in_editor(&mut terminal, &sql);
+                        paused.store(false, Ordering::Relaxed);
+                        terminal.clear().ok();
+                        let _ = tx.send(Msg::EditorClosed(edited));
+                    }
+                    Command::Export { path } => {
+                        let result = state.ask.result.as_ref().map(|v| v.result().clone());
+                        jobs.export(result, path);
+                    }
+                    Command::SaveHistory => jobs.save_history(state.history.history.clone()),
+                    other => run_command(&mut jobs, other),
+                }
+            }
+        }
+        if state.quitting {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    jobs.cancel_all();
+    frames.finish();
+    drop(terminal);
+    drop(guard);
+    crate::telemetry::log_to_stderr();
+    Ok(())
+}
+
+fn run_command(jobs: &mut Jobs, command: Command) {
+    match command {
+        Command::Ask {
+            job,
+            question,
+            conversation,
+        } => jobs.ask(job, question, conversation),
+        Command::RunSql { job, sql } => jobs.run_sql(job, sql, false),
+        Command::Cancel(job) => jobs.cancel(job),
+        Command::LoadSchema => jobs.load_schema(),
+        Command::SampleTable { job, table } => jobs.sample_table(job, &table),
+        Command::ControlPipeline { name, control } => jobs.control(name, control),
+        Command::Export { .. } | Command::SaveHistory | Command::OpenEditor(_) | Command::Quit => {}
+    }
+}
+
+/// Hands the terminal to `$VISUAL`/`$EDITOR` (else `vi`) on a temporary file holding `sql`,
+/// and returns the file's text when the editor exits successfully.
+fn edit_in_editor(terminal: &mut DefaultTerminal, sql: &str) -> Result<String, String> {
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    let path = std::env::temp_dir().join(format!("aurora-{}.sql", std::process::id()));
+    std::fs::write(&path, sql).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    restore_terminal();
+    let mut words = editor.split_whitespace();
+    let program = words.next().unwrap_or("vi");
+    let status = std::process::Command::new(program)
+        .args(words)
+        .arg(&path)
+        .status();
+    let _ = enable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        EnterAlternateScreen,
+        EnableBracketedPaste
+    );
+    let _ = terminal.clear();
+    let edited = match status {
+        Ok(s) if s.success() => std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display())),
+        Ok(s) => Err(format!("`{editor}` exited with {s}; the SQL is unchanged")),
+        Err(e) => Err(format!(
+            "cannot start the editor `{editor}` ({e}); set $EDITOR to one that is installed"
+        )),
+    };
+    let _ = std::fs::remove_file(&path);
+    edited
 }

@@ -164,13 +164,25 @@ impl Theme {
                     let reason = format!(
                         "cannot read it as a file ({e}); use dark, light, high-contrast or a path to a theme file"
                     );
-                    return (dark, Some(ThemeError { name: name.into(), reason }));
+                    return (
+                        dark,
+                        Some(ThemeError {
+                            name: name.into(),
+                            reason,
+                        }),
+                    );
                 }
             },
         };
         match Self::parse(&text, Some(&dark), depth) {
             Ok(theme) => (theme, None),
-            Err(reason) => (dark, Some(ThemeError { name: name.into(), reason })),
+            Err(reason) => (
+                dark,
+                Some(ThemeError {
+                    name: name.into(),
+                    reason,
+                }),
+            ),
         }
     }
 
@@ -324,7 +336,10 @@ mod tests {
                 .fg(Color::Rgb(255, 136, 0))
                 .add_modifier(Modifier::BOLD)
         );
-        assert_eq!(theme.selection, Theme::dark(ColorDepth::TrueColor).selection);
+        assert_eq!(
+            theme.selection,
+            Theme::dark(ColorDepth::TrueColor).selection
+        );
     }
 
     #[test]
@@ -337,7 +352,10 @@ mod tests {
         let error = error.unwrap().to_string();
         assert!(error.contains("selecton"), "{error}");
         let (_, missing) = Theme::load("solarized", ColorDepth::TrueColor);
-        assert!(missing.unwrap().reason.contains("dark, light, high-contrast"));
+        assert!(missing
+            .unwrap()
+            .reason
+            .contains("dark, light, high-contrast"));
         std::fs::write(&path, "danger: {fg: purplish}\n").unwrap();
         let (_, error) = Theme::load(path.to_str().unwrap(), ColorDepth::TrueColor);
         assert!(error.unwrap().reason.contains("`purplish` is not a colour"));
@@ -345,8 +363,14 @@ mod tests {
 
     #[test]
     fn no_color_keeps_modifiers_and_16_colours_map_hex_to_ansi() {
-        assert_eq!(ColorDepth::from_env(true, Some("truecolor"), None), ColorDepth::None);
-        assert_eq!(ColorDepth::from_env(false, None, Some("xterm")), ColorDepth::Ansi16);
+        assert_eq!(
+            ColorDepth::from_env(true, Some("truecolor"), None),
+            ColorDepth::None
+        );
+        assert_eq!(
+            ColorDepth::from_env(false, None, Some("xterm")),
+            ColorDepth::Ansi16
+        );
         assert_eq!(
             ColorDepth::from_env(false, None, Some("xterm-256color")),
             ColorDepth::TrueColor

@@ -1,0 +1,152 @@
+//! Actions: every change a user can ask for, named as a verb. Key maps turn keys into actions
+//! (`keymap.rs`, rebindable in `ui.keymap`); `app::update` applies them to the state.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Quit,
+    ToggleHelp,
+    NextView,
+    PreviousView,
+    ShowAsk,
+    ShowPipelines,
+    ShowSchema,
+    ShowHistory,
+    /// Start typing a filter for the list or table in view (`/`).
+    StartFilter,
+    /// Leave the current mode: close help, a prompt or the filter, or move focus out of a text box.
+    Back,
+    MoveUp,
+    MoveDown,
+    MoveLeft,
+    MoveRight,
+    PageUp,
+    PageDown,
+    GoToTop,
+    GoToBottom,
+    /// Enter on a list: run the suggestion, open the table, rerun the query…
+    Select,
+    /// Put the cursor in the question box.
+    FocusQuestion,
+    /// Put the cursor in the SQL box to edit the query in place.
+    EditSql,
+    /// Open the SQL in `$EDITOR`.
+    OpenEditor,
+    /// Run the SQL box as written.
+    RunSql,
+    ToggleChart,
+    CycleChart,
+    ExportResult,
+    ClearConversation,
+    PausePipeline,
+    ResumePipeline,
+    RestartPipeline,
+    ToggleFavourite,
+}
+
+impl Action {
+    /// Every action, in the order the help overlay lists them.
+    pub const ALL: &'static [Action] = &[
+        Action::ToggleHelp,
+        Action::NextView,
+        Action::PreviousView,
+        Action::ShowAsk,
+        Action::ShowPipelines,
+        Action::ShowSchema,
+        Action::ShowHistory,
+        Action::StartFilter,
+        Action::Back,
+        Action::MoveUp,
+        Action::MoveDown,
+        Action::MoveLeft,
+        Action::MoveRight,
+        Action::PageUp,
+        Action::PageDown,
+        Action::GoToTop,
+        Action::GoToBottom,
+        Action::Select,
+        Action::FocusQuestion,
+        Action::EditSql,
+        Action::OpenEditor,
+        Action::RunSql,
+        Action::ToggleChart,
+        Action::CycleChart,
+        Action::ExportResult,
+        Action::ClearConversation,
+        Action::PausePipeline,
+        Action::ResumePipeline,
+        Action::RestartPipeline,
+        Action::ToggleFavourite,
+        Action::Quit,
+    ];
+
+    /// The name used in `ui.keymap`.
+    pub fn name(self) -> String {
+        let debug = format!("{self:?}");
+        let mut name = String::new();
+        for (i, c) in debug.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                name.push('_');
+            }
+            name.push(c.to_ascii_lowercase());
+        }
+        name
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.name() == name)
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Action::Quit => "quit (asks while pipelines run)",
+            Action::ToggleHelp => "show or hide this help",
+            Action::NextView => "next view",
+            Action::PreviousView => "previous view",
+            Action::ShowAsk => "Ask view",
+            Action::ShowPipelines => "Pipelines view",
+            Action::ShowSchema => "Schema view",
+            Action::ShowHistory => "History view",
+            Action::StartFilter => "filter the list or table",
+            Action::Back => "close, clear the filter, or leave the text box",
+            Action::MoveUp => "up",
+            Action::MoveDown => "down",
+            Action::MoveLeft => "left / scroll columns",
+            Action::MoveRight => "right / scroll columns",
+            Action::PageUp => "page up",
+            Action::PageDown => "page down",
+            Action::GoToTop => "first row",
+            Action::GoToBottom => "last row",
+            Action::Select => "run / open the selected item",
+            Action::FocusQuestion => "type a question",
+            Action::EditSql => "edit the SQL in place (Enter runs it)",
+            Action::OpenEditor => "edit the SQL in $EDITOR",
+            Action::RunSql => "run the SQL as written",
+            Action::ToggleChart => "show the chart or the table",
+            Action::CycleChart => "chart kind: line, bar, sparkline",
+            Action::ExportResult => "export the result to CSV or JSON",
+            Action::ClearConversation => "forget the previous question (no refining)",
+            Action::PausePipeline => "pause the pipeline",
+            Action::ResumePipeline => "resume the pipeline",
+            Action::RestartPipeline => "restart the pipeline",
+            Action::ToggleFavourite => "mark or unmark as favourite",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for action in Action::ALL {
+            assert_eq!(Action::from_name(&action.name()), Some(*action));
+            let parsed: Action = serde_yaml::from_str(&action.name()).unwrap();
+            assert_eq!(parsed, *action);
+        }
+        assert_eq!(Action::ToggleHelp.name(), "toggle_help");
+    }
+}

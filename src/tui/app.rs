@@ -1,0 +1,1309 @@
+//! The workspace's state and its one update function. Messages (keys, ticks, job results,
+//! pipeline snapshots) go in; the state changes and commands for background jobs come out.
+//! Nothing here does I/O or reads a clock: time arrives with `Msg::Tick`, so tests can replay
+//! any sequence of messages and get the same state.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Size;
+use tui_textarea::TextArea;
+
+use crate::assistant::conversation::Conversation;
+use crate::assistant::suggest::Suggestion;
+use crate::ingest::engine::PipelineState;
+use crate::ingest::supervisor::{PipelineControl, PipelineSnapshot};
+use crate::warehouse::schema::Schema;
+use crate::warehouse::QueryResult;
+
+use super::action::Action;
+use super::history::{History, HistoryEntry, Outcome};
+use super::keymap::Keymap;
+use super::layout;
+use super::theme::Theme;
+use super::widgets::chart::{ChartKind, SeriesSet};
+use super::widgets::result_table::ResultView;
+
+/// Identifies a background job; results of a job that is no longer current are dropped.
+pub type JobId = u64;
+
+/// How many samples of rows/s each pipeline keeps for its sparkline (one per second).
+pub const RATE_HISTORY: usize = 300;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Ask,
+    Pipelines,
+    Schema,
+    History,
+}
+
+impl View {
+    pub const ALL: [View; 4] = [View::Ask, View::Pipelines, View::Schema, View::History];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Ask => "Ask",
+            View::Pipelines => "Pipelines",
+            View::Schema => "Schema",
+            View::History => "History",
+        }
+    }
+
+    fn index(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+}
+
+/// Where keys go in the Ask view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskFocus {
+    Question,
+    Sql,
+    /// The result table, chart, or the suggestions when there is no result yet.
+    Result,
+}
+
+/// What the Ask view is doing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    Idle,
+    /// The model is writing; `attempt` counts from 1.
+    Generating {
+        attempt: usize,
+        started_ms: u64,
+    },
+    Running {
+        started_ms: u64,
+    },
+    Done,
+    Failed(String),
+}
+
+/// One attempt of the assistant as the Ask view lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptLine {
+    pub sql: String,
+    pub error: Option<String>,
+}
+
+/// What a finished question brought back.
+#[derive(Debug, Clone)]
+pub struct AnswerReport {
+    pub sql: Option<String>,
+    pub failure: Option<String>,
+    pub attempts: Vec<AttemptLine>,
+    pub result: Option<Arc<QueryResult>>,
+    pub generation: Duration,
+}
+
+pub struct AskState {
+    pub focus: AskFocus,
+    pub question: TextArea<'static>,
+    /// Past questions, oldest first; ↑/↓ walk them.
+    pub question_history: Vec<String>,
+    history_cursor: Option<usize>,
+    pub sql: TextArea<'static>,
+    /// The SQL box was changed by hand since the last answer.
+    pub sql_edited: bool,
+    /// The question being answered or last answered.
+    pub asked: Option<String>,
+    pub phase: Phase,
+    pub job: Option<JobId>,
+    pub attempts: Vec<AttemptLine>,
+    pub result: Option<ResultView>,
+    pub chart: Option<SeriesSet>,
+    pub chart_kind: ChartKind,
+    pub show_chart: bool,
+    pub suggestions: Vec<Suggestion>,
+    pub selected_suggestion: usize,
+    /// Earlier exchanges a follow-up refines; cleared with `clear_conversation`.
+    pub conversation: Conversation,
+    /// The export path being typed, when exporting.
+    pub export: Option<TextArea<'static>>,
+    pub generation_time: Option<Duration>,
+}
+
+impl Default for AskState {
+    fn default() -> Self {
+        Self {
+            focus: AskFocus::Question,
+            question: text_box(""),
+            question_history: Vec::new(),
+            history_cursor: None,
+            sql: text_box(""),
+            sql_edited: false,
+            asked: None,
+            phase: Phase::Idle,
+            job: None,
+            attempts: Vec::new(),
+            result: None,
+            chart: None,
+            chart_kind: ChartKind::Line,
+            show_chart: false,
+            suggestions: Vec::new(),
+            selected_suggestion: 0,
+            conversation: Conversation::default(),
+            export: None,
+            generation_time: None,
+        }
+    }
+}
+
+/// A pipeline row with the rate history its sparkline draws.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineRow {
+    pub snapshot: PipelineSnapshot,
+    pub rates: VecDeque<u64>,
+}
+
+#[derive(Default)]
+pub struct PipelinesState {
+    pub rows: Vec<PipelineRow>,
+    pub selected: usize,
+    /// A control sent and not yet answered, shown in the detail pane.
+    pub pending: Option<(String, PipelineControl)>,
+    /// False when the pipelines shown belong to other processes (read from status files).
+    pub controllable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaFocus {
+    Tables,
+    Sample,
+}
+
+pub struct SchemaState {
+    pub schema: Option<Arc<Schema>>,
+    pub error: Option<String>,
+    /// Index into `schema.tables` of each listed table (after the filter).
+    pub listed: Vec<usize>,
+    pub selected: usize,
+    pub focus: SchemaFocus,
+    pub sample: Option<ResultView>,
+    pub sample_job: Option<JobId>,
+    pub sample_error: Option<String>,
+}
+
+impl Default for SchemaState {
+    fn default() -> Self {
+        Self {
+            schema: None,
+            error: None,
+            listed: Vec::new(),
+            selected: 0,
+            focus: SchemaFocus::Tables,
+            sample: None,
+            sample_job: None,
+            sample_error: None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct HistoryState {
+    pub history: History,
+    /// Indices into `history.entries`, newest first, after the filter.
+    pub listed: Vec<usize>,
+    pub selected: usize,
+}
+
+/// The `/` filter being typed, for the list or table of the view it was started in.
+pub struct FilterInput {
+    pub view: View,
+    pub text: TextArea<'static>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+/// A one-line message in the status area, until the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub level: Level,
+}
+
+/// What the status bar says about the model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelStatus {
+    Ready(String),
+    Missing(String),
+}
+
+pub struct State {
+    pub view: View,
+    /// Terminal size, for layouts computed in `update` (page sizes, scrolling).
+    pub width: u16,
+    pub height: u16,
+    /// Unix milliseconds of the last tick; the only clock rendering uses.
+    pub now: u64,
+    pub ticks: u64,
+    pub help: bool,
+    pub confirm_quit: bool,
+    pub quitting: bool,
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub notice: Option<Notice>,
+    pub server: String,
+    pub server_version: String,
+    pub model: ModelStatus,
+    pub ask: AskState,
+    pub pipelines: PipelinesState,
+    pub schema: SchemaState,
+    pub history: HistoryState,
+    pub filter: Option<FilterInput>,
+    /// The filter last applied per view (kept after the prompt closes).
+    pub filters: [String; 4],
+    next_job: JobId,
+}
+
+/// Everything the workspace reacts to.
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Paste(String),
+    Resize(u16, u16),
+    /// Once a second (and more often while something animates), with the wall clock in Unix
+    /// milliseconds.
+    Tick {
+        now: u64,
+    },
+    Pipelines(Vec<PipelineSnapshot>),
+    Job(JobId, JobOutput),
+    Schema(Result<(Arc<Schema>, Vec<Suggestion>), String>),
+    EditorClosed(Result<String, String>),
+    PipelineControlled {
+        name: String,
+        result: Result<(), String>,
+    },
+    Exported(Result<PathBuf, String>),
+    HistorySaveFailed(String),
+    /// SIGTERM, SIGHUP or the input closing: quit without asking.
+    Terminate,
+}
+
+#[derive(Debug)]
+pub enum JobOutput {
+    /// A piece of SQL as the model writes it, or `ATTEMPT_SEPARATOR`.
+    Token(String),
+    Answer(Result<AnswerReport, String>),
+    Query(Result<Arc<QueryResult>, String>),
+    Sample(Result<Arc<QueryResult>, String>),
+}
+
+/// Work for the job runner; results come back as `Msg`s.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Ask {
+        job: JobId,
+        question: String,
+        conversation: Option<Conversation>,
+    },
+    RunSql {
+        job: JobId,
+        sql: String,
+    },
+    /// Stop a generation or query that is no longer wanted.
+    Cancel(JobId),
+    LoadSchema,
+    SampleTable {
+        job: JobId,
+        table: String,
+    },
+    Export {
+        path: PathBuf,
+    },
+    ControlPipeline {
+        name: String,
+        control: PipelineControl,
+    },
+    SaveHistory,
+    OpenEditor(String),
+    Quit,
+}
+
+fn text_box(text: &str) -> TextArea<'static> {
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut area = if lines.is_empty() {
+        TextArea::default()
+    } else {
+        TextArea::new(lines)
+    };
+    area.set_cursor_line_style(ratatui::style::Style::default());
+    area.move_cursor(tui_textarea::CursorMove::Bottom);
+    area.move_cursor(tui_textarea::CursorMove::End);
+    area
+}
+
+fn text_of(area: &TextArea<'_>) -> String {
+    area.lines().join("\n")
+}
+
+/// Text that is SQL rather than a question: run as written, without the model.
+pub fn looks_like_sql(text: &str) -> bool {
+    let first = text
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(
+        first.as_str(),
+        "select" | "with" | "show" | "describe" | "desc" | "explain" | "exists"
+    ) || first.starts_with("select(")
+}
+
+impl State {
+    pub fn new(theme: Theme, keymap: Keymap, server: String, server_version: String) -> Self {
+        Self {
+            view: View::Ask,
+            width: 80,
+            height: 24,
+            now: 0,
+            ticks: 0,
+            help: false,
+            confirm_quit: false,
+            quitting: false,
+            theme,
+            keymap,
+            notice: None,
+            server,
+            server_version,
+            model: ModelStatus::Missing("not loaded".into()),
+            ask: AskState::default(),
+            pipelines: PipelinesState::default(),
+            schema: SchemaState::default(),
+            history: HistoryState::default(),
+            filter: None,
+            filters: Default::default(),
+            next_job: 0,
+        }
+    }
+
+    pub fn set_history(&mut self, history: History) {
+        self.ask.question_history = history
+            .entries
+            .iter()
+            .filter_map(|e| e.question.clone())
+            .collect();
+        self.history.history = history;
+        self.relist_history();
+    }
+
+    fn job(&mut self) -> JobId {
+        self.next_job += 1;
+        self.next_job
+    }
+
+    pub fn notify(&mut self, level: Level, text: impl Into<String>) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            level,
+        });
+    }
+
+    /// True while something on screen moves (spinner), so ticks come faster.
+    pub fn animating(&self) -> bool {
+        matches!(
+            self.ask.phase,
+            Phase::Generating { .. } | Phase::Running { .. }
+        ) || self.schema.sample_job.is_some()
+    }
+
+    pub fn running_pipelines(&self) -> usize {
+        self.pipelines
+            .rows
+            .iter()
+            .filter(|r| {
+                r.snapshot.controllable
+                    && !r.snapshot.paused
+                    && matches!(
+                        r.snapshot.status.state,
+                        PipelineState::Starting
+                            | PipelineState::Running
+                            | PipelineState::Retrying(_)
+                    )
+            })
+            .count()
+    }
+
+    /// True when keys go to a text box rather than to the keymap.
+    fn typing(&self) -> bool {
+        self.filter.is_some()
+            || self.ask.export.is_some()
+            || (self.view == View::Ask
+                && matches!(self.ask.focus, AskFocus::Question | AskFocus::Sql))
+    }
+}
+
+/// Applies one message; returns the commands it needs run.
+pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
+    match msg {
+        Msg::Key(key) => on_key(state, key),
+        Msg::Paste(text) => {
+            if let Some(area) = focused_text_box(state) {
+                area.insert_str(text.replace(['\r', '\n'], " "));
+            }
+            Vec::new()
+        }
+        Msg::Resize(w, h) => {
+            state.width = w;
+            state.height = h;
+            keep_selections_visible(state);
+            Vec::new()
+        }
+        Msg::Tick { now } => {
+            state.now = now;
+            state.ticks += 1;
+            Vec::new()
+        }
+        Msg::Pipelines(snapshots) => {
+            on_pipelines(state, snapshots);
+            Vec::new()
+        }
+        Msg::Job(job, output) => on_job(state, job, output),
+        Msg::Schema(Ok((schema, suggestions))) => {
+            state.schema.schema = Some(schema);
+            state.schema.error = None;
+            state.ask.suggestions = suggestions;
+            relist_tables(state);
+            Vec::new()
+        }
+        Msg::Schema(Err(e)) => {
+            state.schema.error = Some(e);
+            Vec::new()
+        }
+        Msg::EditorClosed(Ok(sql)) => {
+            state.ask.sql = text_box(sql.trim_end());
+            state.ask.sql_edited = true;
+            state.ask.focus = AskFocus::Sql;
+            state.notify(Level::Info, "SQL from the editor; Enter runs it");
+            Vec::new()
+        }
+        Msg::EditorClosed(Err(e)) => {
+            state.notify(Level::Error, e);
+            Vec::new()
+        }
+        Msg::PipelineControlled { name, result } => {
+            state.pipelines.pending = None;
+            match result {
+                Ok(()) => state.notify(Level::Info, format!("pipeline `{name}`: done")),
+                Err(e) => state.notify(Level::Error, format!("pipeline `{name}`: {e}")),
+            }
+            Vec::new()
+        }
+        Msg::Exported(Ok(path)) => {
+            state.notify(Level::Info, format!("exported to {}", path.display()));
+            Vec::new()
+        }
+        Msg::Exported(Err(e)) | Msg::HistorySaveFailed(e) => {
+            state.notify(Level::Error, e);
+            Vec::new()
+        }
+        Msg::Terminate => {
+            state.quitting = true;
+            vec![Command::Quit]
+        }
+    }
+}
+
+fn focused_text_box(state: &mut State) -> Option<&mut TextArea<'static>> {
+    if let Some(filter) = &mut state.filter {
+        return Some(&mut filter.text);
+    }
+    if let Some(export) = &mut state.ask.export {
+        return Some(export);
+    }
+    if state.view != View::Ask {
+        return None;
+    }
+    match state.ask.focus {
+        AskFocus::Question => Some(&mut state.ask.question),
+        AskFocus::Sql => Some(&mut state.ask.sql),
+        AskFocus::Result => None,
+    }
+}
+
+fn on_key(state: &mut State, key: KeyEvent) -> Vec<Command> {
+    if state.confirm_quit {
+        return match key.code {
+            KeyCode::Char('y' | 'Y' | 'q') | KeyCode::Enter => quit(state),
+            KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => quit(state),
+            _ => {
+                state.confirm_quit = false;
+                Vec::new()
+            }
+        };
+    }
+    if state.help {
+        // Any key closes the help; its own key and Esc only close it.
+        state.help = false;
+        return match state.keymap.action(&key) {
+            Some(Action::ToggleHelp | Action::Back) | None => Vec::new(),
+            Some(action) => apply(state, action),
+        };
+    }
+    if state.typing() {
+        if let Some(action) = state.keymap.action_while_typing(&key) {
+            return apply(state, action);
+        }
+        return on_typing_key(state, key);
+    }
+    match state.keymap.action(&key) {
+        Some(action) => apply(state, action),
+        None => Vec::new(),
+    }
+}
+
+/// A key in a text box: Enter submits, ↑/↓ walk the question history, the rest edits.
+fn on_typing_key(state: &mut State, key: KeyEvent) -> Vec<Command> {
+    let alt_enter = key.code == KeyCode::Enter && key.modifiers.contains(KeyModifiers::ALT);
+    if let Some(filter) = &mut state.filter {
+        if key.code == KeyCode::Enter {
+            state.filter = None;
+            return Vec::new();
+        }
+        filter.text.input(key);
+        let text = text_of(&filter.text);
+        let view = filter.view;
+        apply_filter(state, view, text);
+        return Vec::new();
+    }
+    if let Some(export) = &mut state.ask.export {
+        if key.code == KeyCode::Enter {
+            let path = text_of(export).trim().to_string();
+            state.ask.export = None;
+            if path.is_empty() {
+                return Vec::new();
+            }
+            return vec![Command::Export {
+                path: PathBuf::from(path),
+            }];
+        }
+        export.input(key);
+        return Vec::new();
+    }
+    match state.ask.focus {
+        AskFocus::Question => match key.code {
+            KeyCode::Enter => submit_question(state),
+            KeyCode::Up => {
+                walk_history(state, -1);
+                Vec::new()
+            }
+            KeyCode::Down => {
+                walk_history(state, 1);
+                Vec::new()
+            }
+            _ => {
+                state.ask.question.input(key);
+                state.ask.history_cursor = None;
+                Vec::new()
+            }
+        },
+        AskFocus::Sql if key.code == KeyCode::Enter && !alt_enter => run_sql_box(state),
+        AskFocus::Sql => {
+            let key = if alt_enter {
+                KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)
+            } else {
+                key
+            };
+            if state.ask.sql.input(key) {
+                state.ask.sql_edited = true;
+            }
+            Vec::new()
+        }
+        AskFocus::Result => Vec::new(),
+    }
+}
+
+fn walk_history(state: &mut State, step: isize) {
+    let ask = &mut state.ask;
+    let len = ask.question_history.len();
+    if len == 0 {
+        return;
+    }
+    let next = match (ask.history_cursor, step < 0) {
+        (None, true) => Some(len - 1),
+        (None, false) => None,
+        (Some(0), true) => Some(0),
+        (Some(i), true) => Some(i - 1),
+        (Some(i), false) if i + 1 < len => Some(i + 1),
+        (Some(_), false) => None,
+    };
+    ask.history_cursor = next;
+    let text = next.map_or("", |i| ask.question_history[i].as_str());
+    ask.question = text_box(text);
+}
+
+fn quit(state: &mut State) -> Vec<Command> {
+    state.confirm_quit = false;
+    state.quitting = true;
+    vec![Command::Quit]
+}
+
+/// Applies a keymap action in the current view.
+pub fn apply(state: &mut State, action: Action) -> Vec<Command> {
+    match action {
+        Action::Quit => {
+            if state.running_pipelines() > 0 {
+                state.confirm_quit = true;
+                Vec::new()
+            } else {
+                quit(state)
+            }
+        }
+        Action::ToggleHelp => {
+            state.help = !state.help;
+            Vec::new()
+        }
+        Action::NextView | Action::PreviousView => {
+            let step = if action == Action::NextView { 1 } else { 3 };
+            let next = View::ALL[(state.view.index() + step) % View::ALL.len()];
+            show(state, next)
+        }
+        Action::ShowAsk => show(state, View::Ask),
+        Action::ShowPipelines => show(state, View::Pipelines),
+        Action::ShowSchema => show(state, View::Schema),
+        Action::ShowHistory => show(state, View::History),
+        Action::StartFilter => {
+            let view = state.view;
+            let text = text_box(&state.filters[view.index()]);
+            state.filter = Some(FilterInput { view, text });
+            Vec::new()
+        }
+        Action::Back => back(state),
+        Action::ClearConversation => {
+            state.ask.conversation.clear();
+            state.notify(
+                Level::Info,
+                "conversation cleared: the next question starts afresh",
+            );
+            Vec::new()
+        }
+        Action::OpenEditor if state.view == View::Ask => {
+            vec![Command::OpenEditor(text_of(&state.ask.sql))]
+        }
+        Action::FocusQuestion => {
+            state.view = View::Ask;
+            state.ask.focus = AskFocus::Question;
+            Vec::new()
+        }
+        _ => match state.view {
+            View::Ask => ask_action(state, action),
+            View::Pipelines => pipelines_action(state, action),
+            View::Schema => schema_action(state, action),
+            View::History => history_action(state, action),
+        },
+    }
+}
+
+fn show(state: &mut State, view: View) -> Vec<Command> {
+    state.view = view;
+    state.filter = None;
+    if view == View::Schema && state.schema.schema.is_none() {
+        return vec![Command::LoadSchema];
+    }
+    Vec::new()
+}
+
+fn back(state: &mut State) -> Vec<Command> {
+    if state.filter.is_some() {
+        state.filter = None;
+        return Vec::new();
+    }
+    if state.ask.export.is_some() {
+        state.ask.export = None;
+        return Vec::new();
+    }
+    let index = state.view.index();
+    if !state.filters[index].is_empty() {
+        apply_filter(state, state.view, String::new());
+        return Vec::new();
+    }
+    match state.view {
+        View::Ask => {
+            let commands = match (&state.ask.phase, state.ask.job) {
+                (Phase::Generating { .. } | Phase::Running { .. }, Some(job)) => {
+                    state.ask.phase = Phase::Failed("cancelled".into());
+                    state.ask.job = None;
+                    vec![Command::Cancel(job)]
+                }
+                _ => Vec::new(),
+            };
+            state.ask.focus = AskFocus::Result;
+            commands
+        }
+        View::Schema => {
+            state.schema.focus = SchemaFocus::Tables;
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn apply_filter(state: &mut State, view: View, text: String) {
+    match view {
+        View::Ask => {
+            if let Some(result) = &mut state.ask.result {
+                result.set_filter(&text);
+            }
+        }
+        View::Schema => {
+            if state.schema.focus == SchemaFocus::Sample {
+                if let Some(sample) = &mut state.schema.sample {
+                    sample.set_filter(&text);
+                }
+            }
+        }
+        View::Pipelines | View::History => {}
+    }
+    state.filters[view.index()] = text;
+    relist_tables(state);
+    state.relist_history();
+}
+
+fn submit_question(state: &mut State) -> Vec<Command> {
+    let text = text_of(&state.ask.question).trim().to_string();
+    if text.is_empty() {
+        return Vec::new();
+    }
+    if state.ask.question_history.last() != Some(&text) {
+        state.ask.question_history.push(text.clone());
+    }
+    state.ask.history_cursor = None;
+    state.ask.question = text_box("");
+    if looks_like_sql(&text) {
+        state.ask.sql = text_box(&text);
+        state.ask.asked = None;
+        return run_sql(state, text, None);
+    }
+    ask_question(state, text)
+}
+
+fn ask_question(state: &mut State, question: String) -> Vec<Command> {
+    let mut commands = cancel_current(state);
+    let job = state.job();
+    let conversation =
+        (!state.ask.conversation.turns.is_empty()).then(|| state.ask.conversation.clone());
+    state.ask.job = Some(job);
+    state.ask.asked = Some(question.clone());
+    state.ask.phase = Phase::Generating {
+        attempt: 1,
+        started_ms: state.now,
+    };
+    state.ask.sql = text_box(crate::assistant::prompt::ANSWER_PREFIX);
+    state.ask.sql_edited = false;
+    state.ask.attempts.clear();
+    state.ask.generation_time = None;
+    commands.push(Command::Ask {
+        job,
+        question,
+        conversation,
+    });
+    commands
+}
+
+fn cancel_current(state: &mut State) -> Vec<Command> {
+    match state.ask.job.take() {
+        Some(job)
+            if matches!(
+                state.ask.phase,
+                Phase::Generating { .. } | Phase::Running { .. }
+            ) =>
+        {
+            vec![Command::Cancel(job)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn run_sql_box(state: &mut State) -> Vec<Command> {
+    let sql = text_of(&state.ask.sql).trim().to_string();
+    if sql.is_empty() {
+        return Vec::new();
+    }
+    // SQL changed by hand is the user's own query, not the answer to the question.
+    let question = if state.ask.sql_edited {
+        None
+    } else {
+        state.ask.asked.clone()
+    };
+    state.ask.asked = question.clone();
+    run_sql(state, sql, question)
+}
+
+fn run_sql(state: &mut State, sql: String, question: Option<String>) -> Vec<Command> {
+    let mut commands = cancel_current(state);
+    let job = state.job();
+    state.ask.job = Some(job);
+    state.ask.asked = question;
+    state.ask.phase = Phase::Running {
+        started_ms: state.now,
+    };
+    state.ask.attempts.clear();
+    state.ask.generation_time = None;
+    state.ask.focus = AskFocus::Result;
+    commands.push(Command::RunSql { job, sql });
+    commands
+}
+
+fn ask_action(state: &mut State, action: Action) -> Vec<Command> {
+    let viewport = layout::result_inner(state);
+    let ask = &mut state.ask;
+    let showing_suggestions = ask.result.is_none();
+    match action {
+        Action::EditSql => {
+            ask.focus = AskFocus::Sql;
+        }
+        Action::RunSql => return run_sql_box(state),
+        Action::ToggleChart => {
+            if ask.chart.is_some() {
+                ask.show_chart = !ask.show_chart;
+            } else {
+                state.notify(
+                    Level::Info,
+                    "no chart: the result is not a series (a time or ordinal column and numbers)",
+                );
+            }
+        }
+        Action::CycleChart => {
+            if ask.chart.is_some() {
+                ask.chart_kind = ask.chart_kind.next();
+                ask.show_chart = true;
+            }
+        }
+        Action::ExportResult => {
+            if ask.result.is_some() {
+                ask.export = Some(text_box("aurora-result.csv"));
+            } else {
+                state.notify(Level::Info, "nothing to export yet");
+            }
+        }
+        Action::Select if showing_suggestions => {
+            if let Some(s) = ask.suggestions.get(ask.selected_suggestion).cloned() {
+                ask.sql = text_box(&s.sql);
+                return run_sql(state, s.sql, Some(s.question));
+            }
+        }
+        Action::MoveDown | Action::MoveUp | Action::GoToTop | Action::GoToBottom
+            if showing_suggestions =>
+        {
+            let last = ask.suggestions.len().saturating_sub(1);
+            ask.selected_suggestion = match action {
+                Action::MoveDown => (ask.selected_suggestion + 1).min(last),
+                Action::MoveUp => ask.selected_suggestion.saturating_sub(1),
+                Action::GoToTop => 0,
+                _ => last,
+            };
+        }
+        _ => {
+            if let Some(view) = &mut ask.result {
+                move_in_table(view, action, viewport);
+            }
+        }
+    }
+    Vec::new()
+}
+
+fn move_in_table(view: &mut ResultView, action: Action, area: Size) {
+    view.set_viewport(area);
+    let viewport = view.body_rows(area.height);
+    match action {
+        Action::MoveDown => view.move_down(1),
+        Action::MoveUp => view.move_up(1),
+        Action::PageDown => view.page_down(viewport),
+        Action::PageUp => view.page_up(viewport),
+        Action::GoToTop => view.top(),
+        Action::GoToBottom => view.bottom(),
+        Action::MoveLeft => view.scroll_left(),
+        Action::MoveRight => view.scroll_right(),
+        _ => return,
+    }
+    view.ensure_visible(viewport);
+}
+
+fn keep_selections_visible(state: &mut State) {
+    let area = layout::result_inner(state);
+    if let Some(view) = &mut state.ask.result {
+        view.set_viewport(area);
+        view.ensure_visible(view.body_rows(area.height));
+    }
+    let area = layout::sample_inner(state);
+    if let Some(view) = &mut state.schema.sample {
+        view.set_viewport(area);
+        view.ensure_visible(view.body_rows(area.height));
+    }
+}
+
+fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
+    if let JobOutput::Sample(result) = output {
+        if state.schema.sample_job != Some(job) {
+            return Vec::new();
+        }
+        state.schema.sample_job = None;
+        match result {
+            Ok(result) => {
+                state.schema.sample = Some(ResultView::new(result));
+                state.schema.sample_error = None;
+                state.schema.focus = SchemaFocus::Sample;
+                keep_selections_visible(state);
+            }
+            Err(e) => state.schema.sample_error = Some(e),
+        }
+        return Vec::new();
+    }
+    // Latest wins: output of a question or query that was replaced is dropped.
+    if state.ask.job != Some(job) {
+        return Vec::new();
+    }
+    match output {
+        JobOutput::Token(piece) => {
+            if piece == crate::assistant::ask::ATTEMPT_SEPARATOR {
+                if let Phase::Generating { attempt, .. } = &mut state.ask.phase {
+                    *attempt += 1;
+                }
+                state.ask.sql = text_box(crate::assistant::prompt::ANSWER_PREFIX);
+            } else {
+                state.ask.sql.move_cursor(tui_textarea::CursorMove::Bottom);
+                state.ask.sql.move_cursor(tui_textarea::CursorMove::End);
+                state.ask.sql.insert_str(piece);
+            }
+        }
+        JobOutput::Answer(Ok(report)) => {
+            state.ask.job = None;
+            state.ask.attempts = report.attempts;
+            state.ask.generation_time = Some(report.generation);
+            let question = state.ask.asked.clone().unwrap_or_default();
+            if let Some(sql) = &report.sql {
+                state.ask.sql = text_box(sql);
+                state.ask.conversation.push(&question, sql);
+            }
+            match (report.result, report.failure) {
+                (Some(result), _) => {
+                    state.ask.phase = Phase::Done;
+                    record(state, &question, report.sql.as_deref(), Ok(&result));
+                    show_result(state, result);
+                }
+                (None, failure) => {
+                    let reason = failure.unwrap_or_else(|| "no query was accepted".into());
+                    record(state, &question, report.sql.as_deref(), Err(&reason));
+                    state.ask.phase = Phase::Failed(reason);
+                }
+            }
+            return vec![Command::SaveHistory];
+        }
+        JobOutput::Answer(Err(e)) => {
+            state.ask.job = None;
+            let question = state.ask.asked.clone().unwrap_or_default();
+            record(state, &question, None, Err(&e));
+            state.ask.phase = Phase::Failed(e);
+            return vec![Command::SaveHistory];
+        }
+        JobOutput::Query(result) => {
+            state.ask.job = None;
+            let sql = text_of(&state.ask.sql);
+            let question = state.ask.asked.clone();
+            match result {
+                Ok(result) => {
+                    state.ask.phase = Phase::Done;
+                    record_query(state, question, &sql, Ok(&result));
+                    show_result(state, result);
+                }
+                Err(e) => {
+                    record_query(state, question, &sql, Err(&e));
+                    state.ask.phase = Phase::Failed(e);
+                }
+            }
+            return vec![Command::SaveHistory];
+        }
+        JobOutput::Sample(_) => {}
+    }
+    Vec::new()
+}
+
+fn show_result(state: &mut State, result: Arc<QueryResult>) {
+    let chart = SeriesSet::detect(&result);
+    state.ask.chart_kind = chart
+        .as_ref()
+        .map_or(ChartKind::Line, SeriesSet::default_kind);
+    state.ask.show_chart = false;
+    state.ask.chart = chart;
+    let mut view = ResultView::new(result);
+    let filter = &state.filters[View::Ask.index()];
+    if !filter.is_empty() {
+        view.set_filter(filter);
+    }
+    state.ask.result = Some(view);
+    state.ask.focus = AskFocus::Result;
+    keep_selections_visible(state);
+}
+
+fn record(
+    state: &mut State,
+    question: &str,
+    sql: Option<&str>,
+    outcome: Result<&QueryResult, &str>,
+) {
+    let question = (!question.is_empty()).then(|| question.to_string());
+    record_query(state, question, sql.unwrap_or(""), outcome);
+}
+
+fn record_query(
+    state: &mut State,
+    question: Option<String>,
+    sql: &str,
+    outcome: Result<&QueryResult, &str>,
+) {
+    let outcome = match outcome {
+        Ok(result) => Outcome::Rows {
+            rows: result.rows.len() as u64,
+            elapsed_ms: result.stats.elapsed.as_millis() as u64,
+        },
+        Err(e) => Outcome::Failed(e.to_string()),
+    };
+    state.history.history.push(HistoryEntry {
+        question,
+        sql: sql.to_string(),
+        outcome,
+        at: state.now / 1000,
+        favourite: false,
+    });
+    state.relist_history();
+}
+
+fn on_pipelines(state: &mut State, snapshots: Vec<PipelineSnapshot>) {
+    let old = std::mem::take(&mut state.pipelines.rows);
+    state.pipelines.controllable = snapshots.iter().any(|s| s.controllable);
+    state.pipelines.rows = snapshots
+        .into_iter()
+        .map(|snapshot| {
+            let mut rates = old
+                .iter()
+                .find(|r| r.snapshot.status.name == snapshot.status.name)
+                .map(|r| r.rates.clone())
+                .unwrap_or_default();
+            // One sample per second of wall time, whatever the snapshot rate.
+            let last_update = old
+                .iter()
+                .find(|r| r.snapshot.status.name == snapshot.status.name)
+                .map_or(0, |r| r.snapshot.status.updated_at);
+            if snapshot.status.updated_at != last_update || rates.is_empty() {
+                rates.push_back(snapshot.status.rows_per_sec.round().max(0.0) as u64);
+                while rates.len() > RATE_HISTORY {
+                    rates.pop_front();
+                }
+            }
+            PipelineRow { snapshot, rates }
+        })
+        .collect();
+    let len = state.pipelines.rows.len();
+    state.pipelines.selected = state.pipelines.selected.min(len.saturating_sub(1));
+}
+
+fn pipelines_action(state: &mut State, action: Action) -> Vec<Command> {
+    let pipelines = &mut state.pipelines;
+    let last = pipelines.rows.len().saturating_sub(1);
+    let control = match action {
+        Action::MoveDown => {
+            pipelines.selected = (pipelines.selected + 1).min(last);
+            None
+        }
+        Action::MoveUp => {
+            pipelines.selected = pipelines.selected.saturating_sub(1);
+            None
+        }
+        Action::GoToTop => {
+            pipelines.selected = 0;
+            None
+        }
+        Action::GoToBottom => {
+            pipelines.selected = last;
+            None
+        }
+        Action::PausePipeline => Some(PipelineControl::Pause),
+        Action::ResumePipeline => Some(PipelineControl::Resume),
+        Action::RestartPipeline => Some(PipelineControl::Restart),
+        _ => None,
+    };
+    let Some(control) = control else {
+        return Vec::new();
+    };
+    let Some(row) = pipelines.rows.get(pipelines.selected) else {
+        return Vec::new();
+    };
+    let name = row.snapshot.status.name.clone();
+    if !row.snapshot.controllable {
+        let pid = row.snapshot.status.pid;
+        state.notify(
+            Level::Warning,
+            format!("`{name}` runs in another process (pid {pid}); control it there"),
+        );
+        return Vec::new();
+    }
+    pipelines.pending = Some((name.clone(), control));
+    vec![Command::ControlPipeline { name, control }]
+}
+
+/// Lists the tables matching the Schema view's filter.
+fn relist_tables(state: &mut State) {
+    let filter = state.filters[View::Schema.index()].to_lowercase();
+    let schema = &mut state.schema;
+    schema.listed = match &schema.schema {
+        Some(s) => s
+            .tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                filter.is_empty()
+                    || t.qualified_name().to_lowercase().contains(&filter)
+                    || t.columns
+                        .iter()
+                        .any(|c| c.name.to_lowercase().contains(&filter))
+            })
+            .map(|(i, _)| i)
+            .collect(),
+        None => Vec::new(),
+    };
+    schema.selected = schema.selected.min(schema.listed.len().saturating_sub(1));
+}
+
+impl State {
+    /// The table selected in the Schema view.
+    pub fn selected_table(&self) -> Option<&crate::warehouse::schema::TableInfo> {
+        let schema = self.schema.schema.as_ref()?;
+        let index = *self.schema.listed.get(self.schema.selected)?;
+        schema.tables.get(index)
+    }
+
+    /// The suggestions for the table selected in the Schema view.
+    pub fn table_suggestions(&self) -> Vec<&Suggestion> {
+        let Some(table) = self.selected_table() else {
+            return Vec::new();
+        };
+        let name = table.qualified_name();
+        self.ask
+            .suggestions
+            .iter()
+            .filter(|s| s.table == name)
+            .collect()
+    }
+
+    fn relist_history(&mut self) {
+        let filter = self.filters[View::History.index()].to_lowercase();
+        let entries = &self.history.history.entries;
+        self.history.listed = (0..entries.len())
+            .rev()
+            .filter(|&i| {
+                let e = &entries[i];
+                filter.is_empty()
+                    || e.sql.to_lowercase().contains(&filter)
+                    || e.question
+                        .as_deref()
+                        .is_some_and(|q| q.to_lowercase().contains(&filter))
+            })
+            .collect();
+        self.history.selected = self
+            .history
+            .selected
+            .min(self.history.listed.len().saturating_sub(1));
+    }
+}
+
+fn schema_action(state: &mut State, action: Action) -> Vec<Command> {
+    if state.schema.focus == SchemaFocus::Sample {
+        let area = layout::sample_inner(state);
+        if let Some(view) = &mut state.schema.sample {
+            if action == Action::Select {
+                return Vec::new();
+            }
+            move_in_table(view, action, area);
+        }
+        return Vec::new();
+    }
+    let schema = &mut state.schema;
+    let last = schema.listed.len().saturating_sub(1);
+    let before = schema.selected;
+    match action {
+        Action::MoveDown => schema.selected = (schema.selected + 1).min(last),
+        Action::MoveUp => schema.selected = schema.selected.saturating_sub(1),
+        Action::GoToTop => schema.selected = 0,
+        Action::GoToBottom => schema.selected = last,
+        Action::PageDown => schema.selected = (schema.selected + 10).min(last),
+        Action::PageUp => schema.selected = schema.selected.saturating_sub(10),
+        Action::Select | Action::MoveRight => {
+            let Some(table) = state.selected_table().map(|t| t.qualified_name()) else {
+                return Vec::new();
+            };
+            let job = state.job();
+            state.schema.sample_job = Some(job);
+            state.schema.sample_error = None;
+            return vec![Command::SampleTable { job, table }];
+        }
+        Action::RunSql => {
+            // Runs the table's first suggestion in the Ask view.
+            if let Some(s) = state.table_suggestions().first().copied().cloned() {
+                state.view = View::Ask;
+                state.ask.sql = text_box(&s.sql);
+                return run_sql(state, s.sql, Some(s.question));
+            }
+        }
+        _ => {}
+    }
+    if state.schema.selected != before {
+        state.schema.sample = None;
+        state.schema.sample_error = None;
+    }
+    Vec::new()
+}
+
+fn history_action(state: &mut State, action: Action) -> Vec<Command> {
+    let history = &mut state.history;
+    let last = history.listed.len().saturating_sub(1);
+    let selected = history.listed.get(history.selected).copied();
+    match action {
+        Action::MoveDown => history.selected = (history.selected + 1).min(last),
+        Action::MoveUp => history.selected = history.selected.saturating_sub(1),
+        Action::GoToTop => history.selected = 0,
+        Action::GoToBottom => history.selected = last,
+        Action::PageDown => history.selected = (history.selected + 10).min(last),
+        Action::PageUp => history.selected = history.selected.saturating_sub(10),
+        Action::ToggleFavourite => {
+            if let Some(entry) = selected.and_then(|i| history.history.entries.get_mut(i)) {
+                entry.favourite = !entry.favourite;
+                return vec![Command::SaveHistory];
+            }
+        }
+        Action::Select | Action::RunSql | Action::EditSql => {
+            let Some(entry) = selected
+                .and_then(|i| history.history.entries.get(i))
+                .cloned()
+            else {
+                return Vec::new();
+            };
+            state.view = View::Ask;
+            if entry.sql.trim().is_empty() {
+                // A question that never got SQL: ask it again.
+                if let Some(q) = entry.question {
+                    return ask_question(state, q);
+                }
+                return Vec::new();
+            }
+            state.ask.sql = text_box(&entry.sql);
+            if action == Action::EditSql {
+                state.ask.sql_edited = true;
+                state.ask.focus = AskFocus::Sql;
+                return Vec::new();
+            }
+            return run_sql(state, entry.sql, entry.question);
+        }
+        _ => {}
+    }
+    Vec::new()
+}

@@ -1,0 +1,283 @@
+//! The job runner: carries out `Command`s on background tasks and reports back with `Msg`s.
+//! Jobs never touch the state. A question or query can be cancelled by its `JobId`; the app
+//! drops results of jobs that are no longer current.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use crate::assistant::ask::{AskOptions, Assistant};
+use crate::assistant::conversation::Conversation;
+use crate::assistant::suggest;
+use crate::cli::output::{render, OutputFormat};
+use crate::ingest::supervisor::{PipelineControl, Supervisor};
+use crate::warehouse::{OverflowMode, QueryOptions, QueryResult, Warehouse};
+
+use super::app::{AnswerReport, AttemptLine, JobId, JobOutput, Msg};
+use super::history::History;
+
+/// Suggested questions per table in the Ask view's list.
+const SUGGESTIONS_PER_TABLE: usize = 3;
+/// Rows shown by Enter on a table in the Schema view.
+const SAMPLE_ROWS: u64 = 100;
+
+pub struct Jobs {
+    pub warehouse: Arc<Warehouse>,
+    /// `Err` holds why the assistant is unavailable (no model, bad endpoint).
+    pub assistant: Result<Arc<Assistant>, String>,
+    pub supervisor: Option<Arc<Supervisor>>,
+    pub query_options: QueryOptions,
+    pub ask_options: AskOptions,
+    pub history_path: Option<PathBuf>,
+    pub tx: UnboundedSender<Msg>,
+    running: HashMap<JobId, CancellationToken>,
+}
+
+impl Jobs {
+    pub fn new(
+        warehouse: Arc<Warehouse>,
+        assistant: Result<Arc<Assistant>, String>,
+        supervisor: Option<Arc<Supervisor>>,
+        query_options: QueryOptions,
+        ask_options: AskOptions,
+        history_path: Option<PathBuf>,
+        tx: UnboundedSender<Msg>,
+    ) -> Self {
+        Self {
+            warehouse,
+            assistant,
+            supervisor,
+            query_options,
+            ask_options,
+            history_path,
+            tx,
+            running: HashMap::new(),
+        }
+    }
+
+    fn token(&mut self, job: JobId) -> CancellationToken {
+        self.running.retain(|_, t| !t.is_cancelled());
+        let token = CancellationToken::new();
+        self.running.insert(job, token.clone());
+        token
+    }
+
+    pub fn cancel(&mut self, job: JobId) {
+        if let Some(token) = self.running.remove(&job) {
+            token.cancel();
+        }
+    }
+
+    pub fn cancel_all(&mut self) {
+        for (_, token) in self.running.drain() {
+            token.cancel();
+        }
+    }
+
+    pub fn ask(&mut self, job: JobId, question: String, conversation: Option<Conversation>) {
+        let tx = self.tx.clone();
+        let assistant = match &self.assistant {
+            Ok(a) => a.clone(),
+            Err(why) => {
+                let _ = tx.send(Msg::Job(job, JobOutput::Answer(Err(why.clone()))));
+                return;
+            }
+        };
+        let cancel = self.token(job);
+        let options = self.ask_options.clone();
+        let (token_tx, mut token_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let forward = tx.clone();
+        tokio::spawn(async move {
+            while let Some(piece) = token_rx.recv().await {
+                if forward
+                    .send(Msg::Job(job, JobOutput::Token(piece)))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let answer = assistant
+                .ask(
+                    &question,
+                    conversation.as_ref(),
+                    &options,
+                    Some(token_tx),
+                    cancel,
+                )
+                .await;
+            let report = answer
+                .map(|a| AnswerReport {
+                    sql: a.sql,
+                    failure: a.failure,
+                    attempts: a
+                        .attempts
+                        .into_iter()
+                        .map(|t| AttemptLine {
+                            sql: t.sql,
+                            error: t.error,
+                        })
+                        .collect(),
+                    result: a.result.map(Arc::new),
+                    generation: a.timings.generation,
+                })
+                .map_err(|e| e.to_string());
+            let _ = tx.send(Msg::Job(job, JobOutput::Answer(report)));
+        });
+    }
+
+    pub fn run_sql(&mut self, job: JobId, sql: String, sample: bool) {
+        let cancel = self.token(job);
+        let warehouse = self.warehouse.clone();
+        let mut options = self.query_options.clone();
+        let query_id = uuid::Uuid::new_v4().to_string();
+        options.query_id = Some(query_id.clone());
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = tokio::select! {
+                r = warehouse.query(&sql, &options) => r.map(Arc::new).map_err(|e| e.to_string()),
+                _ = cancel.cancelled() => {
+                    let _ = warehouse.cancel(&query_id).await;
+                    Err("cancelled".to_string())
+                }
+            };
+            let output = if sample {
+                JobOutput::Sample(result)
+            } else {
+                JobOutput::Query(result)
+            };
+            let _ = tx.send(Msg::Job(job, output));
+        });
+    }
+
+    pub fn sample_table(&mut self, job: JobId, table: &str) {
+        self.run_sql(
+            job,
+            format!("SELECT * FROM {table} LIMIT {SAMPLE_ROWS}"),
+            true,
+        );
+    }
+
+    pub fn load_schema(&self) {
+        let warehouse = self.warehouse.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let loaded = warehouse.schema(true).await.map_err(|e| e.to_string());
+            let msg = loaded.map(|schema| {
+                let suggestions =
+                    suggest::for_schema(&schema, warehouse.capabilities(), SUGGESTIONS_PER_TABLE);
+                (schema, suggestions)
+            });
+            let _ = tx.send(Msg::Schema(msg));
+        });
+    }
+
+    pub fn control(&self, name: String, control: PipelineControl) {
+        let tx = self.tx.clone();
+        let Some(supervisor) = self.supervisor.clone() else {
+            let _ = tx.send(Msg::PipelineControlled {
+                name,
+                result: Err("no pipeline runs in this process".into()),
+            });
+            return;
+        };
+        tokio::spawn(async move {
+            let result = supervisor
+                .control(&name, control)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = tx.send(Msg::PipelineControlled { name, result });
+        });
+    }
+
+    /// Writes `result` to `path`, in the format its extension names.
+    pub fn export(&self, result: Option<Arc<QueryResult>>, path: PathBuf) {
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let outcome = export_to(result.as_deref(), &path).map(|()| path);
+            let _ = tx.send(Msg::Exported(outcome));
+        });
+    }
+
+    pub fn save_history(&self, history: History) {
+        let Some(path) = self.history_path.clone() else {
+            return;
+        };
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = history.save(&path) {
+                let _ = tx.send(Msg::HistorySaveFailed(format!(
+                    "cannot save the history to {}: {e}",
+                    path.display()
+                )));
+            }
+        });
+    }
+}
+
+fn export_to(result: Option<&QueryResult>, path: &std::path::Path) -> Result<(), String> {
+    let result = result.ok_or("nothing to export")?;
+    let format = match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+    {
+        Some(e) if e == "csv" => OutputFormat::Csv,
+        Some(e) if e == "json" => OutputFormat::Json,
+        Some(e) if e == "tsv" => OutputFormat::Tsv,
+        _ => {
+            return Err(format!(
+                "cannot tell the format of {}: end the name with .csv, .json or .tsv",
+                path.display()
+            ))
+        }
+    };
+    let file =
+        std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    render(result, format, &mut out)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The limits for queries run from the workspace.
+pub fn query_options(config: &crate::config::Config) -> QueryOptions {
+    QueryOptions {
+        readonly: config.clickhouse.readonly,
+        max_execution_time: Some(config.clickhouse.query_timeout),
+        max_result_rows: Some(config.clickhouse.max_result_rows),
+        overflow: OverflowMode::Break,
+        ..QueryOptions::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::warehouse::value::Value;
+
+    #[test]
+    fn export_picks_the_format_from_the_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let result = crate::tui::fixtures::result(
+            &[("n", "UInt64"), ("name", "String")],
+            vec![vec![Value::UInt(1), Value::String("a,b".into())]],
+        );
+        let csv = dir.path().join("out.csv");
+        export_to(Some(&result), &csv).unwrap();
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert!(text.contains("\"a,b\""), "{text}");
+        let json = dir.path().join("out.JSON");
+        export_to(Some(&result), &json).unwrap();
+        let parsed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(parsed["rows"], 1);
+        let err = export_to(Some(&result), &dir.path().join("out.xlsx")).unwrap_err();
+        assert!(err.contains(".csv, .json or .tsv"), "{err}");
+        assert!(export_to(None, &csv).is_err());
+    }
+}

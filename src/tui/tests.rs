@@ -1,0 +1,731 @@
+//! State tests (messages into `update`, assertions on the state and commands) and whole-screen
+//! snapshots (`TestBackend` at 80×24 and 120×40, fixed clock, fixture data).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+
+use super::app::{
+    update, AnswerReport, AskFocus, Command, JobOutput, ModelStatus, Msg, Phase, State, View,
+};
+use super::fixtures;
+use super::history::{History, HistoryEntry, Outcome};
+use super::keymap::Keymap;
+use super::theme::{ColorDepth, Theme};
+use super::ui;
+use crate::assistant::suggest::Suggestion;
+use crate::ingest::engine::{PipelineState, PipelineStatus};
+use crate::ingest::supervisor::{PipelineControl, PipelineSnapshot};
+use crate::warehouse::schema::{ColumnInfo, Schema, TableInfo};
+use crate::warehouse::value::Value;
+
+/// 2026-11-24 14:05:09 UTC.
+const NOW_MS: u64 = 1_795_961_109_000;
+
+fn key(code: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn ctrl(c: char) -> Msg {
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+fn typed(state: &mut State, text: &str) {
+    for c in text.chars() {
+        update(state, key(KeyCode::Char(c)));
+    }
+}
+
+fn state() -> State {
+    let mut state = State::new(
+        Theme::dark(ColorDepth::TrueColor),
+        Keymap::default(),
+        "private 127.0.0.1:38211".into(),
+        "18.16.1".into(),
+    );
+    state.model = ModelStatus::Ready("qwen2.5-coder-0.5b-instruct-q4_k_m".into());
+    update(&mut state, Msg::Tick { now: NOW_MS });
+    state
+}
+
+fn column(name: &str, type_name: &str, comment: &str, sorting: bool) -> ColumnInfo {
+    ColumnInfo {
+        name: name.into(),
+        type_name: type_name.into(),
+        default_kind: String::new(),
+        default_expression: String::new(),
+        comment: comment.into(),
+        in_partition_key: name == "event_time",
+        in_sorting_key: sorting,
+        in_primary_key: sorting,
+    }
+}
+
+fn schema() -> Arc<Schema> {
+    Arc::new(Schema {
+        databases: vec!["demo".into()],
+        tables: vec![
+            TableInfo {
+                database: "demo".into(),
+                name: "events".into(),
+                engine: "MergeTree".into(),
+                partition_key: "toYYYYMMDD(event_time)".into(),
+                sorting_key: "event_type, event_time".into(),
+                primary_key: "event_type, event_time".into(),
+                total_rows: 52_113,
+                total_bytes: 1_234_567,
+                columns: vec![
+                    column(
+                        "event_time",
+                        "DateTime",
+                        "when the event happened (UTC)",
+                        true,
+                    ),
+                    column(
+                        "event_type",
+                        "LowCardinality(String)",
+                        "page_view, add_to_cart or purchase",
+                        true,
+                    ),
+                    column(
+                        "country",
+                        "LowCardinality(String)",
+                        "ISO country code",
+                        false,
+                    ),
+                    column("revenue", "Decimal(10, 2)", "purchase amount in EUR", false),
+                ],
+            },
+            TableInfo {
+                database: "demo".into(),
+                name: "products".into(),
+                engine: "MergeTree".into(),
+                partition_key: String::new(),
+                sorting_key: "product_id".into(),
+                primary_key: "product_id".into(),
+                total_rows: 40,
+                total_bytes: 2_048,
+                columns: vec![
+                    column("product_id", "String", "product code", true),
+                    column("name", "String", "product name", false),
+                ],
+            },
+        ],
+    })
+}
+
+fn suggestions() -> Vec<Suggestion> {
+    vec![
+        Suggestion {
+            table: "demo.events".into(),
+            question: "How many events per minute over the last hour?".into(),
+            sql: "SELECT toStartOfMinute(event_time) AS minute, count() FROM demo.events GROUP BY minute ORDER BY minute".into(),
+        },
+        Suggestion {
+            table: "demo.events".into(),
+            question: "Top 10 values of country".into(),
+            sql: "SELECT country, count() AS n FROM demo.events GROUP BY country ORDER BY n DESC LIMIT 10".into(),
+        },
+    ]
+}
+
+fn snapshots() -> Vec<PipelineSnapshot> {
+    let running = PipelineStatus {
+        name: "demo-clickstream".into(),
+        state: PipelineState::Running,
+        rows_written: 48_210,
+        bytes_written: 9_876_543,
+        dead_lettered: 41,
+        batches: 97,
+        last_batch_rows: 512,
+        last_batch_latency: Some(Duration::from_millis(38)),
+        lag: BTreeMap::from([
+            ("kafka:clickstream:0".to_string(), 12),
+            ("kafka:clickstream:1".to_string(), 3),
+        ]),
+        rows_per_sec: 231.4,
+        updated_at: NOW_MS / 1000,
+        ..PipelineStatus::default()
+    };
+    let paused = PipelineStatus {
+        name: "orders-csv".into(),
+        state: PipelineState::Stopped,
+        rows_written: 1_000,
+        updated_at: NOW_MS / 1000,
+        ..PipelineStatus::default()
+    };
+    vec![
+        PipelineSnapshot {
+            status: running,
+            recent_errors: vec![(
+                NOW_MS / 1000 - 60,
+                "row 17: `revenue`: cannot read `abc` as Decimal(10, 2)".into(),
+            )],
+            controllable: true,
+            paused: false,
+        },
+        PipelineSnapshot {
+            status: paused,
+            recent_errors: Vec::new(),
+            controllable: true,
+            paused: true,
+        },
+    ]
+}
+
+fn history() -> History {
+    let mut history = History::default();
+    history.push(HistoryEntry {
+        question: Some("How many purchases per country?".into()),
+        sql: "SELECT country, countIf(event_type = 'purchase') AS purchases FROM demo.events GROUP BY country".into(),
+        outcome: Outcome::Rows { rows: 12, elapsed_ms: 8 },
+        at: NOW_MS / 1000 - 600,
+        favourite: true,
+    });
+    history.push(HistoryEntry {
+        question: None,
+        sql: "SELECT * FROM demo.nope".into(),
+        outcome: Outcome::Failed("Code: 60. Table demo.nope doesn't exist".into()),
+        at: NOW_MS / 1000 - 300,
+        favourite: false,
+    });
+    history
+}
+
+/// A workspace with every view filled.
+fn full_state() -> State {
+    let mut state = state();
+    update(&mut state, Msg::Schema(Ok((schema(), suggestions()))));
+    for i in 0..90u64 {
+        let mut snapshots = snapshots();
+        snapshots[0].status.updated_at -= 90 - i;
+        snapshots[0].status.rows_per_sec = 150.0 + ((i * 37) % 120) as f64;
+        update(&mut state, Msg::Pipelines(snapshots));
+    }
+    state.set_history(history());
+    state
+}
+
+fn answer(state: &mut State, question: &str) {
+    typed(state, question);
+    let commands = update(state, key(KeyCode::Enter));
+    let Some(Command::Ask { job, .. }) = commands.last().cloned() else {
+        panic!("expected an Ask command, got {commands:?}");
+    };
+    for piece in [" toStartOfHour(event_time) AS hour,", " count() AS events"] {
+        update(state, Msg::Job(job, JobOutput::Token(piece.into())));
+    }
+    let sql = "SELECT toStartOfHour(event_time) AS hour, count() AS events, sum(revenue) AS revenue FROM demo.events GROUP BY hour ORDER BY hour";
+    update(
+        state,
+        Msg::Job(
+            job,
+            JobOutput::Answer(Ok(AnswerReport {
+                sql: Some(sql.into()),
+                failure: None,
+                attempts: vec![super::app::AttemptLine {
+                    sql: sql.into(),
+                    error: None,
+                }],
+                result: Some(fixtures::hourly()),
+                generation: Duration::from_millis(1400),
+            })),
+        ),
+    );
+}
+
+fn render(state: &State, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| ui::draw(f, state)).unwrap();
+    terminal
+}
+
+#[test]
+fn a_question_streams_sql_then_shows_rows_and_is_remembered() {
+    let mut state = full_state();
+    assert_eq!(state.ask.focus, AskFocus::Question);
+    typed(&mut state, "events per hour");
+    let commands = update(&mut state, key(KeyCode::Enter));
+    let Some(Command::Ask {
+        job,
+        question,
+        conversation,
+    }) = commands.last().cloned()
+    else {
+        panic!("{commands:?}");
+    };
+    assert_eq!(question, "events per hour");
+    assert_eq!(conversation, None);
+    assert!(matches!(
+        state.ask.phase,
+        Phase::Generating { attempt: 1, .. }
+    ));
+    update(
+        &mut state,
+        Msg::Job(job, JobOutput::Token(" count()".into())),
+    );
+    assert_eq!(state.ask.sql.lines().join("\n"), "SELECT count()");
+    // A retry starts the SQL afresh and counts the attempt.
+    update(
+        &mut state,
+        Msg::Job(
+            job,
+            JobOutput::Token(crate::assistant::ask::ATTEMPT_SEPARATOR.into()),
+        ),
+    );
+    assert!(matches!(
+        state.ask.phase,
+        Phase::Generating { attempt: 2, .. }
+    ));
+    assert_eq!(state.ask.sql.lines().join("\n"), "SELECT");
+    // Output of an older job is dropped.
+    update(
+        &mut state,
+        Msg::Job(job + 100, JobOutput::Token(" stale".into())),
+    );
+    assert_eq!(state.ask.sql.lines().join("\n"), "SELECT");
+
+    let mut state = full_state();
+    answer(&mut state, "events per hour");
+    assert_eq!(state.ask.phase, Phase::Done);
+    assert_eq!(
+        state.ask.result.as_ref().map(|r| r.visible_rows()),
+        Some(24)
+    );
+    assert!(state.ask.chart.is_some(), "an hourly result is a series");
+    assert_eq!(state.ask.focus, AskFocus::Result);
+    let newest = state.history.history.entries.last().unwrap();
+    assert_eq!(newest.question.as_deref(), Some("events per hour"));
+    assert_eq!(
+        newest.outcome,
+        Outcome::Rows {
+            rows: 24,
+            elapsed_ms: 12
+        }
+    );
+    // The next question refines this one, until the conversation is cleared.
+    update(&mut state, key(KeyCode::Char('i')));
+    typed(&mut state, "only DE");
+    let commands = update(&mut state, key(KeyCode::Enter));
+    let Some(Command::Ask {
+        conversation: Some(c),
+        ..
+    }) = commands.last()
+    else {
+        panic!("{commands:?}");
+    };
+    assert_eq!(
+        c.last().map(|t| t.question.as_str()),
+        Some("events per hour")
+    );
+    update(&mut state, ctrl('l'));
+    assert!(state.ask.conversation.turns.is_empty());
+}
+
+#[test]
+fn a_new_question_cancels_the_running_one() {
+    let mut state = full_state();
+    typed(&mut state, "first");
+    let Some(Command::Ask { job: first, .. }) = update(&mut state, key(KeyCode::Enter)).pop()
+    else {
+        panic!()
+    };
+    typed(&mut state, "second");
+    let commands = update(&mut state, key(KeyCode::Enter));
+    assert_eq!(commands.first(), Some(&Command::Cancel(first)));
+    assert!(matches!(commands.last(), Some(Command::Ask { question, .. }) if question == "second"));
+    // Esc cancels the current one too.
+    let Some(Command::Ask { job: second, .. }) = commands.last().cloned() else {
+        panic!()
+    };
+    assert_eq!(
+        update(&mut state, key(KeyCode::Esc)),
+        vec![Command::Cancel(second)]
+    );
+    assert_eq!(state.ask.phase, Phase::Failed("cancelled".into()));
+}
+
+#[test]
+fn sql_typed_in_the_question_box_runs_as_written_and_edits_run_as_written() {
+    let mut state = full_state();
+    typed(&mut state, "SELECT 1");
+    let commands = update(&mut state, key(KeyCode::Enter));
+    assert!(
+        matches!(&commands[..], [Command::RunSql { sql, .. }] if sql == "SELECT 1"),
+        "{commands:?}"
+    );
+    // In the result pane, `e` edits the SQL; Enter runs the edited text.
+    update(&mut state, key(KeyCode::Esc));
+    update(&mut state, key(KeyCode::Char('e')));
+    assert_eq!(state.ask.focus, AskFocus::Sql);
+    typed(&mut state, "0");
+    assert!(state.ask.sql_edited);
+    let commands = update(&mut state, key(KeyCode::Enter));
+    assert!(
+        matches!(&commands[..], [_, Command::RunSql { sql, .. }] | [Command::RunSql { sql, .. }] if sql == "SELECT 10"),
+        "{commands:?}"
+    );
+    // Ctrl-E hands the SQL to the editor, and what comes back replaces it.
+    let commands = update(&mut state, ctrl('e'));
+    assert_eq!(commands, vec![Command::OpenEditor("SELECT 10".into())]);
+    update(&mut state, Msg::EditorClosed(Ok("SELECT 2\n".into())));
+    assert_eq!(state.ask.sql.lines().join("\n"), "SELECT 2");
+}
+
+#[test]
+fn question_history_walks_with_up_and_down() {
+    let mut state = full_state();
+    for q in ["one", "two"] {
+        typed(&mut state, q);
+        update(&mut state, key(KeyCode::Enter));
+        assert_eq!(
+            state.ask.focus,
+            AskFocus::Question,
+            "the box stays open while answering"
+        );
+    }
+    update(&mut state, key(KeyCode::Up));
+    assert_eq!(state.ask.question.lines().join(""), "two");
+    update(&mut state, key(KeyCode::Up));
+    assert_eq!(state.ask.question.lines().join(""), "one");
+    update(&mut state, key(KeyCode::Up));
+    update(&mut state, key(KeyCode::Up));
+    // The saved history comes before this session's questions, and the walk stops there.
+    assert_eq!(
+        state.ask.question.lines().join(""),
+        "How many purchases per country?"
+    );
+    for _ in 0..3 {
+        update(&mut state, key(KeyCode::Down));
+    }
+    assert_eq!(
+        state.ask.question.lines().join(""),
+        "",
+        "past the newest is empty"
+    );
+}
+
+#[test]
+fn views_switch_by_number_and_tab_and_keys_type_in_boxes() {
+    let mut state = full_state();
+    // In the question box, `2` is a character…
+    typed(&mut state, "2");
+    assert_eq!(state.view, View::Ask);
+    // …Tab switches views anywhere, and number keys once out of the box.
+    update(&mut state, key(KeyCode::Tab));
+    assert_eq!(state.view, View::Pipelines);
+    update(&mut state, key(KeyCode::Char('4')));
+    assert_eq!(state.view, View::History);
+    update(
+        &mut state,
+        Msg::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)),
+    );
+    assert_eq!(state.view, View::Schema);
+    update(&mut state, key(KeyCode::Char('?')));
+    assert!(state.help);
+    update(&mut state, key(KeyCode::Char('x')));
+    assert!(!state.help, "any key closes the help");
+}
+
+#[test]
+fn quitting_asks_while_pipelines_run() {
+    let mut state = full_state();
+    update(&mut state, key(KeyCode::Tab));
+    assert!(update(&mut state, key(KeyCode::Char('q'))).is_empty());
+    assert!(state.confirm_quit);
+    update(&mut state, key(KeyCode::Char('n')));
+    assert!(!state.confirm_quit && !state.quitting);
+    update(&mut state, ctrl('c'));
+    assert_eq!(
+        update(&mut state, key(KeyCode::Char('y'))),
+        vec![Command::Quit]
+    );
+    assert!(state.quitting);
+    // Without running pipelines, q quits at once; SIGTERM always does.
+    let mut state = state_without_pipelines();
+    update(&mut state, key(KeyCode::Esc));
+    assert_eq!(
+        update(&mut state, key(KeyCode::Char('q'))),
+        vec![Command::Quit]
+    );
+    let mut state = full_state();
+    assert_eq!(update(&mut state, Msg::Terminate), vec![Command::Quit]);
+}
+
+fn state_without_pipelines() -> State {
+    let mut state = state();
+    update(&mut state, Msg::Schema(Ok((schema(), suggestions()))));
+    state
+}
+
+#[test]
+fn pipeline_keys_send_controls_for_the_selected_pipeline() {
+    let mut state = full_state();
+    update(&mut state, key(KeyCode::Tab));
+    assert_eq!(
+        update(&mut state, key(KeyCode::Char('p'))),
+        vec![Command::ControlPipeline {
+            name: "demo-clickstream".into(),
+            control: PipelineControl::Pause
+        }]
+    );
+    update(&mut state, key(KeyCode::Char('j')));
+    assert_eq!(
+        update(&mut state, key(KeyCode::Char('r'))),
+        vec![Command::ControlPipeline {
+            name: "orders-csv".into(),
+            control: PipelineControl::Resume
+        }]
+    );
+    // Rates become the sparkline's history, one sample per update time.
+    assert_eq!(state.pipelines.rows[0].rates.len(), 90);
+    assert_eq!(
+        state.pipelines.rows[1].rates.len(),
+        1,
+        "unchanged update time: one sample"
+    );
+    let mut later = snapshots();
+    later[0].status.updated_at += 1;
+    later[0].status.rows_per_sec = 400.0;
+    update(&mut state, Msg::Pipelines(later));
+    assert_eq!(state.pipelines.rows[0].rates.len(), 91);
+    assert_eq!(state.pipelines.rows[0].rates.back(), Some(&400));
+    // Pipelines of other processes are shown but not controlled.
+    let mut external = snapshots();
+    for s in &mut external {
+        s.controllable = false;
+    }
+    update(&mut state, Msg::Pipelines(external));
+    assert!(update(&mut state, key(KeyCode::Char('R'))).is_empty());
+    assert!(state
+        .notice
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("another process"));
+}
+
+#[test]
+fn schema_filter_and_sample_and_history_rerun() {
+    let mut state = full_state();
+    update(&mut state, key(KeyCode::Esc));
+    update(&mut state, key(KeyCode::Char('3')));
+    assert_eq!(state.schema.listed.len(), 2);
+    update(&mut state, key(KeyCode::Char('/')));
+    typed(&mut state, "prod");
+    assert_eq!(state.schema.listed.len(), 1);
+    update(&mut state, key(KeyCode::Enter));
+    assert_eq!(
+        state.selected_table().map(|t| t.name.as_str()),
+        Some("products")
+    );
+    let commands = update(&mut state, key(KeyCode::Enter));
+    let [Command::SampleTable { job, table }] = &commands[..] else {
+        panic!("{commands:?}")
+    };
+    assert_eq!(table, "demo.products");
+    let sample = Arc::new(fixtures::result(
+        &[("product_id", "String")],
+        vec![vec![Value::String("P1".into())]],
+    ));
+    update(&mut state, Msg::Job(*job, JobOutput::Sample(Ok(sample))));
+    assert!(state.schema.sample.is_some());
+    update(&mut state, key(KeyCode::Esc));
+    update(&mut state, key(KeyCode::Esc));
+    assert_eq!(state.schema.listed.len(), 2, "Esc clears the filter");
+
+    update(&mut state, key(KeyCode::Char('4')));
+    // Newest first: the failed query, then the favourite.
+    update(&mut state, key(KeyCode::Char('j')));
+    let commands = update(&mut state, key(KeyCode::Char('f')));
+    assert_eq!(commands, vec![Command::SaveHistory]);
+    assert!(!state.history.history.entries[0].favourite);
+    let commands = update(&mut state, key(KeyCode::Enter));
+    assert!(
+        matches!(&commands[..], [Command::RunSql { sql, .. }] if sql.contains("countIf")),
+        "{commands:?}"
+    );
+    assert_eq!(state.view, View::Ask);
+}
+
+#[test]
+fn a_failed_answer_lists_every_attempt() {
+    let mut state = full_state();
+    typed(&mut state, "revenue by planet");
+    let Some(Command::Ask { job, .. }) = update(&mut state, key(KeyCode::Enter)).pop() else {
+        panic!()
+    };
+    update(
+        &mut state,
+        Msg::Job(
+            job,
+            JobOutput::Answer(Ok(AnswerReport {
+                sql: None,
+                failure: Some("no valid SQL after 2 attempts".into()),
+                attempts: vec![
+                    super::app::AttemptLine {
+                        sql: "SELECT planet FROM demo.events".into(),
+                        error: Some("unknown column `planet`".into()),
+                    },
+                    super::app::AttemptLine {
+                        sql: "SELECT plnet FROM demo.events".into(),
+                        error: Some("unknown column `plnet`".into()),
+                    },
+                ],
+                result: None,
+                generation: Duration::from_millis(900),
+            })),
+        ),
+    );
+    assert_eq!(
+        state.ask.phase,
+        Phase::Failed("no valid SQL after 2 attempts".into())
+    );
+    let screen = render(&state, 100, 30).backend().to_string();
+    assert!(screen.contains("unknown column `plnet`"), "{screen}");
+    assert!(matches!(
+        state.history.history.entries.last().map(|e| &e.outcome),
+        Some(Outcome::Failed(_))
+    ));
+}
+
+#[test]
+fn tiny_terminals_and_resize_storms_do_not_panic() {
+    let mut state = full_state();
+    answer(&mut state, "events per hour");
+    for (w, h) in [
+        (20, 6),
+        (1, 1),
+        (0, 0),
+        (39, 11),
+        (40, 12),
+        (200, 60),
+        (80, 24),
+    ] {
+        update(&mut state, Msg::Resize(w, h));
+        for view in ["1", "2", "3", "4"] {
+            update(&mut state, key(KeyCode::Esc));
+            update(&mut state, key(KeyCode::Char(view.chars().next().unwrap())));
+            render(&state, w, h);
+        }
+    }
+    update(&mut state, Msg::Resize(20, 6));
+    let screen = render(&state, 20, 6).backend().to_string();
+    assert!(screen.contains("Terminal too"), "{screen}");
+}
+
+#[test]
+fn a_million_rows_and_odd_cells_render() {
+    let mut state = full_state();
+    let rows: Vec<Vec<Value>> = (0..1_000_000u64)
+        .map(|i| {
+            vec![
+                Value::UInt(i),
+                if i % 7 == 0 {
+                    Value::Null
+                } else {
+                    Value::String("🦀 données 数据".into())
+                },
+            ]
+        })
+        .collect();
+    let result = Arc::new(fixtures::result(
+        &[("n", "UInt64"), ("s", "Nullable(String)")],
+        rows,
+    ));
+    typed(&mut state, "SELECT n, s FROM big");
+    let Some(Command::RunSql { job, .. }) = update(&mut state, key(KeyCode::Enter)).pop() else {
+        panic!()
+    };
+    update(&mut state, Msg::Job(job, JobOutput::Query(Ok(result))));
+    update(&mut state, key(KeyCode::Char('G')));
+    let screen = render(&state, 120, 40).backend().to_string();
+    assert!(screen.contains("999999"), "{screen}");
+    let long = "x".repeat(10_000) + "\n\ttab";
+    let odd = Arc::new(fixtures::result(
+        &[("s", "String")],
+        vec![vec![Value::String(long)]],
+    ));
+    let job = rerun(&mut state);
+    update(&mut state, Msg::Job(job, JobOutput::Query(Ok(odd))));
+    render(&state, 80, 24);
+    let empty = Arc::new(fixtures::result(&[("s", "String")], Vec::new()));
+    let job = rerun(&mut state);
+    update(&mut state, Msg::Job(job, JobOutput::Query(Ok(empty))));
+    render(&state, 80, 24);
+    let job = rerun(&mut state);
+    update(
+        &mut state,
+        Msg::Job(job, JobOutput::Query(Err("Code: 62. Syntax error".into()))),
+    );
+    let screen = render(&state, 80, 24).backend().to_string();
+    assert!(screen.contains("Syntax error"), "{screen}");
+}
+
+/// `e` then Enter: runs the SQL box again; returns the job.
+fn rerun(state: &mut State) -> super::app::JobId {
+    update(state, key(KeyCode::Char('e')));
+    match update(state, key(KeyCode::Enter)).pop() {
+        Some(Command::RunSql { job, .. }) => job,
+        other => panic!("{other:?}"),
+    }
+}
+
+macro_rules! snapshot_views {
+    ($($name:ident: $setup:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let state = $setup;
+            for (w, h) in [(80, 24), (120, 40)] {
+                let terminal = render(&state, w, h);
+                insta::assert_snapshot!(format!("{}_{w}x{h}", stringify!($name)), terminal.backend());
+            }
+        }
+    )*};
+}
+
+snapshot_views! {
+    screen_ask_suggestions: {
+        let mut s = full_state();
+        update(&mut s, key(KeyCode::Esc));
+        s
+    };
+    screen_ask_result: {
+        let mut s = full_state();
+        answer(&mut s, "events per hour");
+        s
+    };
+    screen_ask_chart: {
+        let mut s = full_state();
+        answer(&mut s, "events per hour");
+        update(&mut s, key(KeyCode::Char('c')));
+        s
+    };
+    screen_pipelines: {
+        let mut s = full_state();
+        update(&mut s, key(KeyCode::Tab));
+        s
+    };
+    screen_schema: {
+        let mut s = full_state();
+        update(&mut s, key(KeyCode::Esc));
+        update(&mut s, key(KeyCode::Char('3')));
+        s
+    };
+    screen_history: {
+        let mut s = full_state();
+        update(&mut s, key(KeyCode::Esc));
+        update(&mut s, key(KeyCode::Char('4')));
+        s
+    };
+    screen_help: {
+        let mut s = full_state();
+        update(&mut s, key(KeyCode::Esc));
+        update(&mut s, key(KeyCode::Char('?')));
+        s
+    };
+}

@@ -1,0 +1,210 @@
+//! The Ask view: question box, status line, SQL (highlighted, or the editor when focused) and
+//! the result as a table or chart, or the suggestions before the first result.
+
+use ratatui::layout::{Alignment, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::{panel, placeholder};
+use crate::tui::app::{AskFocus, Phase, State};
+use crate::tui::layout;
+use crate::tui::widgets::chart::ResultChart;
+use crate::tui::widgets::result_table::ResultTable;
+use crate::tui::widgets::sql;
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
+    let ask = &state.ask;
+    let theme = &state.theme;
+    let areas = layout::ask(body, ask.sql.lines());
+
+    let focused = ask.focus == AskFocus::Question;
+    let block = panel(
+        " Ask a question, or type SQL to run it as written ",
+        focused,
+        theme,
+    );
+    let inner = block.inner(areas.question);
+    frame.render_widget(block, areas.question);
+    if ask.question.is_empty() && !focused {
+        frame.render_widget(
+            Line::styled("press i to type a question", theme.muted),
+            inner,
+        );
+    } else {
+        frame.render_widget(&ask.question, inner);
+    }
+
+    frame.render_widget(status_line(state), areas.context);
+    if let Some(turn) = ask.conversation.last() {
+        let refining = Line::from(vec![
+            Span::styled("refining: ", theme.muted),
+            Span::styled(turn.question.clone(), theme.accent),
+            Span::styled(" (ctrl-l forgets) ", theme.muted),
+        ])
+        .alignment(Alignment::Right);
+        if areas.context.width >= 80 {
+            frame.render_widget(refining, areas.context);
+        }
+    }
+
+    let sql_focused = ask.focus == AskFocus::Sql;
+    let title = if ask.sql_edited {
+        " SQL (edited: Enter runs it as written) "
+    } else {
+        " SQL "
+    };
+    let block = panel(title, sql_focused, theme);
+    let inner = block.inner(areas.sql);
+    frame.render_widget(block, areas.sql);
+    if sql_focused {
+        frame.render_widget(&ask.sql, inner);
+    } else {
+        let text = ask.sql.lines().join("\n");
+        frame.render_widget(
+            Paragraph::new(sql::highlight(&text, theme)).wrap(Wrap { trim: false }),
+            inner,
+        );
+    }
+
+    draw_result(frame, areas.result, state);
+}
+
+fn status_line(state: &State) -> Line<'static> {
+    let ask = &state.ask;
+    let theme = &state.theme;
+    let spinner = SPINNER[(state.ticks % SPINNER.len() as u64) as usize];
+    let since = |started: u64| state.now.saturating_sub(started) as f64 / 1000.0;
+    match &ask.phase {
+        Phase::Idle => Line::styled(
+            " Enter asks · Esc goes to the result · ? shows every key",
+            theme.muted,
+        ),
+        Phase::Generating {
+            attempt,
+            started_ms,
+        } => Line::from(vec![
+            Span::styled(format!(" {spinner} "), theme.accent),
+            Span::styled(
+                format!(
+                    "writing SQL (attempt {attempt}) · {:.1} s · Esc cancels",
+                    since(*started_ms)
+                ),
+                theme.text,
+            ),
+        ]),
+        Phase::Running { started_ms } => Line::from(vec![
+            Span::styled(format!(" {spinner} "), theme.accent),
+            Span::styled(
+                format!("running · {:.1} s · Esc cancels", since(*started_ms)),
+                theme.text,
+            ),
+        ]),
+        Phase::Done => {
+            let mut text = String::from(" ✓ done");
+            if let Some(g) = ask.generation_time {
+                text.push_str(&format!(" · SQL written in {:.1} s", g.as_secs_f64()));
+            }
+            let retries = ask.attempts.len().saturating_sub(1);
+            if retries > 0 {
+                text.push_str(&format!(" after {retries} repair(s)"));
+            }
+            Line::styled(text, theme.success)
+        }
+        Phase::Failed(_) => Line::styled(" ✗ failed (details below)", theme.danger),
+    }
+}
+
+fn draw_result(frame: &mut Frame, area: Rect, state: &State) {
+    let ask = &state.ask;
+    let theme = &state.theme;
+    let focused = ask.focus == AskFocus::Result;
+    if let Phase::Failed(reason) = &ask.phase {
+        let mut lines = vec![Line::styled(reason.clone(), theme.danger), Line::raw("")];
+        for (i, attempt) in ask.attempts.iter().enumerate() {
+            lines.push(Line::styled(format!("attempt {}:", i + 1), theme.header));
+            lines.extend(sql::highlight(&attempt.sql, theme));
+            if let Some(error) = &attempt.error {
+                lines.push(Line::styled(format!("  → {error}"), theme.warning));
+            }
+        }
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(panel(" Error ", focused, theme)),
+            area,
+        );
+        return;
+    }
+    if let Some(view) = &ask.result {
+        match (&ask.chart, ask.show_chart) {
+            (Some(set), true) => {
+                let title = format!(" Chart ({}) · c: table · v: kind ", ask.chart_kind.name());
+                let block = panel(title, focused, theme);
+                let inner = block.inner(area);
+                frame.render_widget(block, area);
+                frame.render_widget(
+                    ResultChart {
+                        set,
+                        kind: ask.chart_kind,
+                        theme,
+                    },
+                    inner,
+                );
+            }
+            _ => {
+                let hint = if ask.chart.is_some() {
+                    " · c: chart"
+                } else {
+                    ""
+                };
+                let title = format!(" Result · {}{hint} ", view.summary());
+                let block = panel(title, focused, theme);
+                let inner = block.inner(area);
+                frame.render_widget(block, area);
+                frame.render_widget(
+                    ResultTable {
+                        view,
+                        theme,
+                        focused,
+                    },
+                    inner,
+                );
+            }
+        }
+        return;
+    }
+    let block = panel(" Suggestions · Enter runs one ", focused, theme);
+    if ask.suggestions.is_empty() {
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        placeholder(
+            frame,
+            inner,
+            "Ask about your data, e.g. “How many events per hour today?”",
+            theme.muted,
+        );
+        return;
+    }
+    let items: Vec<ListItem> = ask
+        .suggestions
+        .iter()
+        .map(|s| {
+            ListItem::new(Line::from(vec![
+                Span::styled(format!("{:<18} ", s.table), theme.muted),
+                Span::styled(s.question.clone(), theme.text),
+            ]))
+        })
+        .collect();
+    let list = List::new(items).block(block);
+    let list = if focused {
+        list.highlight_style(theme.selection)
+    } else {
+        list
+    };
+    // A fresh list state each frame: the offset follows the selection without being stored.
+    let mut list_state = ListState::default().with_selected(Some(ask.selected_suggestion));
+    frame.render_stateful_widget(list, area, &mut list_state);
+}

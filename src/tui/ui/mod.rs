@@ -1,0 +1,364 @@
+//! Drawing: a pure function of `&State`. The frame is tabs, the view, a notice line and the
+//! status bar; help, the quit question and prompts are drawn over it.
+
+mod ask;
+mod history;
+mod pipelines;
+mod schema;
+
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::action::Action;
+use super::app::{Level, ModelStatus, State, View};
+use super::layout;
+use super::theme::Theme;
+
+pub fn draw(frame: &mut Frame, state: &State) {
+    let area = frame.area();
+    if layout::too_small(area) {
+        draw_too_small(frame, area, &state.theme);
+        return;
+    }
+    let screen = layout::screen(area);
+    draw_tabs(frame, screen.tabs, state);
+    match state.view {
+        View::Ask => ask::draw(frame, screen.body, state),
+        View::Pipelines => pipelines::draw(frame, screen.body, state),
+        View::Schema => schema::draw(frame, screen.body, state),
+        View::History => history::draw(frame, screen.body, state),
+    }
+    draw_notice(frame, screen.notice, state);
+    draw_status(frame, screen.status, state);
+    if let Some(filter) = &state.filter {
+        prompt(
+            frame,
+            screen.body,
+            "Filter (Enter keeps it, Esc clears)",
+            &filter.text,
+            &state.theme,
+        );
+    } else if let Some(export) = &state.ask.export {
+        prompt(
+            frame,
+            screen.body,
+            "Export to (.csv, .json or .tsv; Enter writes, Esc cancels)",
+            export,
+            &state.theme,
+        );
+    }
+    if state.help {
+        draw_help(frame, screen.body, state);
+    }
+    if state.confirm_quit {
+        draw_confirm_quit(frame, screen.body, state);
+    }
+}
+
+fn draw_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
+    let text = format!(
+        "Terminal too small ({}×{}). Aurora needs at least {}×{}: enlarge the window, or press q to quit.",
+        area.width,
+        area.height,
+        layout::MIN_WIDTH,
+        layout::MIN_HEIGHT
+    );
+    frame.render_widget(
+        Paragraph::new(text)
+            .style(theme.warning)
+            .wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+fn draw_tabs(frame: &mut Frame, area: Rect, state: &State) {
+    let theme = &state.theme;
+    let mut spans = vec![Span::styled(" aurora ", theme.title)];
+    for (i, view) in View::ALL.iter().enumerate() {
+        let style = if *view == state.view {
+            theme.tab_active
+        } else {
+            theme.tab
+        };
+        spans.push(Span::styled(format!(" {} {} ", i + 1, view.title()), style));
+        spans.push(Span::raw(" "));
+    }
+    frame.render_widget(Line::from(spans), area);
+    let help = Line::from(vec![
+        Span::styled(state.keymap.keys_for(Action::ToggleHelp), theme.key_hint),
+        Span::styled(" help ", theme.muted),
+    ])
+    .alignment(Alignment::Right);
+    frame.render_widget(help, area);
+}
+
+fn draw_notice(frame: &mut Frame, area: Rect, state: &State) {
+    let theme = &state.theme;
+    let Some(notice) = &state.notice else {
+        return;
+    };
+    let style = match notice.level {
+        Level::Info => theme.muted,
+        Level::Warning => theme.warning,
+        Level::Error => theme.danger,
+    };
+    frame.render_widget(Line::styled(notice.text.clone(), style), area);
+}
+
+fn draw_status(frame: &mut Frame, area: Rect, state: &State) {
+    let theme = &state.theme;
+    let model = match &state.model {
+        ModelStatus::Ready(id) if id.chars().count() > 28 => {
+            format!("model {}…", id.chars().take(27).collect::<String>())
+        }
+        ModelStatus::Ready(id) => format!("model {id}"),
+        ModelStatus::Missing(why) => format!("model: {why}"),
+    };
+    let rows = state.pipelines.rows.len();
+    let rate: f64 = state
+        .pipelines
+        .rows
+        .iter()
+        .map(|r| r.snapshot.status.rows_per_sec)
+        .sum();
+    let pipelines = if rows == 0 {
+        "no pipelines".to_string()
+    } else {
+        format!(
+            "pipelines {}/{} running · {} rows/s",
+            state.running_pipelines(),
+            rows,
+            compact(rate)
+        )
+    };
+    let clock = clock(state.now);
+    let text = format!(
+        " {} · ClickHouse {} · {} · {} ",
+        state.server, state.server_version, model, pipelines
+    );
+    frame.render_widget(Block::new().style(theme.status_bar), area);
+    // The clock keeps its place on the right; the text is cut before it.
+    let clock_width = clock.len() as u16 + 2;
+    let text_area = Rect {
+        width: area.width.saturating_sub(clock_width),
+        ..area
+    };
+    frame.render_widget(Line::styled(text, theme.status_bar), text_area);
+    frame.render_widget(
+        Line::styled(format!("{clock} "), theme.status_bar).alignment(Alignment::Right),
+        area,
+    );
+}
+
+/// `HH:MM:SS` UTC of a Unix-milliseconds time.
+pub fn clock(now_ms: u64) -> String {
+    let secs = now_ms / 1000 % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// 1234 → `1.2k`, 5_600_000 → `5.6M`; for rates and counts in tight columns.
+pub fn compact(value: f64) -> String {
+    let abs = value.abs();
+    if abs >= 1e9 {
+        format!("{:.1}G", value / 1e9)
+    } else if abs >= 1e6 {
+        format!("{:.1}M", value / 1e6)
+    } else if abs >= 1e4 {
+        format!("{:.1}k", value / 1e3)
+    } else if abs >= 100.0 || value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+/// A box with a title in the theme's border styles.
+pub fn panel<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme) -> Block<'a> {
+    Block::new()
+        .borders(Borders::ALL)
+        .border_style(if focused {
+            theme.border_focused
+        } else {
+            theme.border
+        })
+        .title(title)
+        .title_style(theme.title)
+}
+
+/// A rectangle of `width`×`height` centred in `area` (clipped to it).
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    )
+}
+
+fn prompt(
+    frame: &mut Frame,
+    body: Rect,
+    title: &str,
+    text: &tui_textarea::TextArea<'static>,
+    theme: &Theme,
+) {
+    let area = centered(body, body.width.saturating_sub(4).min(80), 3);
+    frame.render_widget(Clear, area);
+    let block = panel(title.to_string(), true, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    frame.render_widget(text, inner);
+}
+
+fn draw_help(frame: &mut Frame, body: Rect, state: &State) {
+    let theme = &state.theme;
+    let lines: Vec<Line> = help_actions(state.view)
+        .iter()
+        .map(|action| {
+            Line::from(vec![
+                Span::styled(
+                    format!("{:>16}  ", state.keymap.keys_for(*action)),
+                    theme.key_hint,
+                ),
+                Span::styled(action.description(), theme.text),
+            ])
+        })
+        .chain([
+            Line::raw(""),
+            Line::styled(typing_help(state.view), theme.muted),
+        ])
+        .collect();
+    let height = lines.len() as u16 + 4;
+    let area = centered(body, 72, height);
+    frame.render_widget(Clear, area);
+    let title = format!("Keys · {} view (any key closes)", state.view.title());
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(panel(title, true, theme))
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+/// The actions that do something in `view`, in the order the help lists them.
+pub fn help_actions(view: View) -> Vec<Action> {
+    use Action::*;
+    let common = [
+        ToggleHelp,
+        NextView,
+        PreviousView,
+        ShowAsk,
+        ShowPipelines,
+        ShowSchema,
+        ShowHistory,
+    ];
+    let specific: &[Action] = match view {
+        View::Ask => &[
+            FocusQuestion,
+            EditSql,
+            RunSql,
+            OpenEditor,
+            Back,
+            Select,
+            MoveUp,
+            MoveDown,
+            MoveLeft,
+            MoveRight,
+            PageUp,
+            PageDown,
+            GoToTop,
+            GoToBottom,
+            StartFilter,
+            ToggleChart,
+            CycleChart,
+            ExportResult,
+            ClearConversation,
+        ],
+        View::Pipelines => &[
+            MoveUp,
+            MoveDown,
+            PausePipeline,
+            ResumePipeline,
+            RestartPipeline,
+        ],
+        View::Schema => &[
+            MoveUp,
+            MoveDown,
+            Select,
+            Back,
+            StartFilter,
+            RunSql,
+            PageUp,
+            PageDown,
+            MoveLeft,
+            MoveRight,
+        ],
+        View::History => &[
+            MoveUp,
+            MoveDown,
+            Select,
+            EditSql,
+            ToggleFavourite,
+            StartFilter,
+            GoToTop,
+            GoToBottom,
+        ],
+    };
+    specific
+        .iter()
+        .chain(common.iter())
+        .chain([&Quit])
+        .copied()
+        .collect()
+}
+
+fn typing_help(view: View) -> &'static str {
+    match view {
+        View::Ask => {
+            "In the question box: Enter asks (SQL typed there runs as written), ↑/↓ recall \
+             earlier questions. In the SQL box: Enter runs, Alt-Enter adds a line. Esc leaves \
+             a box; while typing, only Ctrl/Alt keys, F-keys, Tab and Esc are commands."
+        }
+        _ => "While typing a filter, Enter keeps it and Esc clears it.",
+    }
+}
+
+fn draw_confirm_quit(frame: &mut Frame, body: Rect, state: &State) {
+    let theme = &state.theme;
+    let area = centered(body, 56, 5);
+    frame.render_widget(Clear, area);
+    let text = format!(
+        "{} pipeline(s) are running. Quit and stop them? They stop after storing what they \
+         read. y / Enter: quit, any other key: stay",
+        state.running_pipelines()
+    );
+    frame.render_widget(
+        Paragraph::new(text)
+            .style(theme.text)
+            .wrap(Wrap { trim: true })
+            .block(panel("Quit?", true, theme).border_style(theme.warning)),
+        area,
+    );
+}
+
+/// A centred message in an otherwise empty area.
+pub fn placeholder(frame: &mut Frame, area: Rect, text: &str, style: Style) {
+    let [_, middle, _] = Layout::vertical([
+        Constraint::Percentage(40),
+        Constraint::Min(1),
+        Constraint::Percentage(40),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(text.to_string())
+            .style(style)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        middle,
+    );
+}
