@@ -8,6 +8,7 @@
 pub mod assistant;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod ingest;
 pub mod telemetry;
 pub mod tui;

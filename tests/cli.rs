@@ -229,13 +229,13 @@ fn flags_beat_env() {
 #[test]
 fn demo_loads_sample_data_and_schema_describes_it() {
     let url = common::url();
-    let o = aurora(&["--url", &url, "demo"]);
+    let o = aurora(&["--url", &url, "demo", "--tour"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("demo.events"), "{text}");
     assert!(text.contains("7 rows in set"), "{text}");
     // Idempotent: a second run does not load twice.
-    let again = aurora(&["--url", &url, "demo"]);
+    let again = aurora(&["--url", &url, "demo", "--tour"]);
     assert!(
         stdout(&again).contains("already loaded"),
         "{}",
@@ -261,6 +261,32 @@ fn demo_loads_sample_data_and_schema_describes_it() {
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("did you mean `demo.events`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn demo_without_a_terminal_points_to_headless_and_tour() {
+    // The tests' stdout is a pipe: the full-screen workspace cannot open.
+    let o = aurora(&["--url", &common::closed_port_url(), "demo"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("needs a terminal")
+            && err.contains("--headless --duration")
+            && err.contains("--tour"),
+        "{err}"
+    );
+    assert_no_panic(&o);
+    // The headless options need --headless.
+    let o = aurora(&["demo", "--duration", "5s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--headless"), "{}", stderr(&o));
+    let o = aurora(&["demo", "--headless", "--rate", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("between 0.1 and 20000"),
         "{}",
         stderr(&o)
     );

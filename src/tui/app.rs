@@ -160,6 +160,22 @@ pub struct PipelineRow {
     pub rates: VecDeque<u64>,
 }
 
+impl PipelineRow {
+    /// Rows per second now: the engine's figure is over its last window, so a paused or ended
+    /// pipeline would otherwise go on showing its last rate.
+    pub fn rate_of(snapshot: &PipelineSnapshot) -> f64 {
+        if snapshot.is_running() {
+            snapshot.status.rows_per_sec.max(0.0)
+        } else {
+            0.0
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        Self::rate_of(&self.snapshot)
+    }
+}
+
 #[derive(Default)]
 pub struct PipelinesState {
     pub rows: Vec<PipelineRow>,
@@ -492,9 +508,14 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
             Vec::new()
         }
         Msg::PipelineControlled { name, result } => {
-            state.pipelines.pending = None;
+            let done = match state.pipelines.pending.take() {
+                Some((_, PipelineControl::Pause)) => "paused",
+                Some((_, PipelineControl::Resume)) => "resumed",
+                Some((_, PipelineControl::Restart)) => "restarted",
+                None => "done",
+            };
             match result {
-                Ok(()) => state.notify(Level::Info, format!("pipeline `{name}`: done")),
+                Ok(()) => state.notify(Level::Info, format!("pipeline `{name}`: {done}")),
                 Err(e) => state.notify(Level::Error, format!("pipeline `{name}`: {e}")),
             }
             Vec::new()
@@ -1095,7 +1116,7 @@ fn on_pipelines(state: &mut State, snapshots: Vec<PipelineSnapshot>) {
                 .find(|r| r.snapshot.status.name == snapshot.status.name)
                 .map_or(0, |r| r.snapshot.status.updated_at);
             if snapshot.status.updated_at != last_update || rates.is_empty() {
-                rates.push_back(snapshot.status.rows_per_sec.round().max(0.0) as u64);
+                rates.push_back(PipelineRow::rate_of(&snapshot).round() as u64);
                 while rates.len() > RATE_HISTORY {
                     rates.pop_front();
                 }

@@ -111,24 +111,19 @@ fn draw_notice(frame: &mut Frame, area: Rect, state: &State) {
 fn draw_status(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
     let model = match &state.model {
-        ModelStatus::Ready(id) if id.chars().count() > 28 => {
-            format!("model {}…", id.chars().take(27).collect::<String>())
+        ModelStatus::Ready(id) if id.chars().count() > 24 => {
+            format!("{}…", id.chars().take(23).collect::<String>())
         }
-        ModelStatus::Ready(id) => format!("model {id}"),
+        ModelStatus::Ready(id) => id.clone(),
         ModelStatus::Missing(why) => format!("model: {why}"),
     };
     let rows = state.pipelines.rows.len();
-    let rate: f64 = state
-        .pipelines
-        .rows
-        .iter()
-        .map(|r| r.snapshot.status.rows_per_sec)
-        .sum();
+    let rate: f64 = state.pipelines.rows.iter().map(|r| r.rate()).sum();
     let pipelines = if rows == 0 {
         "no pipelines".to_string()
     } else {
         format!(
-            "pipelines {}/{} running · {} rows/s",
+            "{}/{} pipelines running · {} rows/s",
             state.running_pipelines(),
             rows,
             compact(rate)
@@ -136,8 +131,8 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &State) {
     };
     let clock = clock(state.now);
     let text = format!(
-        " {} · ClickHouse {} · {} · {} ",
-        state.server, state.server_version, model, pipelines
+        " {} (ClickHouse {}) · {} · {} ",
+        state.server, state.server_version, pipelines, model
     );
     frame.render_widget(Block::new().style(theme.status_bar), area);
     // The clock keeps its place on the right; the text is cut before it.

@@ -64,7 +64,7 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
             Row::new(vec![
                 Cell::from(s.name.clone()),
                 Cell::from(state_text).style(state_style),
-                Cell::from(Line::from(compact(s.rows_per_sec)).right_aligned()).style(theme.number),
+                Cell::from(Line::from(compact(row.rate())).right_aligned()).style(theme.number),
                 Cell::from(""),
                 Cell::from(Line::from(compact(s.lag.values().sum::<u64>() as f64)).right_aligned())
                     .style(theme.number),

@@ -1,0 +1,190 @@
+//! The workspace in a real terminal: the release binary (`AURORA_BIN`, which `make test`
+//! builds; otherwise the test build) runs `aurora demo` inside tmux against the test server
+//! and the default model. The test types like a user (`send-keys`) and reads the screen
+//! (`capture-pane`): ask a question and see rows, switch to Pipelines and see a rate above
+//! zero, open the help, quit, and check the terminal is back to the shell.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    fn start(command: &str, width: u16, height: u16) -> Self {
+        let session = format!("aurora-test-{}", std::process::id());
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .arg(command)
+            .status()
+            .expect("tmux is installed by scripts/setup");
+        assert!(status.success(), "tmux new-session failed");
+        // Keep the pane after the program exits, to check what it left behind.
+        let _ = Command::new("tmux")
+            .args(["set-option", "-t", &session, "remain-on-exit", "on"])
+            .status();
+        Self { session }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.session])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    fn literal(&self, text: &str) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.session, "-l", text])
+            .status()
+            .expect("tmux send-keys");
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn display(&self, format: &str) -> String {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.session, format])
+            .output()
+            .expect("tmux display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Waits until `found` holds for the screen, or fails with the last screen.
+    fn wait_for(&self, what: &str, timeout: Duration, found: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen();
+            if found(&screen) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+fn binary() -> String {
+    std::env::var("AURORA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_aurora").to_string())
+}
+
+/// The rows/s the Pipelines view shows for the demo pipeline.
+fn demo_rate(screen: &str) -> Option<f64> {
+    let line = screen
+        .lines()
+        .find(|l| l.contains("demo-clickstream") && l.contains("running"))?;
+    let after = line.split("running").nth(1)?;
+    let word = after.split_whitespace().next()?;
+    let (number, scale) = match word.strip_suffix('k') {
+        Some(n) => (n, 1000.0),
+        None => (word, 1.0),
+    };
+    number.parse::<f64>().ok().map(|n| n * scale)
+}
+
+#[test]
+fn demo_in_a_real_terminal_asks_watches_helps_and_quits_cleanly() {
+    let url = common::url();
+    let config = common::empty_config();
+    let command = format!(
+        "env -u AURORA_LOG AURORA_CONFIG={} AURORA_CLICKHOUSE_URL={url} TERM=xterm-256color {} demo",
+        config.display(),
+        binary()
+    );
+    let tmux = Tmux::start(&command, 120, 40);
+    tmux.wait_for("the Ask view", Duration::from_secs(120), |s| {
+        s.contains("Ask a question") && s.contains("Suggestions")
+    });
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "1",
+        "the workspace uses the alternate screen"
+    );
+
+    tmux.literal("How many events are there?");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("a result", Duration::from_secs(180), |s| {
+        s.contains("✓") || s.contains("failed")
+    });
+    assert!(screen.contains("✓"), "the question failed:\n{screen}");
+    assert!(screen.contains("SELECT"), "{screen}");
+    assert!(screen.contains("rows"), "{screen}");
+
+    tmux.keys(&["2"]);
+    tmux.wait_for("the demo pipeline's rate", Duration::from_secs(60), |s| {
+        demo_rate(s).is_some_and(|r| r > 0.0)
+    });
+
+    tmux.keys(&["?"]);
+    let help = tmux.wait_for("the help", Duration::from_secs(10), |s| {
+        s.contains("Keys · Pipelines view")
+    });
+    assert!(help.contains("pause the pipeline"), "{help}");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the help to close", Duration::from_secs(10), |s| {
+        !s.contains("Keys · Pipelines")
+    });
+
+    // Pipelines run, so quitting asks first.
+    tmux.keys(&["q"]);
+    tmux.wait_for("the quit question", Duration::from_secs(10), |s| {
+        s.contains("Quit?")
+    });
+    tmux.keys(&["y"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tmux.display("#{pane_dead}") != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "aurora did not exit:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        tmux.display("#{pane_dead_status}"),
+        "0",
+        "exit status; screen:\n{}",
+        tmux.screen()
+    );
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "the alternate screen was left"
+    );
+    assert_eq!(
+        tmux.display("#{cursor_flag}"),
+        "1",
+        "the cursor is visible again"
+    );
+}
