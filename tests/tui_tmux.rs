@@ -31,10 +31,6 @@ impl Tmux {
             .status()
             .expect("tmux is installed by scripts/setup");
         assert!(status.success(), "tmux new-session failed");
-        // Keep the pane after the program exits, to check what it left behind.
-        let _ = Command::new("tmux")
-            .args(["set-option", "-t", &session, "remain-on-exit", "on"])
-            .status();
         Self { session }
     }
 
@@ -117,8 +113,12 @@ fn demo_rate(screen: &str) -> Option<f64> {
 fn demo_in_a_real_terminal_asks_watches_helps_and_quits_cleanly() {
     let url = common::url();
     let config = common::empty_config();
+    // A shell runs aurora and then reports how it left the terminal: the exit status and
+    // whether the line discipline is back in canonical (non-raw) mode.
     let command = format!(
-        "env -u AURORA_LOG AURORA_CONFIG={} AURORA_CLICKHOUSE_URL={url} TERM=xterm-256color {} demo",
+        "sh -c 'env -u AURORA_LOG AURORA_CONFIG={} AURORA_CLICKHOUSE_URL={url} \\
+         TERM=xterm-256color {} demo; echo \"aurora exited with $?\"; \\
+         stty -a | tr \" \" \"\\n\" | grep -x -- \"-*icanon\"; exec sleep 600'",
         config.display(),
         binary()
     );
@@ -162,20 +162,18 @@ fn demo_in_a_real_terminal_asks_watches_helps_and_quits_cleanly() {
         s.contains("Quit?")
     });
     tmux.keys(&["y"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tmux.display("#{pane_dead}") != "1" {
-        assert!(
-            Instant::now() < deadline,
-            "aurora did not exit:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let screen = tmux.wait_for("aurora to exit", Duration::from_secs(60), |s| {
+        s.contains("aurora exited with") && s.contains("icanon")
+    });
+    assert!(screen.contains("aurora exited with 0"), "{screen}");
+    let after: Vec<&str> = screen
+        .lines()
+        .skip_while(|l| !l.contains("aurora exited with"))
+        .collect();
     assert_eq!(
-        tmux.display("#{pane_dead_status}"),
-        "0",
-        "exit status; screen:\n{}",
-        tmux.screen()
+        after.get(1).map(|l| l.trim()),
+        Some("icanon"),
+        "raw mode is off:\n{screen}"
     );
     assert_eq!(
         tmux.display("#{alternate_on}"),
