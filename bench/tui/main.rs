@@ -182,28 +182,17 @@ fn measure(rt: &tokio::runtime::Runtime, url: &str, work: &Path) -> Result<()> {
     if !status.success() {
         return Err("`aurora query \"SELECT 1\"` failed".into());
     }
-    let frame_log = work.join("frames.log");
-    let session = format!("aurora-bench-{}", std::process::id());
-    let command = format!(
-        "AURORA_CONFIG={} AURORA_CLICKHOUSE_URL={url} AURORA_FRAME_LOG={} TERM=xterm-256color {}",
-        config.display(),
-        frame_log.display(),
-        binary.display()
-    );
-    tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        &session,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &command,
-    ])?;
-    let outcome = drive(&session, &frame_log);
-    let _ = tmux(&["kill-session", "-t", &session]);
-    let (first_frame_ms, peak_rss_kib) = outcome?;
+    // With the default model (it loads in the background as the workspace opens) and without
+    // one (`AURORA_MODEL` naming a missing file), to tell the model's memory from the result's.
+    let (first_frame_ms, peak_rss_kib) = in_tmux(&binary, &config, url, work, "with-model", "")?;
+    let (_, no_model_rss_kib) = in_tmux(
+        &binary,
+        &config,
+        url,
+        work,
+        "no-model",
+        "AURORA_MODEL=/nonexistent/none.gguf ",
+    )?;
     println!(
         "first frame: {first_frame_ms} ms from process start (goal < 300 ms); \
          `aurora query \"SELECT 1\"` baseline {:.0} ms; ratio {:.2}×",
@@ -221,13 +210,48 @@ fn measure(rt: &tokio::runtime::Runtime, url: &str, work: &Path) -> Result<()> {
     let cli_rss_kib = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)?
         .max_rss() as u64;
     println!(
-        "peak RSS holding and scrolling 1M rows: {:.1} MB (goal < 300 MB); headless `aurora query` \
-         of the same rows to /dev/null {:.1} MB (peak of this bench's children); ratio {:.2}×",
+        "peak RSS holding and scrolling 1M rows: {:.1} MB with the model loaded, {:.1} MB without \
+         (goal < 300 MB); headless `aurora query` of the same rows to /dev/null {:.1} MB (peak of \
+         this bench's children); ratio without the model {:.2}×",
         peak_rss_kib as f64 / 1024.0,
+        no_model_rss_kib as f64 / 1024.0,
         cli_rss_kib as f64 / 1024.0,
-        peak_rss_kib as f64 / cli_rss_kib.max(1) as f64
+        no_model_rss_kib as f64 / cli_rss_kib.max(1) as f64
     );
     Ok(())
+}
+
+/// Runs the workspace in tmux with `env` before the binary; returns (first frame ms, peak RSS KiB).
+fn in_tmux(
+    binary: &Path,
+    config: &Path,
+    url: &str,
+    work: &Path,
+    label: &str,
+    env: &str,
+) -> Result<(u64, u64)> {
+    let frame_log = work.join(format!("frames-{label}.log"));
+    let session = format!("aurora-bench-{label}-{}", std::process::id());
+    let command = format!(
+        "AURORA_CONFIG={} AURORA_CLICKHOUSE_URL={url} AURORA_FRAME_LOG={} {env}TERM=xterm-256color {}",
+        config.display(),
+        frame_log.display(),
+        binary.display()
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &command,
+    ])?;
+    let outcome = drive(&session, &frame_log);
+    let _ = tmux(&["kill-session", "-t", &session]);
+    outcome
 }
 
 fn release_binary() -> Result<PathBuf> {

@@ -209,16 +209,14 @@ async fn workspace(session: &Session, args: &DemoArgs) -> Result<ExitCode> {
     let demo = LiveDemo::start(session.warehouse.clone(), live_options(args))
         .await
         .map_err(demo_error)?;
-    let server_label = match &session.local {
-        Some(server) => format!("private {}", server.url().trim_start_matches("http://")),
-        None => session.warehouse.url().to_string(),
-    };
+    let server_label = super::workspace::server_label(session);
     let context = crate::tui::TuiContext {
         warehouse: session.warehouse.clone(),
         config: session.config.clone(),
         server_label,
         supervisor: Some(demo.supervisor()),
         state_dir: crate::ingest::engine::default_state_dir(),
+        focus_database: Some("demo".into()),
     };
     let outcome = crate::tui::run(context).await;
     demo.shutdown().await;

@@ -28,6 +28,7 @@ pub async fn run(global: &GlobalArgs) -> Result<ExitCode> {
         server_label: server_label(&session),
         supervisor: None,
         state_dir: crate::ingest::engine::default_state_dir(),
+        focus_database: None,
     };
     let outcome = crate::tui::run(ctx).await;
     session.close().await;

@@ -278,6 +278,8 @@ pub struct State {
     pub filter: Option<FilterInput>,
     /// The filter last applied per view (kept after the prompt closes).
     pub filters: [String; 4],
+    /// A database whose tables come first in suggestions (the demo's `demo`).
+    pub focus_database: Option<String>,
     next_job: JobId,
 }
 
@@ -399,6 +401,7 @@ impl State {
             history: HistoryState::default(),
             filter: None,
             filters: Default::default(),
+            focus_database: None,
             next_job: 0,
         }
     }
@@ -485,7 +488,12 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
             Vec::new()
         }
         Msg::Job(job, output) => on_job(state, job, output),
-        Msg::Schema(Ok((schema, suggestions))) => {
+        Msg::Schema(Ok((schema, mut suggestions))) => {
+            if let Some(db) = &state.focus_database {
+                let prefix = format!("{db}.");
+                // Stable: the order within each group stays the suggester's.
+                suggestions.sort_by_key(|s| !s.table.starts_with(&prefix));
+            }
             state.schema.schema = Some(schema);
             state.schema.error = None;
             state.ask.suggestions = suggestions;

@@ -60,6 +60,8 @@ pub struct TuiContext {
     pub supervisor: Option<Arc<Supervisor>>,
     /// Where `aurora pipeline run` processes publish their status files.
     pub state_dir: PathBuf,
+    /// Tables of this database come first in the suggestions.
+    pub focus_database: Option<String>,
 }
 
 fn unix_millis() -> u64 {
@@ -264,6 +266,7 @@ pub fn initial_state(config: &Config, server: String, version: String) -> (State
 pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
     let version = ctx.warehouse.capabilities().version_text.clone();
     let (mut state, problems) = initial_state(&ctx.config, ctx.server_label.clone(), version);
+    state.focus_database = ctx.focus_database.clone();
     if !problems.is_empty() {
         state.notify(Level::Error, problems.join("; "));
     }

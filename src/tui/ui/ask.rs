@@ -37,15 +37,21 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
         frame.render_widget(&ask.question, inner);
     }
 
-    frame.render_widget(status_line(state), areas.context);
+    let status = status_line(state);
+    let used = status.width() as u16;
+    frame.render_widget(status, areas.context);
     if let Some(turn) = ask.conversation.last() {
-        let refining = Line::from(vec![
-            Span::styled("refining: ", theme.muted),
-            Span::styled(turn.question.clone(), theme.accent),
-            Span::styled(" (ctrl-l forgets) ", theme.muted),
-        ])
-        .alignment(Alignment::Right);
-        if areas.context.width >= 80 {
+        // What a follow-up refines, right-aligned in the room the status leaves.
+        let room = usize::from(areas.context.width.saturating_sub(used + 2));
+        let fixed = "refining: ".len() + " (ctrl-l forgets) ".len();
+        if room > fixed + 8 {
+            let question = fit(&turn.question, room - fixed);
+            let refining = Line::from(vec![
+                Span::styled("refining: ", theme.muted),
+                Span::styled(question, theme.accent),
+                Span::styled(" (ctrl-l forgets) ", theme.muted),
+            ])
+            .alignment(Alignment::Right);
             frame.render_widget(refining, areas.context);
         }
     }
@@ -70,6 +76,17 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
     }
 
     draw_result(frame, areas.result, state);
+}
+
+/// `text` cut to `width` characters, with `…` when cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
 }
 
 fn status_line(state: &State) -> Line<'static> {
