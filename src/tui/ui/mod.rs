@@ -212,7 +212,7 @@ fn prompt(
 
 fn draw_help(frame: &mut Frame, body: Rect, state: &State) {
     let theme = &state.theme;
-    let lines: Vec<Line> = help_actions(state.view)
+    let entries: Vec<Line> = help_actions(state.view)
         .iter()
         .map(|action| {
             Line::from(vec![
@@ -223,20 +223,30 @@ fn draw_help(frame: &mut Frame, body: Rect, state: &State) {
                 Span::styled(action.description(), theme.text),
             ])
         })
-        .chain([
-            Line::raw(""),
-            Line::styled(typing_help(state.view), theme.muted),
-        ])
         .collect();
-    let height = lines.len() as u16 + 4;
-    let area = centered(body, 72, height);
+    // One column when it fits the height, else two side by side.
+    let columns = if entries.len() as u16 + 6 > body.height { 2 } else { 1 };
+    let per_column = entries.len().div_ceil(columns);
+    let width = if columns == 2 { 120 } else { 72 };
+    let height = per_column as u16 + 6;
+    let area = centered(body, width, height);
     frame.render_widget(Clear, area);
     let title = format!("Keys · {} view (any key closes)", state.view.title());
+    let block = panel(title, true, theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [keys_area, note_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(3)]).areas(inner);
+    let halves = Layout::horizontal(vec![Constraint::Ratio(1, columns as u32); columns])
+        .split(keys_area);
+    for (chunk, column) in entries.chunks(per_column.max(1)).zip(halves.iter()) {
+        frame.render_widget(Paragraph::new(chunk.to_vec()), *column);
+    }
     frame.render_widget(
-        Paragraph::new(lines)
-            .block(panel(title, true, theme))
-            .wrap(Wrap { trim: false }),
-        area,
+        Paragraph::new(typing_help(state.view))
+            .style(theme.muted)
+            .wrap(Wrap { trim: true }),
+        note_area,
     );
 }
 
