@@ -112,24 +112,8 @@ fn literal(text: &str) -> String {
     format!("'{escaped}'")
 }
 
-/// The default model as `scripts/setup` installs it (the same place `tests/models.rs` checks).
 fn model_path() -> PathBuf {
-    let file = &aurora::assistant::catalog::catalog()
-        .expect("the model catalog")
-        .default_entry()
-        .file;
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".local/share")
-        });
-    let path = data.join("aurora/models").join(file);
-    assert!(
-        path.is_file(),
-        "{} is missing; run scripts/setup",
-        path.display()
-    );
-    path
+    common::default_model_path()
 }
 
 fn model_id() -> String {

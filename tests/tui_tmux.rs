@@ -9,14 +9,18 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// A tmux server of the test's own (`-L`), without the user's `~/.tmux.conf`.
 struct Tmux {
+    socket: String,
     session: String,
 }
 
 impl Tmux {
     fn start(command: &str, width: u16, height: u16) -> Self {
         let session = format!("aurora-test-{}", std::process::id());
+        let socket = session.clone();
         let status = Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null"])
             .args([
                 "new-session",
                 "-d",
@@ -31,11 +35,18 @@ impl Tmux {
             .status()
             .expect("tmux is installed by scripts/setup");
         assert!(status.success(), "tmux new-session failed");
-        Self { session }
+        Self { socket, session }
+    }
+
+    fn tmux(&self) -> Command {
+        let mut command = Command::new("tmux");
+        command.args(["-L", &self.socket]);
+        command
     }
 
     fn keys(&self, keys: &[&str]) {
-        let status = Command::new("tmux")
+        let status = self
+            .tmux()
             .args(["send-keys", "-t", &self.session])
             .args(keys)
             .status()
@@ -44,7 +55,8 @@ impl Tmux {
     }
 
     fn literal(&self, text: &str) {
-        let status = Command::new("tmux")
+        let status = self
+            .tmux()
             .args(["send-keys", "-t", &self.session, "-l", text])
             .status()
             .expect("tmux send-keys");
@@ -52,7 +64,8 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        let out = Command::new("tmux")
+        let out = self
+            .tmux()
             .args(["capture-pane", "-p", "-t", &self.session])
             .output()
             .expect("tmux capture-pane");
@@ -60,7 +73,8 @@ impl Tmux {
     }
 
     fn display(&self, format: &str) -> String {
-        let out = Command::new("tmux")
+        let out = self
+            .tmux()
             .args(["display-message", "-p", "-t", &self.session, format])
             .output()
             .expect("tmux display-message");
@@ -85,9 +99,7 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.session])
-            .status();
+        let _ = self.tmux().args(["kill-server"]).status();
     }
 }
 
@@ -115,11 +127,17 @@ fn demo_in_a_real_terminal_asks_watches_helps_and_quits_cleanly() {
     let config = common::empty_config();
     // A shell runs aurora and then reports how it left the terminal: the exit status and
     // whether the line discipline is back in canonical (non-raw) mode.
+    // The history and the log go to a data directory of the test's own; the model is named
+    // explicitly because it lives in the user's.
+    let data = tempfile::tempdir().expect("a data directory");
     let command = format!(
         "sh -c 'env -u AURORA_LOG AURORA_CONFIG={} AURORA_CLICKHOUSE_URL={url} \\
-         TERM=xterm-256color {} demo; echo \"aurora exited with $?\"; \\
+         XDG_DATA_HOME={} AURORA_MODEL={} TERM=xterm-256color {} demo; \\
+         echo \"aurora exited with $?\"; \\
          stty -a | tr \" \" \"\\n\" | grep -x -- \"-*icanon\"; exec sleep 600'",
         config.display(),
+        data.path().display(),
+        common::default_model_path().display(),
         binary()
     );
     let tmux = Tmux::start(&command, 120, 40);
@@ -185,4 +203,8 @@ fn demo_in_a_real_terminal_asks_watches_helps_and_quits_cleanly() {
         "1",
         "the cursor is visible again"
     );
+    // The question is in the saved history, in the test's data directory.
+    let history = std::fs::read_to_string(data.path().join("aurora/history.json"))
+        .expect("the workspace saved its history");
+    assert!(history.contains("How many events are there?"), "{history}");
 }

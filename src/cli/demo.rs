@@ -200,15 +200,20 @@ fn live_options(args: &DemoArgs) -> LiveDemoOptions {
     }
 }
 
-/// The live demo in the full-screen workspace, with the demo pipeline under its control.
-async fn workspace(session: &Session, args: &DemoArgs) -> Result<ExitCode> {
+/// Says which server, loads the sample if needed, and starts the live shop.
+async fn start_live(session: &Session, args: &DemoArgs) -> Result<LiveDemo> {
     let mut err = std::io::stderr().lock();
     writeln!(err, "{}", server_line(session))?;
     load(session, args.reset, &mut err).await?;
     drop(err);
-    let demo = LiveDemo::start(session.warehouse.clone(), live_options(args))
+    LiveDemo::start(session.warehouse.clone(), live_options(args))
         .await
-        .map_err(demo_error)?;
+        .map_err(demo_error)
+}
+
+/// The live demo in the full-screen workspace, with the demo pipeline under its control.
+async fn workspace(session: &Session, args: &DemoArgs) -> Result<ExitCode> {
+    let demo = start_live(session, args).await?;
     let server_label = super::workspace::server_label(session);
     let context = crate::tui::TuiContext {
         warehouse: session.warehouse.clone(),
@@ -219,7 +224,19 @@ async fn workspace(session: &Session, args: &DemoArgs) -> Result<ExitCode> {
         focus_database: Some("demo".into()),
     };
     let outcome = crate::tui::run(context).await;
-    demo.shutdown().await;
+    eprintln!("Stopping the demo: the generator stops, the pipeline stores what it has read.");
+    // A signal while it drains ends at once, as in headless mode.
+    tokio::select! {
+        report = demo.shutdown() => eprintln!(
+            "The demo pipeline stored {} events in demo.events.",
+            report.pipeline.status.rows_written
+        ),
+        name = super::interrupted() => {
+            eprintln!("{name}: exiting without waiting for the pipeline");
+            outcome?;
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     outcome?;
     Ok(ExitCode::SUCCESS)
 }
@@ -227,13 +244,7 @@ async fn workspace(session: &Session, args: &DemoArgs) -> Result<ExitCode> {
 /// The live demo without a screen: progress lines on stderr until the duration is over or a
 /// signal comes, then the totals on stdout.
 async fn headless(session: &Session, args: &DemoArgs) -> Result<ExitCode> {
-    let mut err = std::io::stderr().lock();
-    writeln!(err, "{}", server_line(session))?;
-    load(session, args.reset, &mut err).await?;
-    drop(err);
-    let demo = LiveDemo::start(session.warehouse.clone(), live_options(args))
-        .await
-        .map_err(demo_error)?;
+    let demo = start_live(session, args).await?;
     eprintln!(
         "Live demo: an online shop's clickstream into demo.events through an in-process \
          Kafka at {} (topic {}): about {} events/s at an average hour, following the time of \

@@ -106,10 +106,12 @@ impl Supervisor {
         pipeline: Pipeline,
         base_dir: PathBuf,
     ) -> Result<(), SupervisorError> {
+        // The flag is read under the list's lock, which `shutdown` holds when it sets it: a
+        // start racing a shutdown either lands before it (and is stopped) or is refused.
+        let mut pipelines = self.lock_pipelines();
         if self.shut_down.load(Ordering::SeqCst) {
             return Err(SupervisorError::ShutDown);
         }
-        let mut pipelines = self.lock_pipelines();
         if pipelines.iter().any(|p| p.pipeline.name == pipeline.name) {
             return Err(SupervisorError::Duplicate(pipeline.name));
         }
@@ -210,12 +212,11 @@ impl Supervisor {
     /// Later `start` and `control` calls are refused.
     pub async fn shutdown(&self) {
         let _one_at_a_time = self.control_lock.lock().await;
-        self.shut_down.store(true, Ordering::SeqCst);
-        let runs: Vec<RunHandle> = self
-            .lock_pipelines()
-            .iter_mut()
-            .filter_map(|p| p.run.take())
-            .collect();
+        let runs: Vec<RunHandle> = {
+            let mut pipelines = self.lock_pipelines();
+            self.shut_down.store(true, Ordering::SeqCst);
+            pipelines.iter_mut().filter_map(|p| p.run.take()).collect()
+        };
         // All drain at the same time; then wait for each.
         for run in &runs {
             run.cancel.cancel();

@@ -125,6 +125,16 @@ pub struct AskState {
     /// The export path being typed, when exporting.
     pub export: Option<TextArea<'static>>,
     pub generation_time: Option<Duration>,
+    /// The SQL of the query running now, as sent (the box may be edited meanwhile).
+    pub running_sql: Option<String>,
+}
+
+impl AskState {
+    /// True when the result area lists the suggestions (no result and no error to show), so
+    /// that keys act on what is on screen.
+    pub fn shows_suggestions(&self) -> bool {
+        self.result.is_none() && !matches!(self.phase, Phase::Failed(_))
+    }
 }
 
 impl Default for AskState {
@@ -149,6 +159,7 @@ impl Default for AskState {
             conversation: Conversation::default(),
             export: None,
             generation_time: None,
+            running_sql: None,
         }
     }
 }
@@ -202,6 +213,8 @@ pub struct SchemaState {
     pub sample: Option<ResultView>,
     pub sample_job: Option<JobId>,
     pub sample_error: Option<String>,
+    /// The `/` filter on the sample's rows (the view's own filter is on the table list).
+    pub sample_filter: String,
 }
 
 impl Default for SchemaState {
@@ -215,6 +228,7 @@ impl Default for SchemaState {
             sample: None,
             sample_job: None,
             sample_error: None,
+            sample_filter: String::new(),
         }
     }
 }
@@ -300,6 +314,7 @@ pub enum Msg {
     EditorClosed(Result<String, String>),
     PipelineControlled {
         name: String,
+        control: PipelineControl,
         result: Result<(), String>,
     },
     Exported(Result<PathBuf, String>),
@@ -334,6 +349,7 @@ pub enum Command {
     LoadSchema,
     SampleTable {
         job: JobId,
+        database: String,
         table: String,
     },
     Export {
@@ -365,17 +381,35 @@ fn text_of(area: &TextArea<'_>) -> String {
     area.lines().join("\n")
 }
 
-/// Text that is SQL rather than a question: run as written, without the model.
+/// Text that is SQL rather than a question, to run as written without the model: it starts
+/// with a query keyword and parses as SQL. "Show revenue by country" and "with returns too"
+/// start like SQL but do not parse, so they go to the model.
 pub fn looks_like_sql(text: &str) -> bool {
-    let first = text
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    matches!(
-        first.as_str(),
-        "select" | "with" | "show" | "describe" | "desc" | "explain" | "exists"
-    ) || first.starts_with("select(")
+    let mut words = text.split_whitespace().map(str::to_ascii_lowercase);
+    let first = words.next().unwrap_or_default();
+    let keyword = match first.as_str() {
+        "select" | "with" | "describe" | "desc" | "explain" | "exists" => true,
+        // sqlparser reads `SHOW anything` as a variable; only ClickHouse's own SHOW forms count.
+        "show" => matches!(
+            words.next().as_deref(),
+            Some(
+                "tables"
+                    | "databases"
+                    | "create"
+                    | "columns"
+                    | "processlist"
+                    | "dictionaries"
+                    | "grants"
+                    | "users"
+                    | "settings"
+                    | "functions"
+            )
+        ),
+        _ => first.starts_with("select("),
+    };
+    keyword
+        && sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::ClickHouseDialect {}, text)
+            .is_ok_and(|statements| statements.len() == 1)
 }
 
 impl State {
@@ -436,6 +470,16 @@ impl State {
         ) || self.schema.sample_job.is_some()
     }
 
+    /// Pipelines running anywhere (this process or others), for the status bar.
+    pub fn active_pipelines(&self) -> usize {
+        self.pipelines
+            .rows
+            .iter()
+            .filter(|r| r.snapshot.is_running())
+            .count()
+    }
+
+    /// Pipelines this process runs, which quitting stops.
     pub fn running_pipelines(&self) -> usize {
         self.pipelines
             .rows
@@ -467,8 +511,26 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
     match msg {
         Msg::Key(key) => on_key(state, key),
         Msg::Paste(text) => {
+            // The SQL box keeps the lines (a `--` comment must end where it ended); the
+            // one-line boxes get spaces.
+            let multi_line = state.filter.is_none()
+                && state.ask.export.is_none()
+                && state.view == View::Ask
+                && state.ask.focus == AskFocus::Sql;
+            let text = if multi_line {
+                text.replace("\r\n", "\n")
+            } else {
+                text.replace(['\r', '\n'], " ")
+            };
             if let Some(area) = focused_text_box(state) {
-                area.insert_str(text.replace(['\r', '\n'], " "));
+                area.insert_str(text);
+            }
+            if multi_line {
+                state.ask.sql_edited = true;
+            }
+            if let Some(filter) = &state.filter {
+                let (view, text) = (filter.view, text_of(&filter.text));
+                apply_filter(state, view, text);
             }
             Vec::new()
         }
@@ -479,8 +541,9 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
             Vec::new()
         }
         Msg::Tick { now } => {
-            state.now = now;
+            let previous = std::mem::replace(&mut state.now, now);
             state.ticks += 1;
+            sample_rates(state, previous);
             Vec::new()
         }
         Msg::Pipelines(snapshots) => {
@@ -515,12 +578,23 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
             state.notify(Level::Error, e);
             Vec::new()
         }
-        Msg::PipelineControlled { name, result } => {
-            let done = match state.pipelines.pending.take() {
-                Some((_, PipelineControl::Pause)) => "paused",
-                Some((_, PipelineControl::Resume)) => "resumed",
-                Some((_, PipelineControl::Restart)) => "restarted",
-                None => "done",
+        Msg::PipelineControlled {
+            name,
+            control,
+            result,
+        } => {
+            if state
+                .pipelines
+                .pending
+                .as_ref()
+                .is_some_and(|(n, _)| *n == name)
+            {
+                state.pipelines.pending = None;
+            }
+            let done = match control {
+                PipelineControl::Pause => "paused",
+                PipelineControl::Resume => "resumed",
+                PipelineControl::Restart => "restarted",
             };
             match result {
                 Ok(()) => state.notify(Level::Info, format!("pipeline `{name}`: {done}")),
@@ -572,12 +646,9 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Command> {
         };
     }
     if state.help {
-        // Any key closes the help; its own key and Esc only close it.
+        // Any key only closes the help: `q` pressed to close it must not quit.
         state.help = false;
-        return match state.keymap.action(&key) {
-            Some(Action::ToggleHelp | Action::Back) | None => Vec::new(),
-            Some(action) => apply(state, action),
-        };
+        return Vec::new();
     }
     if state.typing() {
         if let Some(action) = state.keymap.action_while_typing(&key) {
@@ -703,7 +774,12 @@ pub fn apply(state: &mut State, action: Action) -> Vec<Command> {
         Action::ShowHistory => show(state, View::History),
         Action::StartFilter => {
             let view = state.view;
-            let text = text_box(&state.filters[view.index()]);
+            let current = if view == View::Schema && state.schema.focus == SchemaFocus::Sample {
+                &state.schema.sample_filter
+            } else {
+                &state.filters[view.index()]
+            };
+            let text = text_box(current);
             state.filter = Some(FilterInput { view, text });
             Vec::new()
         }
@@ -751,9 +827,21 @@ fn back(state: &mut State) -> Vec<Command> {
         state.ask.export = None;
         return Vec::new();
     }
+    let sample_filtered = state.view == View::Schema
+        && state.schema.focus == SchemaFocus::Sample
+        && !state.schema.sample_filter.is_empty();
+    if sample_filtered {
+        apply_filter(state, View::Schema, String::new());
+        return Vec::new();
+    }
     let index = state.view.index();
     if !state.filters[index].is_empty() {
-        apply_filter(state, state.view, String::new());
+        state.filters[index].clear();
+        if let (View::Ask, Some(result)) = (state.view, &mut state.ask.result) {
+            result.set_filter("");
+        }
+        relist_tables(state);
+        state.relist_history();
         return Vec::new();
     }
     match state.view {
@@ -784,14 +872,15 @@ fn apply_filter(state: &mut State, view: View, text: String) {
                 result.set_filter(&text);
             }
         }
-        View::Schema => {
-            if state.schema.focus == SchemaFocus::Sample {
-                if let Some(sample) = &mut state.schema.sample {
-                    sample.set_filter(&text);
-                }
+        // The sample's rows, or the list of tables: never both with one text.
+        View::Schema if state.schema.focus == SchemaFocus::Sample => {
+            if let Some(sample) = &mut state.schema.sample {
+                sample.set_filter(&text);
             }
+            state.schema.sample_filter = text;
+            return;
         }
-        View::Pipelines | View::History => {}
+        View::Schema | View::Pipelines | View::History => {}
     }
     state.filters[view.index()] = text;
     relist_tables(state);
@@ -879,6 +968,7 @@ fn run_sql(state: &mut State, sql: String, question: Option<String>) -> Vec<Comm
     state.ask.attempts.clear();
     state.ask.generation_time = None;
     state.ask.focus = AskFocus::Result;
+    state.ask.running_sql = Some(sql.clone());
     commands.push(Command::RunSql { job, sql });
     commands
 }
@@ -886,10 +976,14 @@ fn run_sql(state: &mut State, sql: String, question: Option<String>) -> Vec<Comm
 fn ask_action(state: &mut State, action: Action) -> Vec<Command> {
     let viewport = layout::result_inner(state);
     let ask = &mut state.ask;
-    let showing_suggestions = ask.result.is_none();
+    let showing_suggestions = ask.shows_suggestions();
     match action {
         Action::EditSql => {
-            ask.focus = AskFocus::Sql;
+            if matches!(ask.phase, Phase::Generating { .. }) {
+                state.notify(Level::Info, "the model is still writing; Esc cancels it");
+            } else {
+                ask.focus = AskFocus::Sql;
+            }
         }
         Action::RunSql => return run_sql_box(state),
         Action::ToggleChart => {
@@ -921,16 +1015,8 @@ fn ask_action(state: &mut State, action: Action) -> Vec<Command> {
                 return run_sql(state, s.sql, Some(s.question));
             }
         }
-        Action::MoveDown | Action::MoveUp | Action::GoToTop | Action::GoToBottom
-            if showing_suggestions =>
-        {
-            let last = ask.suggestions.len().saturating_sub(1);
-            ask.selected_suggestion = match action {
-                Action::MoveDown => (ask.selected_suggestion + 1).min(last),
-                Action::MoveUp => ask.selected_suggestion.saturating_sub(1),
-                Action::GoToTop => 0,
-                _ => last,
-            };
+        _ if showing_suggestions => {
+            move_selection(&mut ask.selected_suggestion, ask.suggestions.len(), action);
         }
         _ => {
             if let Some(view) = &mut ask.result {
@@ -979,6 +1065,7 @@ fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
         state.schema.sample_job = None;
         match result {
             Ok(result) => {
+                state.schema.sample_filter.clear();
                 state.schema.sample = Some(ResultView::new(result));
                 state.schema.sample_error = None;
                 state.schema.focus = SchemaFocus::Sample;
@@ -1007,6 +1094,7 @@ fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
         }
         JobOutput::Answer(Ok(report)) => {
             state.ask.job = None;
+            state.ask.sql_edited = false;
             state.ask.attempts = report.attempts;
             state.ask.generation_time = Some(report.generation);
             let question = state.ask.asked.clone().unwrap_or_default();
@@ -1037,7 +1125,11 @@ fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
         }
         JobOutput::Query(result) => {
             state.ask.job = None;
-            let sql = text_of(&state.ask.sql);
+            let sql = state
+                .ask
+                .running_sql
+                .take()
+                .unwrap_or_else(|| text_of(&state.ask.sql));
             let question = state.ask.asked.clone();
             match result {
                 Ok(result) => {
@@ -1108,27 +1200,16 @@ fn record_query(
 }
 
 fn on_pipelines(state: &mut State, snapshots: Vec<PipelineSnapshot>) {
-    let old = std::mem::take(&mut state.pipelines.rows);
+    let mut old = std::mem::take(&mut state.pipelines.rows);
     state.pipelines.controllable = snapshots.iter().any(|s| s.controllable);
     state.pipelines.rows = snapshots
         .into_iter()
         .map(|snapshot| {
-            let mut rates = old
-                .iter()
+            let rates = old
+                .iter_mut()
                 .find(|r| r.snapshot.status.name == snapshot.status.name)
-                .map(|r| r.rates.clone())
+                .map(|r| std::mem::take(&mut r.rates))
                 .unwrap_or_default();
-            // One sample per second of wall time, whatever the snapshot rate.
-            let last_update = old
-                .iter()
-                .find(|r| r.snapshot.status.name == snapshot.status.name)
-                .map_or(0, |r| r.snapshot.status.updated_at);
-            if snapshot.status.updated_at != last_update || rates.is_empty() {
-                rates.push_back(PipelineRow::rate_of(&snapshot).round() as u64);
-                while rates.len() > RATE_HISTORY {
-                    rates.pop_front();
-                }
-            }
             PipelineRow { snapshot, rates }
         })
         .collect();
@@ -1136,26 +1217,25 @@ fn on_pipelines(state: &mut State, snapshots: Vec<PipelineSnapshot>) {
     state.pipelines.selected = state.pipelines.selected.min(len.saturating_sub(1));
 }
 
+/// One sparkline sample per pipeline and second of wall time, paused and idle ones included.
+fn sample_rates(state: &mut State, previous_ms: u64) {
+    if previous_ms / 1000 == state.now / 1000 {
+        return;
+    }
+    for row in &mut state.pipelines.rows {
+        row.rates.push_back(row.rate().round() as u64);
+        while row.rates.len() > RATE_HISTORY {
+            row.rates.pop_front();
+        }
+    }
+}
+
 fn pipelines_action(state: &mut State, action: Action) -> Vec<Command> {
     let pipelines = &mut state.pipelines;
-    let last = pipelines.rows.len().saturating_sub(1);
+    if move_selection(&mut pipelines.selected, pipelines.rows.len(), action) {
+        return Vec::new();
+    }
     let control = match action {
-        Action::MoveDown => {
-            pipelines.selected = (pipelines.selected + 1).min(last);
-            None
-        }
-        Action::MoveUp => {
-            pipelines.selected = pipelines.selected.saturating_sub(1);
-            None
-        }
-        Action::GoToTop => {
-            pipelines.selected = 0;
-            None
-        }
-        Action::GoToBottom => {
-            pipelines.selected = last;
-            None
-        }
         Action::PausePipeline => Some(PipelineControl::Pause),
         Action::ResumePipeline => Some(PipelineControl::Resume),
         Action::RestartPipeline => Some(PipelineControl::Restart),
@@ -1245,6 +1325,21 @@ impl State {
     }
 }
 
+/// Moves a list selection for a navigation action; false when the action is not one.
+fn move_selection(selected: &mut usize, len: usize, action: Action) -> bool {
+    let last = len.saturating_sub(1);
+    *selected = match action {
+        Action::MoveDown => (*selected + 1).min(last),
+        Action::MoveUp => selected.saturating_sub(1),
+        Action::GoToTop => 0,
+        Action::GoToBottom => last,
+        Action::PageDown => (*selected + 10).min(last),
+        Action::PageUp => selected.saturating_sub(10),
+        _ => return false,
+    };
+    true
+}
+
 fn schema_action(state: &mut State, action: Action) -> Vec<Command> {
     if state.schema.focus == SchemaFocus::Sample {
         let area = layout::sample_inner(state);
@@ -1257,23 +1352,42 @@ fn schema_action(state: &mut State, action: Action) -> Vec<Command> {
         return Vec::new();
     }
     let schema = &mut state.schema;
-    let last = schema.listed.len().saturating_sub(1);
     let before = schema.selected;
+    if move_selection(&mut schema.selected, schema.listed.len(), action) {
+        if schema.selected != before {
+            schema.sample = None;
+            schema.sample_error = None;
+            // The sample of the table left behind must not land under the new one.
+            if let Some(job) = schema.sample_job.take() {
+                return vec![Command::Cancel(job)];
+            }
+        }
+        return Vec::new();
+    }
     match action {
-        Action::MoveDown => schema.selected = (schema.selected + 1).min(last),
-        Action::MoveUp => schema.selected = schema.selected.saturating_sub(1),
-        Action::GoToTop => schema.selected = 0,
-        Action::GoToBottom => schema.selected = last,
-        Action::PageDown => schema.selected = (schema.selected + 10).min(last),
-        Action::PageUp => schema.selected = schema.selected.saturating_sub(10),
-        Action::Select | Action::MoveRight => {
-            let Some(table) = state.selected_table().map(|t| t.qualified_name()) else {
+        Action::Select => {
+            let Some((database, table)) = state
+                .selected_table()
+                .map(|t| (t.database.clone(), t.name.clone()))
+            else {
                 return Vec::new();
             };
+            let mut commands: Vec<Command> = state
+                .schema
+                .sample_job
+                .take()
+                .map(Command::Cancel)
+                .into_iter()
+                .collect();
             let job = state.job();
             state.schema.sample_job = Some(job);
             state.schema.sample_error = None;
-            return vec![Command::SampleTable { job, table }];
+            commands.push(Command::SampleTable {
+                job,
+                database,
+                table,
+            });
+            return commands;
         }
         Action::RunSql => {
             // Runs the table's first suggestion in the Ask view.
@@ -1285,24 +1399,16 @@ fn schema_action(state: &mut State, action: Action) -> Vec<Command> {
         }
         _ => {}
     }
-    if state.schema.selected != before {
-        state.schema.sample = None;
-        state.schema.sample_error = None;
-    }
     Vec::new()
 }
 
 fn history_action(state: &mut State, action: Action) -> Vec<Command> {
     let history = &mut state.history;
-    let last = history.listed.len().saturating_sub(1);
+    if move_selection(&mut history.selected, history.listed.len(), action) {
+        return Vec::new();
+    }
     let selected = history.listed.get(history.selected).copied();
     match action {
-        Action::MoveDown => history.selected = (history.selected + 1).min(last),
-        Action::MoveUp => history.selected = history.selected.saturating_sub(1),
-        Action::GoToTop => history.selected = 0,
-        Action::GoToBottom => history.selected = last,
-        Action::PageDown => history.selected = (history.selected + 10).min(last),
-        Action::PageUp => history.selected = history.selected.saturating_sub(10),
         Action::ToggleFavourite => {
             if let Some(entry) = selected.and_then(|i| history.history.entries.get_mut(i)) {
                 entry.favourite = !entry.favourite;

@@ -38,7 +38,7 @@ impl History {
     }
 
     /// The saved history; a missing file is an empty history, an unreadable one an error the
-    /// workspace shows (and then starts empty, leaving the file as it is).
+    /// workspace shows; it then starts empty and does not save, so the file stays as it is.
     pub fn load(path: &Path) -> Result<Self, String> {
         match std::fs::read_to_string(path) {
             Ok(text) => serde_json::from_str(&text)
@@ -53,7 +53,8 @@ impl History {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = path.with_extension("json.tmp");
+        // Per process: another workspace saving at the same moment has its own file.
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
         std::fs::write(&tmp, serde_json::to_vec(self)?)?;
         std::fs::rename(tmp, path)
     }

@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::assistant::ask::{AskOptions, Assistant};
@@ -31,9 +32,25 @@ pub struct Jobs {
     pub supervisor: Option<Arc<Supervisor>>,
     pub query_options: QueryOptions,
     pub ask_options: AskOptions,
-    pub history_path: Option<PathBuf>,
     pub tx: UnboundedSender<Msg>,
-    running: HashMap<JobId, CancellationToken>,
+    /// Cancellation of the jobs still running; each job removes itself when it ends.
+    running: Arc<Mutex<HashMap<JobId, CancellationToken>>>,
+    /// The latest history to save; one writer task saves them in turn.
+    history_tx: Option<watch::Sender<Option<History>>>,
+}
+
+/// Removes a finished job from `Jobs::running`.
+struct JobDone {
+    running: Arc<Mutex<HashMap<JobId, CancellationToken>>>,
+    job: JobId,
+}
+
+impl Drop for JobDone {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&self.job);
+        }
+    }
 }
 
 impl Jobs {
@@ -52,28 +69,37 @@ impl Jobs {
             supervisor,
             query_options,
             ask_options,
-            history_path,
+            history_tx: history_path.map(|path| spawn_history_writer(path, tx.clone())),
             tx,
-            running: HashMap::new(),
+            running: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
-    fn token(&mut self, job: JobId) -> CancellationToken {
-        self.running.retain(|_, t| !t.is_cancelled());
+    /// A token to cancel `job`, and a guard the job keeps until it ends.
+    fn token(&mut self, job: JobId) -> (CancellationToken, JobDone) {
         let token = CancellationToken::new();
-        self.running.insert(job, token.clone());
-        token
+        if let Ok(mut running) = self.running.lock() {
+            running.insert(job, token.clone());
+        }
+        let done = JobDone {
+            running: self.running.clone(),
+            job,
+        };
+        (token, done)
     }
 
     pub fn cancel(&mut self, job: JobId) {
-        if let Some(token) = self.running.remove(&job) {
+        let token = self.running.lock().ok().and_then(|mut r| r.remove(&job));
+        if let Some(token) = token {
             token.cancel();
         }
     }
 
     pub fn cancel_all(&mut self) {
-        for (_, token) in self.running.drain() {
-            token.cancel();
+        if let Ok(mut running) = self.running.lock() {
+            for (_, token) in running.drain() {
+                token.cancel();
+            }
         }
     }
 
@@ -86,7 +112,7 @@ impl Jobs {
                 return;
             }
         };
-        let cancel = self.token(job);
+        let (cancel, done) = self.token(job);
         let options = self.ask_options.clone();
         let (token_tx, mut token_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let forward = tx.clone();
@@ -101,6 +127,7 @@ impl Jobs {
             }
         });
         tokio::spawn(async move {
+            let _done = done;
             let answer = assistant
                 .ask(
                     &question,
@@ -131,13 +158,14 @@ impl Jobs {
     }
 
     pub fn run_sql(&mut self, job: JobId, sql: String, sample: bool) {
-        let cancel = self.token(job);
+        let (cancel, done) = self.token(job);
         let warehouse = self.warehouse.clone();
         let mut options = self.query_options.clone();
         let query_id = uuid::Uuid::new_v4().to_string();
         options.query_id = Some(query_id.clone());
         let tx = self.tx.clone();
         tokio::spawn(async move {
+            let _done = done;
             let result = tokio::select! {
                 r = warehouse.query(&sql, &options) => r.map(Arc::new).map_err(|e| e.to_string()),
                 _ = cancel.cancelled() => {
@@ -154,12 +182,14 @@ impl Jobs {
         });
     }
 
-    pub fn sample_table(&mut self, job: JobId, table: &str) {
-        self.run_sql(
-            job,
-            format!("SELECT * FROM {table} LIMIT {SAMPLE_ROWS}"),
-            true,
+    pub fn sample_table(&mut self, job: JobId, database: &str, table: &str) {
+        use crate::warehouse::query::ident;
+        let sql = format!(
+            "SELECT * FROM {}.{} LIMIT {SAMPLE_ROWS}",
+            ident(database),
+            ident(table)
         );
+        self.run_sql(job, sql, true);
     }
 
     pub fn load_schema(&self) {
@@ -181,6 +211,7 @@ impl Jobs {
         let Some(supervisor) = self.supervisor.clone() else {
             let _ = tx.send(Msg::PipelineControlled {
                 name,
+                control,
                 result: Err("no pipeline runs in this process".into()),
             });
             return;
@@ -190,33 +221,62 @@ impl Jobs {
                 .control(&name, control)
                 .await
                 .map_err(|e| e.to_string());
-            let _ = tx.send(Msg::PipelineControlled { name, result });
+            let _ = tx.send(Msg::PipelineControlled {
+                name,
+                control,
+                result,
+            });
         });
     }
 
-    /// Writes `result` to `path`, in the format its extension names.
+    /// Writes `result` to `path` (`~/` is the home directory, a relative path is relative to
+    /// the directory Aurora was started in), in the format its extension names.
     pub fn export(&self, result: Option<Arc<QueryResult>>, path: PathBuf) {
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
+            let path = absolute_export_path(&path);
             let outcome = export_to(result.as_deref(), &path).map(|()| path);
             let _ = tx.send(Msg::Exported(outcome));
         });
     }
 
+    /// Saves `history` soon; a newer save replaces one not yet written.
     pub fn save_history(&self, history: History) {
-        let Some(path) = self.history_path.clone() else {
-            return;
-        };
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = history.save(&path) {
+        if let Some(tx) = &self.history_tx {
+            tx.send_replace(Some(history));
+        }
+    }
+}
+
+/// One task writes the history file, always the latest version, one write at a time.
+fn spawn_history_writer(path: PathBuf, tx: UnboundedSender<Msg>) -> watch::Sender<Option<History>> {
+    let (history_tx, mut history_rx) = watch::channel::<Option<History>>(None);
+    tokio::spawn(async move {
+        while history_rx.changed().await.is_ok() {
+            let Some(history) = history_rx.borrow_and_update().clone() else {
+                continue;
+            };
+            let path = path.clone();
+            let saved =
+                tokio::task::spawn_blocking(move || history.save(&path).map_err(|e| (path, e)))
+                    .await;
+            if let Ok(Err((path, e))) = saved {
                 let _ = tx.send(Msg::HistorySaveFailed(format!(
                     "cannot save the history to {}: {e}",
                     path.display()
                 )));
             }
-        });
-    }
+        }
+    });
+    history_tx
+}
+
+fn absolute_export_path(path: &std::path::Path) -> PathBuf {
+    let expanded = match (path.strip_prefix("~"), directories::BaseDirs::new()) {
+        (Ok(rest), Some(dirs)) => dirs.home_dir().join(rest),
+        _ => path.to_path_buf(),
+    };
+    std::path::absolute(&expanded).unwrap_or(expanded)
 }
 
 fn export_to(result: Option<&QueryResult>, path: &std::path::Path) -> Result<(), String> {
@@ -236,8 +296,18 @@ fn export_to(result: Option<&QueryResult>, path: &std::path::Path) -> Result<(),
             ))
         }
     };
-    let file =
-        std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // Never over an existing file: a second export with the suggested name must not silently
+    // replace the first.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                format!("{} exists; export again with another name", path.display())
+            }
+            _ => format!("cannot write {}: {e}", path.display()),
+        })?;
     let mut out = std::io::BufWriter::new(file);
     render(result, format, &mut out)
         .and_then(|()| std::io::Write::flush(&mut out))
@@ -276,6 +346,16 @@ mod tests {
         let parsed: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(parsed["rows"], 1);
+        let again = export_to(Some(&result), &csv).unwrap_err();
+        assert!(again.contains("exists"), "{again}");
+        assert_eq!(
+            absolute_export_path(std::path::Path::new("~/x.csv")),
+            directories::BaseDirs::new()
+                .unwrap()
+                .home_dir()
+                .join("x.csv")
+        );
+        assert!(absolute_export_path(std::path::Path::new("x.csv")).is_absolute());
         let err = export_to(Some(&result), &dir.path().join("out.xlsx")).unwrap_err();
         assert!(err.contains(".csv, .json or .tsv"), "{err}");
         assert!(export_to(None, &csv).is_err());

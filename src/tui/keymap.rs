@@ -237,11 +237,22 @@ impl Keymap {
                 Err(e) => problems.push(format!("ui.keymap.{name}: {e}")),
             }
         }
+        // Defaults first, then the user's keys over them: a key the user binds is theirs even
+        // when a default had it.
+        let overridden: Vec<Action> = overrides
+            .keys()
+            .filter_map(|name| Action::from_name(name))
+            .collect();
         let mut bindings = BTreeMap::new();
-        for (action, list) in &keys {
+        for (action, list) in keys.iter().filter(|(a, _)| !overridden.contains(a)) {
+            for key in list {
+                bindings.insert(*key, *action);
+            }
+        }
+        for (action, list) in keys.iter().filter(|(a, _)| overridden.contains(a)) {
             for key in list {
                 if let Some(other) = bindings.insert(*key, *action) {
-                    if other != *action {
+                    if other != *action && overridden.contains(&other) {
                         problems.push(format!(
                             "ui.keymap: `{key}` is bound to both `{}` and `{}`; `{}` wins",
                             other.name(),
@@ -250,6 +261,14 @@ impl Keymap {
                         ));
                     }
                 }
+            }
+        }
+        for action in Action::ALL {
+            if !bindings.values().any(|a| a == action) {
+                problems.push(format!(
+                    "ui.keymap: `{}` has no key left (yours took its default); bind it to another",
+                    action.name()
+                ));
             }
         }
         (Self { bindings }, problems)
@@ -357,11 +376,16 @@ mod tests {
             None
         );
         assert_eq!(map.keys_for(Action::GoToTop), "g, home");
+        assert_eq!(
+            map.action(&event(KeyCode::Char('2'), KeyModifiers::NONE)),
+            Some(Action::ShowAsk),
+            "the user's binding wins over a default"
+        );
         assert_eq!(problems.len(), 3, "{problems:#?}");
         for expected in [
             "did you mean `toggle_chart`",
             "`ctrl-` is not a key",
-            "`2` is bound to both",
+            "`show_pipelines` has no key left",
         ] {
             assert!(
                 problems.iter().any(|p| p.contains(expected)),

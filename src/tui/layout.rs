@@ -3,7 +3,7 @@
 
 use ratatui::layout::{Constraint, Layout, Rect, Size};
 
-use super::app::{State, View};
+use super::app::State;
 
 /// Below this, the workspace shows only a message asking for a larger terminal.
 pub const MIN_WIDTH: u16 = 40;
@@ -117,8 +117,4 @@ pub fn sample_inner(state: &State) -> Size {
 
 fn inner(area: Rect) -> Size {
     Size::new(area.width.saturating_sub(2), area.height.saturating_sub(2))
-}
-
-pub fn view_index(view: View) -> usize {
-    View::ALL.iter().position(|v| *v == view).unwrap_or(0)
 }

@@ -90,9 +90,13 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// Set by the panic hook: the terminal was restored, so the loop must stop drawing and end.
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
 fn init_terminal() -> anyhow::Result<(DefaultTerminal, TerminalGuard)> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        PANICKED.store(true, Ordering::Relaxed);
         restore_terminal();
         previous(info);
     }));
@@ -243,8 +247,12 @@ impl FrameLog {
 }
 
 /// Builds the state the workspace opens with: theme, keymap, history and the problems found
-/// in them (shown on the notice line, never only logged).
-pub fn initial_state(config: &Config, server: String, version: String) -> (State, Vec<String>) {
+/// in them (shown on the notice line, never only logged), and where to save the history.
+pub fn initial_state(
+    config: &Config,
+    server: String,
+    version: String,
+) -> (State, Vec<String>, Option<PathBuf>) {
     let mut problems = Vec::new();
     let (theme, theme_error) = Theme::load(&config.ui.theme, ColorDepth::detect());
     if let Some(e) = theme_error {
@@ -253,19 +261,25 @@ pub fn initial_state(config: &Config, server: String, version: String) -> (State
     let (keymap, keymap_problems) = Keymap::new(&config.ui.keymap);
     problems.extend(keymap_problems);
     let mut state = State::new(theme, keymap, server, version);
-    if let Some(path) = History::default_path() {
-        match History::load(&path) {
-            Ok(history) => state.set_history(history),
-            Err(e) => problems.push(e),
+    // A history file that cannot be read is left alone: nothing is saved over it.
+    let history_path = History::default_path().and_then(|path| match History::load(&path) {
+        Ok(history) => {
+            state.set_history(history);
+            Some(path)
         }
-    }
-    (state, problems)
+        Err(e) => {
+            problems.push(format!("{e}; this session's history will not be saved"));
+            None
+        }
+    });
+    (state, problems, history_path)
 }
 
 /// Runs the workspace until the user quits. The terminal is restored on every way out.
 pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
     let version = ctx.warehouse.capabilities().version_text.clone();
-    let (mut state, problems) = initial_state(&ctx.config, ctx.server_label.clone(), version);
+    let (mut state, problems, history_path) =
+        initial_state(&ctx.config, ctx.server_label.clone(), version);
     state.focus_database = ctx.focus_database.clone();
     if !problems.is_empty() {
         state.notify(Level::Error, problems.join("; "));
@@ -296,17 +310,19 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
         ctx.supervisor.clone(),
         jobs::query_options(&ctx.config),
         ask_options,
-        History::default_path(),
+        history_path,
         tx.clone(),
     );
 
-    if let Some(path) = crate::telemetry::log_file_path() {
-        if let Err(e) = crate::telemetry::log_to_file(&path) {
-            state.notify(
-                Level::Warning,
-                format!("cannot log to {}: {e}", path.display()),
-            );
-        }
+    // Log lines must not land on the screen: to the log file, else nowhere.
+    let logged = crate::telemetry::log_file_path()
+        .ok_or_else(|| "no data directory".to_string())
+        .and_then(|path| {
+            crate::telemetry::log_to_file(&path).map_err(|e| format!("{}: {e}", path.display()))
+        });
+    if let Err(e) = logged {
+        let _ = crate::telemetry::log_to_file(std::path::Path::new("/dev/null"));
+        state.notify(Level::Warning, format!("no log this session ({e})"));
     }
     let (mut terminal, guard) = init_terminal()?;
     let paused = Arc::new(AtomicBool::new(false));
@@ -316,19 +332,54 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
     spawn_pipelines(tx.clone(), ctx.supervisor.clone(), ctx.state_dir.clone());
     jobs.load_schema();
 
-    let size = terminal.size().context("cannot read the terminal size")?;
-    app::update(&mut state, Msg::Resize(size.width, size.height));
-    app::update(&mut state, Msg::Tick { now: unix_millis() });
-
     let mut frames = FrameLog::from_env();
+    let outcome = event_loop(
+        &mut state,
+        &mut terminal,
+        &mut jobs,
+        &mut rx,
+        &tx,
+        &paused,
+        &mut frames,
+    )
+    .await;
+    // Every way out of the loop, errors included, ends here.
+    stop.store(true, Ordering::Relaxed);
+    jobs.cancel_all();
+    frames.finish();
+    drop(terminal);
+    drop(guard);
+    crate::telemetry::log_to_stderr();
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn event_loop(
+    state: &mut State,
+    terminal: &mut DefaultTerminal,
+    jobs: &mut Jobs,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Msg>,
+    tx: &UnboundedSender<Msg>,
+    paused: &AtomicBool,
+    frames: &mut FrameLog,
+) -> anyhow::Result<()> {
+    let size = terminal.size().context("cannot read the terminal size")?;
+    app::update(state, Msg::Resize(size.width, size.height));
+    app::update(state, Msg::Tick { now: unix_millis() });
+
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let mut next_tick = Instant::now();
     loop {
+        if PANICKED.load(Ordering::Relaxed) {
+            anyhow::bail!(
+                "a background task of the workspace failed; its message is above and in the log"
+            );
+        }
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME_INTERVAL) {
             let started = Instant::now();
             terminal
-                .draw(|frame| ui::draw(frame, &state))
+                .draw(|frame| ui::draw(frame, state))
                 .context("cannot draw on the terminal")?;
             frames.frame(started.elapsed());
             last_draw = Some(Instant::now());
@@ -351,7 +402,7 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
         };
         if Instant::now() >= next_tick {
             next_tick = Instant::now() + tick_every;
-            app::update(&mut state, Msg::Tick { now: unix_millis() });
+            app::update(state, Msg::Tick { now: unix_millis() });
             dirty = true;
         }
         // Everything already waiting is applied before the next frame.
@@ -361,12 +412,12 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
         }
         for msg in batch {
             dirty = true;
-            for command in app::update(&mut state, msg) {
+            for command in app::update(state, msg) {
                 match command {
                     Command::Quit => {}
                     Command::OpenEditor(sql) => {
                         paused.store(true, Ordering::Relaxed);
-                        let edited = edit_in_editor(&mut terminal, &sql);
+                        let edited = edit_in_editor(terminal, &sql);
                         paused.store(false, Ordering::Relaxed);
                         terminal.clear().ok();
                         let _ = tx.send(Msg::EditorClosed(edited));
@@ -376,21 +427,14 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
                         jobs.export(result, path);
                     }
                     Command::SaveHistory => jobs.save_history(state.history.history.clone()),
-                    other => run_command(&mut jobs, other),
+                    other => run_command(jobs, other),
                 }
             }
         }
         if state.quitting {
-            break;
+            return Ok(());
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    jobs.cancel_all();
-    frames.finish();
-    drop(terminal);
-    drop(guard);
-    crate::telemetry::log_to_stderr();
-    Ok(())
 }
 
 fn run_command(jobs: &mut Jobs, command: Command) {
@@ -403,7 +447,11 @@ fn run_command(jobs: &mut Jobs, command: Command) {
         Command::RunSql { job, sql } => jobs.run_sql(job, sql, false),
         Command::Cancel(job) => jobs.cancel(job),
         Command::LoadSchema => jobs.load_schema(),
-        Command::SampleTable { job, table } => jobs.sample_table(job, &table),
+        Command::SampleTable {
+            job,
+            database,
+            table,
+        } => jobs.sample_table(job, &database, &table),
         Command::ControlPipeline { name, control } => jobs.control(name, control),
         Command::Export { .. } | Command::SaveHistory | Command::OpenEditor(_) | Command::Quit => {}
     }
@@ -415,8 +463,19 @@ fn edit_in_editor(terminal: &mut DefaultTerminal, sql: &str) -> Result<String, S
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".into());
-    let path = std::env::temp_dir().join(format!("aurora-{}.sql", std::process::id()));
-    std::fs::write(&path, sql).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // A new file nobody else can have prepared (no symlink to follow): `create_new`, with a
+    // name that is not guessable ahead of time.
+    let path = std::env::temp_dir().join(format!("aurora-{}.sql", uuid::Uuid::new_v4()));
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        file.write_all(sql.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     restore_terminal();
     let mut words = editor.split_whitespace();
     let program = words.next().unwrap_or("vi");

@@ -200,11 +200,17 @@ fn history() -> History {
 fn full_state() -> State {
     let mut state = state();
     update(&mut state, Msg::Schema(Ok((schema(), suggestions()))));
+    // Ninety seconds of pipeline snapshots, one sparkline sample per second.
     for i in 0..90u64 {
         let mut snapshots = snapshots();
-        snapshots[0].status.updated_at -= 90 - i;
         snapshots[0].status.rows_per_sec = 150.0 + ((i * 37) % 120) as f64;
         update(&mut state, Msg::Pipelines(snapshots));
+        update(
+            &mut state,
+            Msg::Tick {
+                now: NOW_MS - (89 - i) * 1000,
+            },
+        );
     }
     state.set_history(history());
     state
@@ -481,18 +487,20 @@ fn pipeline_keys_send_controls_for_the_selected_pipeline() {
             control: PipelineControl::Resume
         }]
     );
-    // Rates become the sparkline's history, one sample per update time.
+    // Rates become the sparkline's history, one sample a second; a paused pipeline's is 0.
     assert_eq!(state.pipelines.rows[0].rates.len(), 90);
-    assert_eq!(
-        state.pipelines.rows[1].rates.len(),
-        1,
-        "unchanged update time: one sample"
-    );
+    assert_eq!(state.pipelines.rows[1].rates.len(), 90);
+    assert!(state.pipelines.rows[1].rates.iter().all(|r| *r == 0));
     let mut later = snapshots();
-    later[0].status.updated_at += 1;
     later[0].status.rows_per_sec = 400.0;
     update(&mut state, Msg::Pipelines(later));
-    assert_eq!(state.pipelines.rows[0].rates.len(), 91);
+    update(&mut state, Msg::Tick { now: NOW_MS + 400 });
+    assert_eq!(
+        state.pipelines.rows[0].rates.len(),
+        90,
+        "same second: no sample"
+    );
+    update(&mut state, Msg::Tick { now: NOW_MS + 1000 });
     assert_eq!(state.pipelines.rows[0].rates.back(), Some(&400));
     // Pipelines of other processes are shown but not controlled.
     let mut external = snapshots();
@@ -524,10 +532,15 @@ fn schema_filter_and_sample_and_history_rerun() {
         Some("products")
     );
     let commands = update(&mut state, key(KeyCode::Enter));
-    let [Command::SampleTable { job, table }] = &commands[..] else {
+    let [Command::SampleTable {
+        job,
+        database,
+        table,
+    }] = &commands[..]
+    else {
         panic!("{commands:?}")
     };
-    assert_eq!(table, "demo.products");
+    assert_eq!((database.as_str(), table.as_str()), ("demo", "products"));
     let sample = Arc::new(fixtures::result(
         &[("product_id", "String")],
         vec![vec![Value::String("P1".into())]],

@@ -132,3 +132,23 @@ pub async fn count(warehouse: &Warehouse, sql: &str) -> u64 {
         .map(|r| r.rows[0][0].to_string().parse().unwrap_or(0))
         .unwrap_or(0)
 }
+
+/// The default model as `scripts/setup` installs it (the same place `tests/models.rs` checks).
+pub fn default_model_path() -> PathBuf {
+    let file = &aurora::assistant::catalog::catalog()
+        .expect("the model catalog")
+        .default_entry()
+        .file;
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".local/share")
+        });
+    let path = data.join("aurora/models").join(file);
+    assert!(
+        path.is_file(),
+        "{} is missing; run scripts/setup",
+        path.display()
+    );
+    path
+}

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{panel, placeholder};
+use super::{fit, panel, placeholder};
 use crate::tui::app::{AskFocus, Phase, State};
 use crate::tui::layout;
 use crate::tui::widgets::chart::ResultChart;
@@ -45,7 +45,7 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
         let room = usize::from(areas.context.width.saturating_sub(used + 2));
         let fixed = "refining: ".len() + " (ctrl-l forgets) ".len();
         if room > fixed + 8 {
-            let question = fit(&turn.question, room - fixed);
+            let question = fit(&turn.question, room - fixed, false).0.into_owned();
             let refining = Line::from(vec![
                 Span::styled("refining: ", theme.muted),
                 Span::styled(question, theme.accent),
@@ -76,17 +76,6 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
     }
 
     draw_result(frame, areas.result, state);
-}
-
-/// `text` cut to `width` characters, with `…` when cut.
-fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        text.to_string()
-    } else {
-        let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
-    }
 }
 
 fn status_line(state: &State) -> Line<'static> {

@@ -16,6 +16,8 @@ use super::action::Action;
 use super::app::{Level, ModelStatus, State, View};
 use super::layout;
 use super::theme::Theme;
+pub use super::widgets::cell_text::fit;
+pub use super::widgets::numbers::compact;
 
 pub fn draw(frame: &mut Frame, state: &State) {
     let area = frame.area();
@@ -60,7 +62,7 @@ pub fn draw(frame: &mut Frame, state: &State) {
 
 fn draw_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
     let text = format!(
-        "Terminal too small ({}×{}). Aurora needs at least {}×{}: enlarge the window, or press q to quit.",
+        "Terminal too small ({}×{}). Aurora needs at least {}×{}: enlarge the window, or press ctrl-c to quit.",
         area.width,
         area.height,
         layout::MIN_WIDTH,
@@ -111,10 +113,7 @@ fn draw_notice(frame: &mut Frame, area: Rect, state: &State) {
 fn draw_status(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
     let model = match &state.model {
-        ModelStatus::Ready(id) if id.chars().count() > 24 => {
-            format!("{}…", id.chars().take(23).collect::<String>())
-        }
-        ModelStatus::Ready(id) => id.clone(),
+        ModelStatus::Ready(id) => fit(id, 24, false).0.into_owned(),
         ModelStatus::Missing(why) => format!("model: {why}"),
     };
     let rows = state.pipelines.rows.len();
@@ -124,7 +123,7 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &State) {
     } else {
         format!(
             "{}/{} pipelines running · {} rows/s",
-            state.running_pipelines(),
+            state.active_pipelines(),
             rows,
             compact(rate)
         )
@@ -152,22 +151,6 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &State) {
 pub fn clock(now_ms: u64) -> String {
     let secs = now_ms / 1000 % 86_400;
     format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
-}
-
-/// 1234 → `1.2k`, 5_600_000 → `5.6M`; for rates and counts in tight columns.
-pub fn compact(value: f64) -> String {
-    let abs = value.abs();
-    if abs >= 1e9 {
-        format!("{:.1}G", value / 1e9)
-    } else if abs >= 1e6 {
-        format!("{:.1}M", value / 1e6)
-    } else if abs >= 1e4 {
-        format!("{:.1}k", value / 1e3)
-    } else if abs >= 100.0 || value.fract() == 0.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.1}")
-    }
 }
 
 /// A box with a title in the theme's border styles.
@@ -225,7 +208,11 @@ fn draw_help(frame: &mut Frame, body: Rect, state: &State) {
         })
         .collect();
     // One column when it fits the height, else two side by side.
-    let columns = if entries.len() as u16 + 6 > body.height { 2 } else { 1 };
+    let columns = if entries.len() as u16 + 6 > body.height {
+        2
+    } else {
+        1
+    };
     let per_column = entries.len().div_ceil(columns);
     let width = if columns == 2 { 120 } else { 72 };
     let height = per_column as u16 + 6;
@@ -237,8 +224,8 @@ fn draw_help(frame: &mut Frame, body: Rect, state: &State) {
     frame.render_widget(block, area);
     let [keys_area, note_area] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(3)]).areas(inner);
-    let halves = Layout::horizontal(vec![Constraint::Ratio(1, columns as u32); columns])
-        .split(keys_area);
+    let halves =
+        Layout::horizontal(vec![Constraint::Ratio(1, columns as u32); columns]).split(keys_area);
     for (chunk, column) in entries.chunks(per_column.max(1)).zip(halves.iter()) {
         frame.render_widget(Paragraph::new(chunk.to_vec()), *column);
     }

@@ -104,7 +104,7 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
         table.qualified_name(),
         table.engine,
         compact(table.total_rows as f64),
-        bytes(table.total_bytes)
+        crate::tui::widgets::numbers::bytes(table.total_bytes)
     );
     frame.render_widget(
         Table::new(
@@ -169,21 +169,5 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
             frame.render_widget(block, areas.sample);
             placeholder(frame, inner, "Enter shows a sample of rows", theme.muted);
         }
-    }
-}
-
-/// 1536 → `1.5 KiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
