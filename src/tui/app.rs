@@ -382,8 +382,8 @@ fn text_of(area: &TextArea<'_>) -> String {
 }
 
 /// Text that is SQL rather than a question, to run as written without the model: it starts
-/// with a query keyword and parses as SQL. "Show revenue by country" and "with returns too"
-/// start like SQL but do not parse, so they go to the model.
+/// with a query keyword and parses as SQL (or has a query's shape). "Show revenue by country"
+/// and "with returns too" start like SQL but are not, so they go to the model.
 pub fn looks_like_sql(text: &str) -> bool {
     let mut words = text.split_whitespace().map(str::to_ascii_lowercase);
     let first = words.next().unwrap_or_default();
@@ -407,9 +407,23 @@ pub fn looks_like_sql(text: &str) -> bool {
         ),
         _ => first.starts_with("select("),
     };
-    keyword
-        && sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::ClickHouseDialect {}, text)
-            .is_ok_and(|statements| statements.len() == 1)
+    if !keyword {
+        return false;
+    }
+    let parses =
+        sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::ClickHouseDialect {}, text)
+            .is_ok_and(|statements| statements.len() == 1);
+    // ClickHouse syntax sqlparser does not know (`WITH 1 AS x SELECT`, `LIMIT 1 BY`, `ARRAY
+    // JOIN`) still counts when the text has the shape of a query: a FROM, and a SELECT.
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let has = |word: &str| words.iter().any(|w| w == word);
+    parses
+        || (matches!(first.as_str(), "select" | "with")
+            && has("select")
+            && (has("from") || first == "with"))
 }
 
 impl State {
@@ -772,6 +786,10 @@ pub fn apply(state: &mut State, action: Action) -> Vec<Command> {
         Action::ShowPipelines => show(state, View::Pipelines),
         Action::ShowSchema => show(state, View::Schema),
         Action::ShowHistory => show(state, View::History),
+        Action::StartFilter if state.view == View::Pipelines => {
+            state.notify(Level::Info, "the pipelines list has no filter");
+            Vec::new()
+        }
         Action::StartFilter => {
             let view = state.view;
             let current = if view == View::Schema && state.schema.focus == SchemaFocus::Sample {
@@ -826,6 +844,18 @@ fn back(state: &mut State) -> Vec<Command> {
     if state.ask.export.is_some() {
         state.ask.export = None;
         return Vec::new();
+    }
+    // A running question or query is what Esc stops first, whatever else is on screen.
+    if state.view == View::Ask {
+        if let (Phase::Generating { .. } | Phase::Running { .. }, Some(job)) =
+            (&state.ask.phase, state.ask.job)
+        {
+            state.ask.phase = Phase::Failed("cancelled".into());
+            state.ask.job = None;
+            state.ask.running_sql = None;
+            state.ask.focus = AskFocus::Result;
+            return vec![Command::Cancel(job)];
+        }
     }
     let sample_filtered = state.view == View::Schema
         && state.schema.focus == SchemaFocus::Sample

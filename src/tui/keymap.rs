@@ -289,6 +289,14 @@ impl Keymap {
         }
     }
 
+    /// The first key bound to `action`, for hints in titles (`p`, `ctrl-l`).
+    pub fn key_for(&self, action: Action) -> String {
+        self.bindings
+            .iter()
+            .find(|(_, a)| **a == action)
+            .map_or_else(|| "(unbound)".to_string(), |(k, _)| k.to_string())
+    }
+
     /// The keys bound to `action`, as the help shows them (`k, up`).
     pub fn keys_for(&self, action: Action) -> String {
         let keys: Vec<String> = self

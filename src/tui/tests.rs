@@ -742,3 +742,46 @@ snapshot_views! {
         s
     };
 }
+
+#[test]
+fn questions_that_start_like_sql_go_to_the_model() {
+    use super::app::looks_like_sql;
+    for sql in [
+        "SELECT 1",
+        "select count() from demo.events",
+        "WITH 1 AS x SELECT x",
+        "SHOW TABLES",
+        "DESCRIBE demo.events",
+        "SELECT number FROM system.numbers LIMIT 1 BY number",
+    ] {
+        assert!(looks_like_sql(sql), "{sql}");
+    }
+    for question in [
+        "Show revenue by country",
+        "Describe the events table",
+        "with returns too",
+        "select the top 5 countries by revenue",
+        "explain why purchases dropped",
+        "How many events?",
+    ] {
+        assert!(!looks_like_sql(question), "{question}");
+    }
+}
+
+#[test]
+fn hints_follow_the_users_keymap() {
+    let mut state = full_state();
+    let overrides = BTreeMap::from([("pause_pipeline".to_string(), "z".to_string())]);
+    state.keymap = Keymap::new(&overrides).0;
+    update(&mut state, key(KeyCode::Tab));
+    let screen = render(&state, 120, 40).backend().to_string();
+    assert!(screen.contains("z pause"), "{screen}");
+    assert_eq!(
+        update(&mut state, key(KeyCode::Char('z'))),
+        vec![Command::ControlPipeline {
+            name: "demo-clickstream".into(),
+            control: PipelineControl::Pause
+        }]
+    );
+    assert!(update(&mut state, key(KeyCode::Char('p'))).is_empty());
+}

@@ -18,6 +18,8 @@ pub enum ColorDepth {
     /// `NO_COLOR` is set: modifiers (bold, reversed…) only.
     None,
     Ansi16,
+    /// xterm's 256 colours: `#rrggbb` becomes the nearest of its 6×6×6 cube.
+    Ansi256,
     TrueColor,
 }
 
@@ -39,7 +41,8 @@ impl ColorDepth {
             return Self::TrueColor;
         }
         match term {
-            Some(t) if t.contains("256color") || t.contains("direct") => Self::TrueColor,
+            Some(t) if t.contains("direct") => Self::TrueColor,
+            Some(t) if t.contains("256color") => Self::Ansi256,
             _ => Self::Ansi16,
         }
     }
@@ -287,7 +290,21 @@ fn restrict(style: Style, depth: ColorDepth) -> Style {
             bg: style.bg.map(nearest_ansi),
             ..style
         },
+        ColorDepth::Ansi256 => Style {
+            fg: style.fg.map(cube),
+            bg: style.bg.map(cube),
+            ..style
+        },
     }
+}
+
+/// The nearest colour of xterm's 6×6×6 cube (indices 16–231).
+fn cube(color: Color) -> Color {
+    let Color::Rgb(r, g, b) = color else {
+        return color;
+    };
+    let level = |v: u8| (u16::from(v) * 5 + 127) / 255;
+    Color::Indexed((16 + 36 * level(r) + 6 * level(g) + level(b)) as u8)
 }
 
 fn nearest_ansi(color: Color) -> Color {
@@ -373,8 +390,15 @@ mod tests {
         );
         assert_eq!(
             ColorDepth::from_env(false, None, Some("xterm-256color")),
+            ColorDepth::Ansi256
+        );
+        assert_eq!(
+            ColorDepth::from_env(false, Some("truecolor"), Some("xterm-256color")),
             ColorDepth::TrueColor
         );
+        assert_eq!(cube(Color::Rgb(255, 0, 0)), Color::Indexed(196));
+        assert_eq!(cube(Color::Rgb(0, 0, 0)), Color::Indexed(16));
+        assert_eq!(cube(Color::Cyan), Color::Cyan);
         let none = Theme::dark(ColorDepth::None);
         assert_eq!(none.selection.fg, None);
         assert_eq!(none.selection.bg, None);

@@ -7,6 +7,7 @@ use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::{fit, panel, placeholder};
+use crate::tui::action::Action;
 use crate::tui::app::{AskFocus, Phase, State};
 use crate::tui::layout;
 use crate::tui::widgets::chart::ResultChart;
@@ -30,7 +31,13 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
     frame.render_widget(block, areas.question);
     if ask.question.is_empty() && !focused {
         frame.render_widget(
-            Line::styled("press i to type a question", theme.muted),
+            Line::styled(
+                format!(
+                    "press {} to type a question",
+                    state.keymap.key_for(Action::FocusQuestion)
+                ),
+                theme.muted,
+            ),
             inner,
         );
     } else {
@@ -43,13 +50,17 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
     if let Some(turn) = ask.conversation.last() {
         // What a follow-up refines, right-aligned in the room the status leaves.
         let room = usize::from(areas.context.width.saturating_sub(used + 2));
-        let fixed = "refining: ".len() + " (ctrl-l forgets) ".len();
+        let forget = format!(
+            " ({} forgets) ",
+            state.keymap.key_for(Action::ClearConversation)
+        );
+        let fixed = "refining: ".len() + forget.len();
         if room > fixed + 8 {
             let question = fit(&turn.question, room - fixed, false).0.into_owned();
             let refining = Line::from(vec![
                 Span::styled("refining: ", theme.muted),
                 Span::styled(question, theme.accent),
-                Span::styled(" (ctrl-l forgets) ", theme.muted),
+                Span::styled(forget, theme.muted),
             ])
             .alignment(Alignment::Right);
             frame.render_widget(refining, areas.context);
@@ -85,7 +96,10 @@ fn status_line(state: &State) -> Line<'static> {
     let since = |started: u64| state.now.saturating_sub(started) as f64 / 1000.0;
     match &ask.phase {
         Phase::Idle => Line::styled(
-            " Enter asks · Esc goes to the result · ? shows every key",
+            format!(
+                " Enter asks · Esc goes to the result · {} shows every key",
+                state.keymap.key_for(Action::ToggleHelp)
+            ),
             theme.muted,
         ),
         Phase::Generating {
@@ -147,7 +161,13 @@ fn draw_result(frame: &mut Frame, area: Rect, state: &State) {
     if let Some(view) = &ask.result {
         match (&ask.chart, ask.show_chart) {
             (Some(set), true) => {
-                let title = format!(" Chart ({}) · c: table · v: kind ", ask.chart_kind.name());
+                let keys = &state.keymap;
+                let title = format!(
+                    " Chart ({}) · {}: table · {}: kind ",
+                    ask.chart_kind.name(),
+                    keys.key_for(Action::ToggleChart),
+                    keys.key_for(Action::CycleChart)
+                );
                 let block = panel(title, focused, theme);
                 let inner = block.inner(area);
                 frame.render_widget(block, area);
@@ -161,8 +181,9 @@ fn draw_result(frame: &mut Frame, area: Rect, state: &State) {
                 );
             }
             _ => {
+                let chart_hint = format!(" · {}: chart", state.keymap.key_for(Action::ToggleChart));
                 let hint = if ask.chart.is_some() {
-                    " · c: chart"
+                    chart_hint.as_str()
                 } else {
                     ""
                 };

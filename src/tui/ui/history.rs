@@ -7,6 +7,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
 use super::{panel, placeholder};
+use crate::tui::action::Action;
 use crate::tui::app::State;
 use crate::tui::history::Outcome;
 use crate::tui::layout;
@@ -56,9 +57,13 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
             ])
         })
         .collect();
+    let keys = &state.keymap;
     let title = format!(
-        " History ({}) · Enter reruns · e edits · f favourite ",
-        history.listed.len()
+        " History ({}) · {} reruns · {} edits · {} favourite ",
+        history.listed.len(),
+        keys.key_for(Action::Select),
+        keys.key_for(Action::EditSql),
+        keys.key_for(Action::ToggleFavourite)
     );
     let table = Table::new(
         rows,

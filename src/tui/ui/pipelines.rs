@@ -10,6 +10,7 @@ use ratatui::Frame;
 
 use super::{clock, compact, panel, placeholder};
 use crate::ingest::engine::PipelineState;
+use crate::tui::action::Action;
 use crate::tui::app::{PipelineRow, State};
 use crate::tui::layout;
 use crate::tui::theme::Theme;
@@ -88,10 +89,16 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
             ])
         })
         .collect();
+    let keys = &state.keymap;
     let title = if pipelines.controllable {
-        " Pipelines · p pause · r resume · R restart "
+        format!(
+            " Pipelines · {} pause · {} resume · {} restart ",
+            keys.key_for(Action::PausePipeline),
+            keys.key_for(Action::ResumePipeline),
+            keys.key_for(Action::RestartPipeline)
+        )
     } else {
-        " Pipelines (run by other processes: read only) "
+        " Pipelines (run by other processes: read only) ".to_string()
     };
     let block = panel(title, true, theme);
     let inner = block.inner(areas.list);

@@ -7,6 +7,7 @@ use ratatui::widgets::{Cell, List, ListItem, ListState, Paragraph, Row, Table, W
 use ratatui::Frame;
 
 use super::{compact, panel, placeholder};
+use crate::tui::action::Action;
 use crate::tui::app::{SchemaFocus, State};
 use crate::tui::layout;
 use crate::tui::widgets::result_table::ResultTable;
@@ -129,7 +130,10 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
         Paragraph::new(suggestions)
             .wrap(Wrap { trim: true })
             .block(panel(
-                " Suggested questions · ctrl-r runs the first ",
+                format!(
+                    " Suggested questions · {} runs the first ",
+                    state.keymap.key_for(Action::RunSql)
+                ),
                 false,
                 theme,
             )),
