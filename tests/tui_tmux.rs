@@ -16,8 +16,8 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(command: &str, width: u16, height: u16) -> Self {
-        let session = format!("aurora-test-{}", std::process::id());
+    fn start(label: &str, command: &str, width: u16, height: u16) -> Self {
+        let session = format!("aurora-test-{label}-{}", std::process::id());
         let socket = session.clone();
         let status = Command::new("tmux")
             .args(["-L", &socket, "-f", "/dev/null"])
@@ -121,26 +121,58 @@ fn demo_rate(screen: &str) -> Option<f64> {
     number.parse::<f64>().ok().map(|n| n * scale)
 }
 
+/// A shell command that runs aurora with `args` (test server, empty config, the given data
+/// directory, the default model), then reports how it left the terminal: the exit status and
+/// whether the line discipline is back in canonical (non-raw) mode.
+fn aurora_in_shell(args: &str, data: &std::path::Path) -> String {
+    format!(
+        "sh -c 'env -u AURORA_LOG AURORA_CONFIG={} AURORA_CLICKHOUSE_URL={} \\
+         XDG_DATA_HOME={} AURORA_MODEL={} TERM=xterm-256color {} {args}; \\
+         echo \"aurora exited with $?\"; \\
+         stty -a | tr \" \" \"\\n\" | grep -x -- \"-*icanon\"; exec sleep 600'",
+        common::empty_config().display(),
+        common::url(),
+        data.display(),
+        common::default_model_path().display(),
+        binary()
+    )
+}
+
+/// Waits for aurora to exit and checks it left the terminal as it found it.
+fn assert_exited_and_restored(tmux: &Tmux) -> String {
+    let screen = tmux.wait_for("aurora to exit", Duration::from_secs(60), |s| {
+        s.contains("aurora exited with") && s.contains("icanon")
+    });
+    assert!(screen.contains("aurora exited with 0"), "{screen}");
+    let after: Vec<&str> = screen
+        .lines()
+        .skip_while(|l| !l.contains("aurora exited with"))
+        .collect();
+    assert_eq!(
+        after.get(1).map(|l| l.trim()),
+        Some("icanon"),
+        "raw mode is off:\n{screen}"
+    );
+    assert_eq!(
+        tmux.display("#{alternate_on}"),
+        "0",
+        "the alternate screen was left"
+    );
+    assert_eq!(
+        tmux.display("#{cursor_flag}"),
+        "1",
+        "the cursor is visible again"
+    );
+    screen
+}
+
 #[test]
 fn demo_in_a_real_terminal_asks_watches_helps_and_quits_cleanly() {
-    let url = common::url();
-    let config = common::empty_config();
-    // A shell runs aurora and then reports how it left the terminal: the exit status and
-    // whether the line discipline is back in canonical (non-raw) mode.
     // The history and the log go to a data directory of the test's own; the model is named
     // explicitly because it lives in the user's.
     let data = tempfile::tempdir().expect("a data directory");
-    let command = format!(
-        "sh -c 'env -u AURORA_LOG AURORA_CONFIG={} AURORA_CLICKHOUSE_URL={url} \\
-         XDG_DATA_HOME={} AURORA_MODEL={} TERM=xterm-256color {} demo; \\
-         echo \"aurora exited with $?\"; \\
-         stty -a | tr \" \" \"\\n\" | grep -x -- \"-*icanon\"; exec sleep 600'",
-        config.display(),
-        data.path().display(),
-        common::default_model_path().display(),
-        binary()
-    );
-    let tmux = Tmux::start(&command, 120, 40);
+    let command = aurora_in_shell("demo", data.path());
+    let tmux = Tmux::start("demo", &command, 120, 40);
     tmux.wait_for("the Ask view", Duration::from_secs(120), |s| {
         s.contains("Ask a question") && s.contains("Suggestions")
     });
@@ -180,31 +212,31 @@ fn demo_in_a_real_terminal_asks_watches_helps_and_quits_cleanly() {
         s.contains("Quit?")
     });
     tmux.keys(&["y"]);
-    let screen = tmux.wait_for("aurora to exit", Duration::from_secs(60), |s| {
-        s.contains("aurora exited with") && s.contains("icanon")
-    });
-    assert!(screen.contains("aurora exited with 0"), "{screen}");
-    let after: Vec<&str> = screen
-        .lines()
-        .skip_while(|l| !l.contains("aurora exited with"))
-        .collect();
-    assert_eq!(
-        after.get(1).map(|l| l.trim()),
-        Some("icanon"),
-        "raw mode is off:\n{screen}"
-    );
-    assert_eq!(
-        tmux.display("#{alternate_on}"),
-        "0",
-        "the alternate screen was left"
-    );
-    assert_eq!(
-        tmux.display("#{cursor_flag}"),
-        "1",
-        "the cursor is visible again"
-    );
+    assert_exited_and_restored(&tmux);
     // The question is in the saved history, in the test's data directory.
     let history = std::fs::read_to_string(data.path().join("aurora/history.json"))
         .expect("the workspace saved its history");
     assert!(history.contains("How many events are there?"), "{history}");
+}
+
+#[test]
+fn sighup_and_sigterm_leave_the_terminal_restored() {
+    for signal in ["HUP", "TERM"] {
+        let data = tempfile::tempdir().expect("a data directory");
+        let tmux = Tmux::start(signal, &aurora_in_shell("", data.path()), 100, 30);
+        tmux.wait_for("the workspace", Duration::from_secs(60), |s| {
+            s.contains("Ask a question")
+        });
+        // The shell's child is aurora, in the foreground as a user would run it.
+        let shell = tmux.display("#{pane_pid}");
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .expect("the shell's children");
+        let pid = children.split_whitespace().next().expect("aurora runs");
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        assert_exited_and_restored(&tmux);
+    }
 }

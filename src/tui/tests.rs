@@ -785,3 +785,21 @@ fn hints_follow_the_users_keymap() {
     );
     assert!(update(&mut state, key(KeyCode::Char('p'))).is_empty());
 }
+
+#[test]
+fn a_resize_storm_keeps_every_view_drawable() {
+    let mut state = full_state();
+    answer(&mut state, "events per hour");
+    // A deterministic storm: 600 sizes from 0×0 to 250×80, each drawn in every view.
+    let mut seed = 0x9E37_79B9_u32;
+    for i in 0..600u32 {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let (w, h) = ((seed % 251) as u16, ((seed >> 8) % 81) as u16);
+        update(&mut state, Msg::Resize(w, h));
+        state.view = View::ALL[(i % 4) as usize];
+        update(&mut state, key(KeyCode::Char('G')));
+        render(&state, w, h);
+    }
+}
