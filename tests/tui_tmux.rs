@@ -2,7 +2,8 @@
 //! builds; otherwise the test build) runs `aurora demo` inside tmux against the test server
 //! and the default model. The test types like a user (`send-keys`) and reads the screen
 //! (`capture-pane`): ask a question and see rows, switch to Pipelines and see a rate above
-//! zero, open the help, quit, and check the terminal is back to the shell.
+//! zero, open the help, quit, and check the terminal is back to the shell; and the same
+//! check after SIGHUP and SIGTERM.
 
 mod common;
 
