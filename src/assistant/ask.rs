@@ -23,7 +23,8 @@ use crate::warehouse::{QueryOptions, QueryResult, Warehouse, WarehouseError};
 /// Longest question accepted; anything longer is a paste accident, not a question.
 pub const MAX_QUESTION_CHARS: usize = 2000;
 
-/// Sent on the token stream before each retry's text, so a viewer can start the SQL afresh.
+/// Sent on the token stream before each retry's text, followed by why the previous attempt was
+/// refused, so a viewer can say so and start the SQL afresh.
 pub const ATTEMPT_SEPARATOR: &str = "\u{1e}";
 
 /// Which pipeline to run. `Plain` exists for the benchmark's baseline.
@@ -303,7 +304,8 @@ impl Assistant {
             };
             if attempt_number > 0 {
                 if let Some(tokens) = &tokens {
-                    let _ = tokens.send(ATTEMPT_SEPARATOR.to_string());
+                    let why = answer.attempts.last().and_then(|a| a.error.as_deref());
+                    let _ = tokens.send(format!("{ATTEMPT_SEPARATOR}{}", why.unwrap_or("")));
                 }
             }
             let generation = self

@@ -157,8 +157,12 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
             let mut err = std::io::stderr();
             let _ = write!(err, "\x1b[2m{}", crate::assistant::prompt::ANSWER_PREFIX);
             while let Some(piece) = rx.recv().await {
-                if piece == crate::assistant::ask::ATTEMPT_SEPARATOR {
-                    let _ = write!(err, "\n{}", crate::assistant::prompt::ANSWER_PREFIX);
+                if let Some(why) = piece.strip_prefix(crate::assistant::ask::ATTEMPT_SEPARATOR) {
+                    let _ = write!(
+                        err,
+                        "\n  (refused: {why})\n{}",
+                        crate::assistant::prompt::ANSWER_PREFIX
+                    );
                     continue;
                 }
                 let _ = write!(err, "{piece}");

@@ -127,6 +127,8 @@ pub struct AskState {
     pub generation_time: Option<Duration>,
     /// The SQL of the query running now, as sent (the box may be edited meanwhile).
     pub running_sql: Option<String>,
+    /// Why the model's previous attempt was refused, while it writes the next.
+    pub retry_reason: Option<String>,
 }
 
 impl AskState {
@@ -160,6 +162,7 @@ impl Default for AskState {
             export: None,
             generation_time: None,
             running_sql: None,
+            retry_reason: None,
         }
     }
 }
@@ -950,6 +953,7 @@ fn ask_question(state: &mut State, question: String) -> Vec<Command> {
     state.ask.sql_edited = false;
     state.ask.attempts.clear();
     state.ask.generation_time = None;
+    state.ask.retry_reason = None;
     commands.push(Command::Ask {
         job,
         question,
@@ -1111,10 +1115,11 @@ fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
     }
     match output {
         JobOutput::Token(piece) => {
-            if piece == crate::assistant::ask::ATTEMPT_SEPARATOR {
+            if let Some(why) = piece.strip_prefix(crate::assistant::ask::ATTEMPT_SEPARATOR) {
                 if let Phase::Generating { attempt, .. } = &mut state.ask.phase {
                     *attempt += 1;
                 }
+                state.ask.retry_reason = (!why.is_empty()).then(|| why.to_string());
                 state.ask.sql = text_box(crate::assistant::prompt::ANSWER_PREFIX);
             } else {
                 state.ask.sql.move_cursor(tui_textarea::CursorMove::Bottom);

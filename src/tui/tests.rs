@@ -276,17 +276,24 @@ fn a_question_streams_sql_then_shows_rows_and_is_remembered() {
     );
     assert_eq!(state.ask.sql.lines().join("\n"), "SELECT count()");
     // A retry starts the SQL afresh and counts the attempt.
-    update(
-        &mut state,
-        Msg::Job(
-            job,
-            JobOutput::Token(crate::assistant::ask::ATTEMPT_SEPARATOR.into()),
-        ),
+    let retry = format!(
+        "{}Unknown column `cnt`",
+        crate::assistant::ask::ATTEMPT_SEPARATOR
     );
+    update(&mut state, Msg::Job(job, JobOutput::Token(retry)));
     assert!(matches!(
         state.ask.phase,
         Phase::Generating { attempt: 2, .. }
     ));
+    assert_eq!(
+        state.ask.retry_reason.as_deref(),
+        Some("Unknown column `cnt`")
+    );
+    let screen = render(&state, 120, 40).backend().to_string();
+    assert!(
+        screen.contains("attempt 1 refused: Unknown column `cnt`"),
+        "{screen}"
+    );
     assert_eq!(state.ask.sql.lines().join("\n"), "SELECT");
     // Output of an older job is dropped.
     update(

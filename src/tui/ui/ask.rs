@@ -105,16 +105,27 @@ fn status_line(state: &State) -> Line<'static> {
         Phase::Generating {
             attempt,
             started_ms,
-        } => Line::from(vec![
-            Span::styled(format!(" {spinner} "), theme.accent),
-            Span::styled(
-                format!(
-                    "writing SQL (attempt {attempt}) · {:.1} s · Esc cancels",
-                    since(*started_ms)
+        } => {
+            let mut spans = vec![
+                Span::styled(format!(" {spinner} "), theme.accent),
+                Span::styled(
+                    format!(
+                        "writing SQL (attempt {attempt}) · {:.1} s · Esc cancels",
+                        since(*started_ms)
+                    ),
+                    theme.text,
                 ),
-                theme.text,
-            ),
-        ]),
+            ];
+            // A retry says why the last attempt was refused (the server's or the checker's
+            // words), so the user sees the repair happen.
+            if let Some(why) = &ask.retry_reason {
+                spans.push(Span::styled(
+                    format!(" · attempt {} refused: {why}", attempt.saturating_sub(1)),
+                    theme.warning,
+                ));
+            }
+            Line::from(spans)
+        }
         Phase::Running { started_ms } => Line::from(vec![
             Span::styled(format!(" {spinner} "), theme.accent),
             Span::styled(
