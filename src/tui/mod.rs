@@ -242,6 +242,7 @@ impl FrameLog {
                 "peak_rss_kib {}",
                 crate::telemetry::peak_rss_kib().unwrap_or(0)
             );
+            let _ = writeln!(f, "rss_kib {}", crate::telemetry::rss_kib().unwrap_or(0));
         }
     }
 }
