@@ -196,7 +196,7 @@ async fn bookkeeping(w: &Warehouse, sql: &str) -> QueryResult {
 
 fn text(value: &Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
+        Value::String(s) => s.clone().into(),
         other => other.to_string(),
     }
 }

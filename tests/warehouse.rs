@@ -56,11 +56,11 @@ async fn values_keep_their_types() {
     assert_eq!(row[6], Value::Null);
     assert_eq!(
         row[7],
-        Value::Array(vec![Value::UInt(1), Value::UInt(2), Value::UInt(3)])
+        Value::Array(vec![Value::UInt(1), Value::UInt(2), Value::UInt(3)].into())
     );
     assert_eq!(
         row[8],
-        Value::Array(vec![Value::String("a".into()), Value::Null])
+        Value::Array(vec![Value::String("a".into()), Value::Null].into())
     );
     assert_eq!(row[9], Value::UInt(7));
     assert!(r.columns[6].data_type.is_nullable());

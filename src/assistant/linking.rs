@@ -85,7 +85,7 @@ impl ValueSamples {
                     .iter()
                     .filter_map(|v| match v {
                         crate::warehouse::value::Value::String(s) if s.len() <= 40 => {
-                            Some(s.clone())
+                            Some(s.to_string())
                         }
                         _ => None,
                     })

@@ -488,14 +488,16 @@ mod tests {
                     Value::UInt(u64::MAX),
                     Value::String("a\tb\nc \"q\", it's \\".into()),
                     Value::Decimal("2.50".into()),
-                    Value::Array(vec![Value::String("x".into()), Value::String("y'z".into())]),
+                    Value::Array(
+                        vec![Value::String("x".into()), Value::String("y'z".into())].into(),
+                    ),
                     Value::Float(f64::NAN),
                 ],
                 vec![
                     Value::UInt(0),
                     Value::Null,
                     Value::Decimal("-1.00".into()),
-                    Value::Array(vec![]),
+                    Value::Array(vec![].into()),
                     Value::Float(1.5),
                 ],
             ],
@@ -609,7 +611,7 @@ mod tests {
     fn table_caps_long_cells_and_reports_truncation() {
         let mut result = QueryResult {
             columns: vec![column("s", "String")],
-            rows: vec![vec![Value::String("x".repeat(500))]],
+            rows: vec![vec![Value::String("x".repeat(500).into())]],
             totals: None,
             stats: QueryStats {
                 elapsed: Duration::from_millis(1234),

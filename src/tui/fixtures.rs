@@ -35,9 +35,9 @@ pub fn hourly() -> Arc<QueryResult> {
     let rows = (0..24u64)
         .map(|h| {
             vec![
-                Value::DateTime(format!("2026-11-24 {h:02}:00:00")),
+                Value::DateTime(format!("2026-11-24 {h:02}:00:00").into()),
                 Value::UInt(100 + (h * 37) % 90),
-                Value::Decimal(format!("{}.50", 10 + (h * 13) % 40)),
+                Value::Decimal(format!("{}.50", 10 + (h * 13) % 40).into()),
             ]
         })
         .collect();

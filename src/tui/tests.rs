@@ -668,7 +668,7 @@ fn a_million_rows_and_odd_cells_render() {
     let long = "x".repeat(10_000) + "\n\ttab";
     let odd = Arc::new(fixtures::result(
         &[("s", "String")],
-        vec![vec![Value::String(long)]],
+        vec![vec![Value::String(long.into())]],
     ));
     let job = rerun(&mut state);
     update(&mut state, Msg::Job(job, JobOutput::Query(Ok(odd))));

@@ -318,9 +318,10 @@ impl Warehouse {
                     .iter()
                     .filter_map(|row| match (row.first(), row.get(1)) {
                         (Some(Value::String(name)), Some(Value::String(ty))) => Some(Column {
-                            name: name.clone(),
-                            type_name: ty.clone(),
-                            data_type: DataType::parse(ty).unwrap_or(DataType::Other(ty.clone())),
+                            name: name.to_string(),
+                            type_name: ty.to_string(),
+                            data_type: DataType::parse(ty)
+                                .unwrap_or_else(|_| DataType::Other(ty.to_string())),
                         }),
                         _ => None,
                     })

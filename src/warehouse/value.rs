@@ -13,7 +13,8 @@ use serde_json::value::RawValue;
 
 use super::types::{write_quoted, DataType};
 
-/// One cell of a result.
+/// One cell of a result. Text and lists are boxed slices (`Box<str>`, `Box<[T]>`) and 128-bit
+/// integers boxed, so a value is 24 bytes rather than 32: a large result holds millions.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Null,
@@ -22,30 +23,30 @@ pub enum Value {
     Int(i64),
     /// `UInt8`..`UInt64`.
     UInt(u64),
-    Int128(i128),
-    UInt128(u128),
+    Int128(Box<i128>),
+    UInt128(Box<u128>),
     /// `Int256`/`UInt256` as exact decimal text (optional `-`, digits).
-    BigInt(String),
+    BigInt(Box<str>),
     Float(f64),
     /// Exact decimal text as the server sent it, e.g. `2.50`.
-    Decimal(String),
-    String(String),
+    Decimal(Box<str>),
+    String(Box<str>),
     /// `Date`/`Date32` as the server formatted it.
-    Date(String),
+    Date(Box<str>),
     /// `DateTime`/`DateTime64` as the server formatted it.
-    DateTime(String),
-    Uuid(String),
+    DateTime(Box<str>),
+    Uuid(Box<str>),
     /// The enum's label.
-    Enum(String),
+    Enum(Box<str>),
     /// `IPv4`/`IPv6` text.
-    Ip(String),
-    Array(Vec<Value>),
+    Ip(Box<str>),
+    Array(Box<[Value]>),
     /// Elements in declaration order, with names for named tuples.
-    Tuple(Vec<(Option<String>, Value)>),
+    Tuple(Box<[(Option<String>, Value)]>),
     /// Entries in the order the server sent them.
-    Map(Vec<(Value, Value)>),
+    Map(Box<[(Value, Value)]>),
     /// Types Aurora does not model (`AggregateFunction`, `Other`): the cell's JSON text.
-    Raw(String),
+    Raw(Box<str>),
 }
 
 /// Why a row could not be decoded.
@@ -109,8 +110,8 @@ fn decode(json: &str, ty: &DataType) -> Result<Value, String> {
         T::UInt8 | T::UInt16 | T::UInt32 | T::UInt64 => {
             Value::UInt(parse_number(json).map_err(|e| fail(&e))?)
         }
-        T::Int128 => Value::Int128(parse_number(json).map_err(|e| fail(&e))?),
-        T::UInt128 => Value::UInt128(parse_number(json).map_err(|e| fail(&e))?),
+        T::Int128 => Value::Int128(Box::new(parse_number(json).map_err(|e| fail(&e))?)),
+        T::UInt128 => Value::UInt128(Box::new(parse_number(json).map_err(|e| fail(&e))?)),
         T::Int256 | T::UInt256 => {
             let text = scalar_text(json).map_err(|e| fail(&e))?;
             let digits = match text.strip_prefix('-') {
@@ -121,7 +122,7 @@ fn decode(json: &str, ty: &DataType) -> Result<Value, String> {
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(fail(&"not an integer"));
             }
-            Value::BigInt(text.into_owned())
+            Value::BigInt(text.into())
         }
         T::Float32 | T::Float64 => Value::Float(parse_number(json).map_err(|e| fail(&e))?),
         T::Bool => Value::Bool(parse_bool(json).ok_or_else(|| fail(&"not a boolean"))?),
@@ -130,15 +131,17 @@ fn decode(json: &str, ty: &DataType) -> Result<Value, String> {
             if !is_decimal_text(&text) {
                 return Err(fail(&"not a decimal number"));
             }
-            Value::Decimal(text.into_owned())
+            Value::Decimal(text.into())
         }
-        T::String | T::FixedString(_) => Value::String(json_string(json).map_err(|e| fail(&e))?),
-        T::Uuid => Value::Uuid(json_string(json).map_err(|e| fail(&e))?),
-        T::Ipv4 | T::Ipv6 => Value::Ip(json_string(json).map_err(|e| fail(&e))?),
+        T::String | T::FixedString(_) => {
+            Value::String(json_string(json).map_err(|e| fail(&e))?.into())
+        }
+        T::Uuid => Value::Uuid(json_string(json).map_err(|e| fail(&e))?.into()),
+        T::Ipv4 | T::Ipv6 => Value::Ip(json_string(json).map_err(|e| fail(&e))?.into()),
         // Numbers appear with `date_time_output_format=unix_timestamp`.
-        T::Date | T::Date32 => Value::Date(scalar_text(json).map_err(|e| fail(&e))?.into_owned()),
+        T::Date | T::Date32 => Value::Date(scalar_text(json).map_err(|e| fail(&e))?.into()),
         T::DateTime(_) | T::DateTime64 { .. } => {
-            Value::DateTime(scalar_text(json).map_err(|e| fail(&e))?.into_owned())
+            Value::DateTime(scalar_text(json).map_err(|e| fail(&e))?.into())
         }
         T::Enum8(labels) => enum_label(json, labels.iter().map(|(l, v)| (l, i16::from(*v))))
             .map_err(|e| fail(&e))?,
@@ -151,13 +154,13 @@ fn decode(json: &str, ty: &DataType) -> Result<Value, String> {
             for item in items {
                 values.push(decode(item.get(), inner)?);
             }
-            Value::Array(values)
+            Value::Array(values.into())
         }
         T::Tuple(elements) => decode_tuple(json, elements).map_err(|e| fail(&e))?,
         T::Map(key_type, value_type) => {
             decode_map(json, key_type, value_type).map_err(|e| fail(&e))?
         }
-        T::Nothing | T::AggregateFunction(_) | T::Other(_) => Value::Raw(json.to_string()),
+        T::Nothing | T::AggregateFunction(_) | T::Other(_) => Value::Raw(json.into()),
     };
     Ok(value)
 }
@@ -202,7 +205,7 @@ fn decode_tuple(json: &str, elements: &[(Option<String>, DataType)]) -> Result<V
     for (cell, (name, ty)) in cells.into_iter().zip(elements) {
         values.push((name.clone(), decode(cell.get(), ty)?));
     }
-    Ok(Value::Tuple(values))
+    Ok(Value::Tuple(values.into()))
 }
 
 fn decode_map(json: &str, key_type: &DataType, value_type: &DataType) -> Result<Value, String> {
@@ -225,7 +228,7 @@ fn decode_map(json: &str, key_type: &DataType, value_type: &DataType) -> Result<
             ));
         }
     }
-    Ok(Value::Map(entries))
+    Ok(Value::Map(entries.into()))
 }
 
 /// JSON object keys are always strings, so a key is read as a quoted scalar (the numeric
@@ -247,7 +250,7 @@ fn enum_label<'a>(
     labels: impl Iterator<Item = (&'a String, i16)>,
 ) -> Result<Value, String> {
     if json.starts_with('"') {
-        return json_string(json).map(Value::Enum);
+        return json_string(json).map(|label| Value::Enum(label.into()));
     }
     // Only reachable with output settings that write enums as numbers.
     let number: i16 = parse_number(json)?;
@@ -256,7 +259,7 @@ fn enum_label<'a>(
         .find(|(_, v)| *v == number)
         .map(|(l, _)| l.clone())
         .unwrap_or_else(|| number.to_string());
-    Ok(Value::Enum(label))
+    Ok(Value::Enum(label.into()))
 }
 
 fn parse_container<'a, T: Deserialize<'a>>(json: &'a str, open: char) -> Result<T, String> {
@@ -567,6 +570,13 @@ pub fn push_json_string(out: &mut String, s: &str) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_value_takes_24_bytes() {
+        // A million-row result holds millions of these: strings and lists are boxed slices and
+        // 128-bit integers boxed, so no variant is wider than 16 bytes plus the tag.
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+    }
+
     fn types(list: &[&str]) -> Vec<DataType> {
         list.iter().map(|t| DataType::parse(t).unwrap()).collect()
     }
@@ -596,13 +606,13 @@ mod tests {
         assert_eq!(row[0], Value::UInt(0));
         assert_eq!(row[1], Value::UInt(1_000_000_000_000));
         assert_eq!(row[2], Value::Decimal("2.50".into()));
-        assert_eq!(row[3], Value::Array(vec![Value::UInt(1), Value::UInt(2)]));
+        assert_eq!(
+            row[3],
+            Value::Array(vec![Value::UInt(1), Value::UInt(2)].into())
+        );
         assert_eq!(
             row[4],
-            Value::Tuple(vec![
-                (None, Value::UInt(1)),
-                (None, Value::String("x".into()))
-            ])
+            Value::Tuple(vec![(None, Value::UInt(1)), (None, Value::String("x".into()))].into())
         );
         assert!(matches!(row[5], Value::Float(f) if f.is_nan()));
         assert_eq!(row[6], Value::String("é\"q".into()));
@@ -629,9 +639,9 @@ mod tests {
         let max = i128::MAX.to_string();
         assert_eq!(
             one(&format!("\"{min}\""), "Int128"),
-            Value::Int128(i128::MIN)
+            Value::Int128(i128::MIN.into())
         );
-        assert_eq!(one(&max, "Int128"), Value::Int128(i128::MAX));
+        assert_eq!(one(&max, "Int128"), Value::Int128(i128::MAX.into()));
         assert_eq!(one(&format!("\"{max}\""), "Int128").to_json(), max);
         let umax = u128::MAX.to_string();
         assert_eq!(one(&umax, "UInt128").to_json(), umax);
@@ -681,11 +691,14 @@ mod tests {
         );
         assert_eq!(
             v,
-            Value::Array(vec![
-                Value::String("a".into()),
-                Value::Null,
-                Value::String("it's".into())
-            ])
+            Value::Array(
+                vec![
+                    Value::String("a".into()),
+                    Value::Null,
+                    Value::String("it's".into())
+                ]
+                .into()
+            )
         );
         assert_eq!(v.to_string(), r"['a', NULL, 'it\'s']");
         assert_eq!(v.to_json(), r#"["a",null,"it's"]"#);
@@ -708,10 +721,13 @@ mod tests {
     #[test]
     fn named_tuples_as_object_and_array() {
         let ty = "Tuple(a UInt8, b String)";
-        let expected = Value::Tuple(vec![
-            (Some("a".into()), Value::UInt(1)),
-            (Some("b".into()), Value::String("x".into())),
-        ]);
+        let expected = Value::Tuple(
+            vec![
+                (Some("a".into()), Value::UInt(1)),
+                (Some("b".into()), Value::String("x".into())),
+            ]
+            .into(),
+        );
         assert_eq!(one(r#"[1, "x"]"#, ty), expected);
         // Object keys may come in any order; declaration order wins.
         assert_eq!(one(r#"{"b": "x", "a": 1}"#, ty), expected);
@@ -728,13 +744,16 @@ mod tests {
         let v = one(r#"{"k2": [1], "k1": []}"#, "Map(String, Array(UInt64))");
         assert_eq!(
             v,
-            Value::Map(vec![
-                (
-                    Value::String("k2".into()),
-                    Value::Array(vec![Value::UInt(1)])
-                ),
-                (Value::String("k1".into()), Value::Array(vec![])),
-            ])
+            Value::Map(
+                vec![
+                    (
+                        Value::String("k2".into()),
+                        Value::Array(vec![Value::UInt(1)].into())
+                    ),
+                    (Value::String("k1".into()), Value::Array(vec![].into())),
+                ]
+                .into()
+            )
         );
         assert_eq!(v.to_string(), "{'k2': [1], 'k1': []}");
         assert_eq!(v.to_json(), r#"{"k2":[1],"k1":[]}"#);
@@ -744,10 +763,13 @@ mod tests {
         );
         assert_eq!(
             numeric,
-            Value::Map(vec![
-                (Value::UInt(u64::MAX), Value::String("x".into())),
-                (Value::UInt(1), Value::Null),
-            ])
+            Value::Map(
+                vec![
+                    (Value::UInt(u64::MAX), Value::String("x".into())),
+                    (Value::UInt(1), Value::Null),
+                ]
+                .into()
+            )
         );
         assert_eq!(
             numeric.to_json(),
@@ -764,7 +786,7 @@ mod tests {
         assert_eq!(v, Value::String("tab\there\nnew \"q\" \\ é 😀 日本".into()));
         assert_eq!(v.to_string(), "tab\there\nnew \"q\" \\ é 😀 日本");
         assert_eq!(v.to_json(), r#""tab\there\nnew \"q\" \\ é 😀 日本""#);
-        let nested = Value::Array(vec![v]);
+        let nested = Value::Array(vec![v].into());
         assert_eq!(nested.to_string(), r#"['tab\there\nnew "q" \\ é 😀 日本']"#);
         assert_eq!(Value::String("\u{1}".into()).to_json(), r#""\u0001""#);
     }
@@ -810,7 +832,7 @@ mod tests {
         assert_eq!(one("2", "Enum8('a' = 1, 'b' = 2)"), Value::Enum("b".into()));
         assert_eq!(one("0", "Bool"), Value::Bool(false));
         assert_eq!(
-            Value::Array(vec![Value::Date("2024-01-02".into())]).to_string(),
+            Value::Array(vec![Value::Date("2024-01-02".into())].into()).to_string(),
             "['2024-01-02']"
         );
     }

@@ -338,7 +338,7 @@ impl ClickHouseSink {
                 {
                     let entry = self
                         .uncertain_up_to
-                        .entry(Arc::from(source.as_str()))
+                        .entry(Arc::from(&**source))
                         .or_insert(0);
                     *entry = (*entry).max(*max);
                 }

@@ -274,8 +274,8 @@ fn number(value: &Value) -> Option<f64> {
     let number = match value {
         Value::Int(v) => *v as f64,
         Value::UInt(v) => *v as f64,
-        Value::Int128(v) => *v as f64,
-        Value::UInt128(v) => *v as f64,
+        Value::Int128(v) => **v as f64,
+        Value::UInt128(v) => **v as f64,
         Value::Float(v) => *v,
         Value::Decimal(text) | Value::BigInt(text) => text.parse().ok()?,
         _ => return None,
@@ -624,7 +624,7 @@ mod tests {
     }
 
     fn s(text: &str) -> Value {
-        Value::String(text.to_string())
+        Value::String(text.to_string().into())
     }
 
     fn render(chart: ResultChart<'_>, width: u16, height: u16) -> Buffer {
@@ -737,7 +737,7 @@ mod tests {
             &[("hour", "UInt8"), ("total", "Decimal(18, 2)")],
             (0..24u64)
                 .rev()
-                .map(|h| vec![Value::UInt(h), Value::Decimal(format!("{h}.50"))])
+                .map(|h| vec![Value::UInt(h), Value::Decimal(format!("{h}.50").into())])
                 .collect(),
         ))
         .unwrap();
@@ -897,7 +897,7 @@ mod tests {
             (1..=8)
                 .map(|i| {
                     vec![
-                        Value::Date(format!("2024-01-0{i}")),
+                        Value::Date(format!("2024-01-0{i}").into()),
                         Value::UInt(i),
                         Value::Int(-(i as i64)),
                     ]

@@ -601,7 +601,12 @@ mod tests {
         result(
             &[("n", "UInt64"), ("label", "String")],
             (0..n)
-                .map(|i| vec![Value::UInt(i as u64), Value::String(format!("row-{i}"))])
+                .map(|i| {
+                    vec![
+                        Value::UInt(i as u64),
+                        Value::String(format!("row-{i}").into()),
+                    ]
+                })
                 .collect(),
         )
     }
@@ -625,7 +630,7 @@ mod tests {
                 vec![
                     Value::UInt(7),
                     Value::String("日本".into()),
-                    Value::String(long),
+                    Value::String(long.into()),
                 ],
                 vec![Value::UInt(100), Value::Null, Value::String("short".into())],
             ],
@@ -939,7 +944,7 @@ mod tests {
     fn totals_stick_to_the_bottom_line() {
         let theme = theme();
         let mut result = (*numbered(10)).clone();
-        result.totals = Some(vec![Value::UInt(45), Value::String(String::new())]);
+        result.totals = Some(vec![Value::UInt(45), Value::String(String::new().into())]);
         let mut view = ResultView::new(Arc::new(result));
         assert_eq!(view.body_rows(4), 2);
         assert_eq!(view.body_rows(2), 1);
