@@ -9,6 +9,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 
 use crate::warehouse::schema::{Schema, TableInfo};
 
+use super::output::binary_bytes;
 use super::session::Session;
 use super::GlobalArgs;
 
@@ -59,22 +60,6 @@ pub async fn run(global: &GlobalArgs, args: SchemaArgs) -> Result<ExitCode> {
     result.map(|_| ExitCode::SUCCESS)
 }
 
-/// `1234567` → `1.23 MiB`-style sizes for people; JSON keeps exact bytes.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.2} {}", UNITS[unit])
-    }
-}
-
 fn print_tables(schema: &Schema, format: SchemaFormat, out: &mut dyn Write) -> Result<()> {
     if format == SchemaFormat::Json {
         serde_json::to_writer_pretty(&mut *out, schema)?;
@@ -97,7 +82,7 @@ fn print_tables(schema: &Schema, format: SchemaFormat, out: &mut dyn Write) -> R
             t.qualified_name(),
             t.engine.clone(),
             t.total_rows.to_string(),
-            human_bytes(t.total_bytes),
+            binary_bytes(t.total_bytes),
             t.sorting_key.clone(),
         ]);
     }
@@ -128,7 +113,7 @@ fn print_table(t: &TableInfo, format: SchemaFormat, out: &mut dyn Write) -> Resu
         out,
         "  rows: {}, size on disk: {}",
         t.total_rows,
-        human_bytes(t.total_bytes)
+        binary_bytes(t.total_bytes)
     )?;
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
@@ -159,17 +144,4 @@ fn print_table(t: &TableInfo, format: SchemaFormat, out: &mut dyn Write) -> Resu
     }
     writeln!(out, "{table}")?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_like_people_write_them() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.50 KiB");
-        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.00 GiB");
-    }
 }

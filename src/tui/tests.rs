@@ -54,14 +54,10 @@ fn state() -> State {
 
 fn column(name: &str, type_name: &str, comment: &str, sorting: bool) -> ColumnInfo {
     ColumnInfo {
-        name: name.into(),
-        type_name: type_name.into(),
-        default_kind: String::new(),
-        default_expression: String::new(),
-        comment: comment.into(),
         in_partition_key: name == "event_time",
         in_sorting_key: sorting,
         in_primary_key: sorting,
+        ..crate::assistant::linking::tests::column(name, type_name, comment)
     }
 }
 
