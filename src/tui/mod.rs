@@ -114,15 +114,40 @@ fn init_terminal() -> anyhow::Result<(DefaultTerminal, TerminalGuard)> {
     Ok((terminal, guard))
 }
 
-/// Reads terminal input on its own thread. `paused` stops reading while `$EDITOR` owns the
-/// terminal; `stop` ends the thread.
-fn spawn_input(tx: UnboundedSender<Msg>, paused: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+/// Hands the terminal's input to `$EDITOR` and back: the reader stops polling when asked,
+/// and says so, so that none of the editor's keys (or the terminal's answers to its queries)
+/// reach the workspace.
+#[derive(Default)]
+struct InputGate {
+    pause_requested: AtomicBool,
+    reader_idle: AtomicBool,
+}
+
+impl InputGate {
+    /// Asks the reader to stop and waits until it has (at most one poll interval).
+    fn pause(&self) {
+        self.pause_requested.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !self.reader_idle.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn resume(&self) {
+        self.pause_requested.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Reads terminal input on its own thread until `stop`; pauses through `gate`.
+fn spawn_input(tx: UnboundedSender<Msg>, gate: Arc<InputGate>, stop: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
-            if paused.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
+            if gate.pause_requested.load(Ordering::SeqCst) {
+                gate.reader_idle.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
+            gate.reader_idle.store(false, Ordering::SeqCst);
             match event::poll(Duration::from_millis(100)) {
                 Ok(false) => continue,
                 Ok(true) => {}
@@ -326,9 +351,9 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
         state.notify(Level::Warning, format!("no log this session ({e})"));
     }
     let (mut terminal, guard) = init_terminal()?;
-    let paused = Arc::new(AtomicBool::new(false));
+    let gate = Arc::new(InputGate::default());
     let stop = Arc::new(AtomicBool::new(false));
-    spawn_input(tx.clone(), paused.clone(), stop.clone());
+    spawn_input(tx.clone(), gate.clone(), stop.clone());
     spawn_signals(tx.clone());
     spawn_pipelines(tx.clone(), ctx.supervisor.clone(), ctx.state_dir.clone());
     jobs.load_schema();
@@ -340,7 +365,7 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
         &mut jobs,
         &mut rx,
         &tx,
-        &paused,
+        &gate,
         &mut frames,
     )
     .await;
@@ -361,7 +386,7 @@ async fn event_loop(
     jobs: &mut Jobs,
     rx: &mut tokio::sync::mpsc::UnboundedReceiver<Msg>,
     tx: &UnboundedSender<Msg>,
-    paused: &AtomicBool,
+    gate: &InputGate,
     frames: &mut FrameLog,
 ) -> anyhow::Result<()> {
     let size = terminal.size().context("cannot read the terminal size")?;
@@ -417,9 +442,9 @@ async fn event_loop(
                 match command {
                     Command::Quit => {}
                     Command::OpenEditor(sql) => {
-                        paused.store(true, Ordering::Relaxed);
+                        gate.pause();
                         let edited = edit_in_editor(terminal, &sql);
-                        paused.store(false, Ordering::Relaxed);
+                        gate.resume();
                         terminal.clear().ok();
                         let _ = tx.send(Msg::EditorClosed(edited));
                     }
