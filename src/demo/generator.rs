@@ -286,11 +286,6 @@ impl Clickstream {
         self.options.spikes.spike_at(at.since_start).is_some()
     }
 
-    /// Messages made so far, and how many of them were malformed.
-    pub fn made(&self) -> (u64, u64) {
-        (self.made, self.malformed_made)
-    }
-
     pub fn next_message(&mut self, at: Moment) -> Message {
         let n = self.made;
         self.made += 1;

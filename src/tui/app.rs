@@ -14,7 +14,6 @@ use tui_textarea::TextArea;
 
 use crate::assistant::conversation::Conversation;
 use crate::assistant::suggest::Suggestion;
-use crate::ingest::engine::PipelineState;
 use crate::ingest::supervisor::{PipelineControl, PipelineSnapshot};
 use crate::warehouse::schema::Schema;
 use crate::warehouse::QueryResult;
@@ -313,6 +312,8 @@ pub enum Msg {
     },
     Pipelines(Vec<PipelineSnapshot>),
     Job(JobId, JobOutput),
+    /// The rows of a table the Schema view asked to see.
+    Sample(JobId, Result<Arc<QueryResult>, String>),
     Schema(Result<(Arc<Schema>, Vec<Suggestion>), String>),
     EditorClosed(Result<String, String>),
     PipelineControlled {
@@ -332,7 +333,6 @@ pub enum JobOutput {
     Token(String),
     Answer(Result<AnswerReport, String>),
     Query(Result<Arc<QueryResult>, String>),
-    Sample(Result<Arc<QueryResult>, String>),
 }
 
 /// Work for the job runner; results come back as `Msg`s.
@@ -501,16 +501,7 @@ impl State {
         self.pipelines
             .rows
             .iter()
-            .filter(|r| {
-                r.snapshot.controllable
-                    && !r.snapshot.paused
-                    && matches!(
-                        r.snapshot.status.state,
-                        PipelineState::Starting
-                            | PipelineState::Running
-                            | PipelineState::Retrying(_)
-                    )
-            })
+            .filter(|r| r.snapshot.controllable && r.snapshot.is_running())
             .count()
     }
 
@@ -568,6 +559,10 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
             Vec::new()
         }
         Msg::Job(job, output) => on_job(state, job, output),
+        Msg::Sample(job, result) => {
+            on_sample(state, job, result);
+            Vec::new()
+        }
         Msg::Schema(Ok((schema, mut suggestions))) => {
             if let Some(db) = &state.focus_database {
                 let prefix = format!("{db}.");
@@ -850,14 +845,12 @@ fn back(state: &mut State) -> Vec<Command> {
     }
     // A running question or query is what Esc stops first, whatever else is on screen.
     if state.view == View::Ask {
-        if let (Phase::Generating { .. } | Phase::Running { .. }, Some(job)) =
-            (&state.ask.phase, state.ask.job)
-        {
+        let cancelled = cancel_current(state);
+        if !cancelled.is_empty() {
             state.ask.phase = Phase::Failed("cancelled".into());
-            state.ask.job = None;
             state.ask.running_sql = None;
             state.ask.focus = AskFocus::Result;
-            return vec![Command::Cancel(job)];
+            return cancelled;
         }
     }
     let sample_filtered = state.view == View::Schema
@@ -879,16 +872,8 @@ fn back(state: &mut State) -> Vec<Command> {
     }
     match state.view {
         View::Ask => {
-            let commands = match (&state.ask.phase, state.ask.job) {
-                (Phase::Generating { .. } | Phase::Running { .. }, Some(job)) => {
-                    state.ask.phase = Phase::Failed("cancelled".into());
-                    state.ask.job = None;
-                    vec![Command::Cancel(job)]
-                }
-                _ => Vec::new(),
-            };
             state.ask.focus = AskFocus::Result;
-            commands
+            Vec::new()
         }
         View::Schema => {
             state.schema.focus = SchemaFocus::Tables;
@@ -1091,24 +1076,24 @@ fn keep_selections_visible(state: &mut State) {
     }
 }
 
-fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
-    if let JobOutput::Sample(result) = output {
-        if state.schema.sample_job != Some(job) {
-            return Vec::new();
-        }
-        state.schema.sample_job = None;
-        match result {
-            Ok(result) => {
-                state.schema.sample_filter.clear();
-                state.schema.sample = Some(ResultView::new(result));
-                state.schema.sample_error = None;
-                state.schema.focus = SchemaFocus::Sample;
-                keep_selections_visible(state);
-            }
-            Err(e) => state.schema.sample_error = Some(e),
-        }
-        return Vec::new();
+fn on_sample(state: &mut State, job: JobId, result: Result<Arc<QueryResult>, String>) {
+    if state.schema.sample_job != Some(job) {
+        return;
     }
+    state.schema.sample_job = None;
+    match result {
+        Ok(result) => {
+            state.schema.sample_filter.clear();
+            state.schema.sample = Some(ResultView::new(result));
+            state.schema.sample_error = None;
+            state.schema.focus = SchemaFocus::Sample;
+            keep_selections_visible(state);
+        }
+        Err(e) => state.schema.sample_error = Some(e),
+    }
+}
+
+fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
     // Latest wins: output of a question or query that was replaced is dropped.
     if state.ask.job != Some(job) {
         return Vec::new();
@@ -1179,16 +1164,16 @@ fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
             }
             return vec![Command::SaveHistory];
         }
-        JobOutput::Sample(_) => {}
     }
     Vec::new()
 }
 
 fn show_result(state: &mut State, result: Arc<QueryResult>) {
     let chart = SeriesSet::detect(&result);
+    let area = layout::result_inner(state);
     state.ask.chart_kind = chart
         .as_ref()
-        .map_or(ChartKind::Line, SeriesSet::default_kind);
+        .map_or(ChartKind::Line, |set| set.default_kind_for(area));
     state.ask.show_chart = false;
     state.ask.chart = chart;
     let mut view = ResultView::new(result);

@@ -173,12 +173,12 @@ impl Jobs {
                     Err("cancelled".to_string())
                 }
             };
-            let output = if sample {
-                JobOutput::Sample(result)
+            let msg = if sample {
+                Msg::Sample(job, result)
             } else {
-                JobOutput::Query(result)
+                Msg::Job(job, JobOutput::Query(result))
             };
-            let _ = tx.send(Msg::Job(job, output));
+            let _ = tx.send(msg);
         });
     }
 

@@ -548,7 +548,7 @@ fn schema_filter_and_sample_and_history_rerun() {
         &[("product_id", "String")],
         vec![vec![Value::String("P1".into())]],
     ));
-    update(&mut state, Msg::Job(*job, JobOutput::Sample(Ok(sample))));
+    update(&mut state, Msg::Sample(*job, Ok(sample)));
     assert!(state.schema.sample.is_some());
     update(&mut state, key(KeyCode::Esc));
     update(&mut state, key(KeyCode::Esc));
