@@ -247,25 +247,19 @@ impl Assistant {
                     .map(|v| (v.column, v.value))
                     .collect();
             if let Some(sql) = super::conversation::refine_by_rule(&turn.sql, question, &values) {
-                let (checked, validation_time) = self
-                    .timed_check(
+                let attempt = self
+                    .checked_attempt(
                         &sql,
+                        "(the previous query, refined by rule)".into(),
+                        Generation::default(),
                         schema,
                         &default_database,
                         options.mode,
                         &mut answer.timings,
                     )
                     .await?;
-                let attempt = Attempt {
-                    sql: sql.clone(),
-                    raw: "(the previous query, refined by rule)".into(),
-                    error: checked.as_ref().err().map(|(_, p)| p.to_string()),
-                    stage: checked.as_ref().err().map(|(stage, _)| *stage),
-                    generation: Generation::default(),
-                    validation_time,
-                };
                 // When the rule's query does not pass, the model gets its turn as usual.
-                if checked.is_ok() {
+                if attempt.error.is_none() {
                     if self
                         .accept(&mut answer, attempt, sql, options, &cancel)
                         .await?
@@ -317,31 +311,24 @@ impl Assistant {
             if options.mode == Mode::Full {
                 sql = validate::rewrite(&sql, schema, &default_database);
             }
-            let (checked, validation_time) = self
-                .timed_check(
+            let raw = generation.text.clone();
+            let attempt = self
+                .checked_attempt(
                     &sql,
+                    raw,
+                    generation,
                     schema,
                     &default_database,
                     options.mode,
                     &mut answer.timings,
                 )
                 .await?;
-            let mut attempt = Attempt {
-                sql: sql.clone(),
-                raw: generation.text.clone(),
-                error: None,
-                stage: None,
-                generation,
-                validation_time,
-            };
-            if let Err((stage, problem)) = checked {
-                attempt.error = Some(problem.to_string());
-                attempt.stage = Some(stage);
-                answer.attempts.push(attempt);
+            if let Some(error) = &attempt.error {
                 failure = Some(Failure {
                     sql,
-                    error: problem.to_string(),
+                    error: error.clone(),
                 });
+                answer.attempts.push(attempt);
                 continue;
             }
             match self
@@ -431,19 +418,35 @@ impl Assistant {
     }
 
     /// [`check`](Self::check), timed, with the time added to the answer's timings.
-    async fn timed_check(
+    /// Checks `sql` (timed, into `timings`) and records the outcome as an attempt: `error`
+    /// and `stage` are set when it was refused.
+    #[allow(clippy::too_many_arguments)]
+    async fn checked_attempt(
         &self,
         sql: &str,
+        raw: String,
+        generation: Generation,
         schema: &Schema,
         default_database: &str,
         mode: Mode,
         timings: &mut Timings,
-    ) -> Result<(Result<(), (&'static str, Problem)>, Duration), AssistantError> {
+    ) -> Result<Attempt, AssistantError> {
         let started = Instant::now();
         let checked = self.check(sql, schema, default_database, mode).await?;
-        let took = started.elapsed();
-        timings.validation += took;
-        Ok((checked, took))
+        let validation_time = started.elapsed();
+        timings.validation += validation_time;
+        let (stage, error) = match checked {
+            Ok(()) => (None, None),
+            Err((stage, problem)) => (Some(stage), Some(problem.to_string())),
+        };
+        Ok(Attempt {
+            sql: sql.to_string(),
+            raw,
+            error,
+            stage,
+            generation,
+            validation_time,
+        })
     }
 
     /// Parser and schema checks, then the server's dry run. The error's stage says which.
