@@ -163,6 +163,10 @@ async fn pausing_resuming_and_restarting_the_demo_pipeline_loses_and_repeats_not
     let paused = demo.pipeline();
     assert!(paused.paused && paused.controllable, "{paused:?}");
     assert_eq!(paused.status.state, PipelineState::Stopped);
+    assert_eq!(
+        paused.status.rows_per_sec, 0.0,
+        "a stopped pipeline shows no rate"
+    );
     assert_eq!(supervisor.running(), 0);
     // Everything read before the pause was stored before it stopped.
     let stored_at_pause = paused.status.rows_written;

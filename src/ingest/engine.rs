@@ -188,6 +188,9 @@ pub async fn run(
         }
     });
     status.send_modify(|s| {
+        // An ended pipeline stores nothing more: its last window's rate would read as live.
+        s.rows_per_sec = 0.0;
+        s.bytes_per_sec = 0.0;
         s.pid = std::process::id();
         s.updated_at = crate::ingest::unix_now();
     });

@@ -174,18 +174,8 @@ pub struct PipelineRow {
 }
 
 impl PipelineRow {
-    /// Rows per second now: the engine's figure is over its last window, so a paused or ended
-    /// pipeline would otherwise go on showing its last rate.
-    pub fn rate_of(snapshot: &PipelineSnapshot) -> f64 {
-        if snapshot.is_running() {
-            snapshot.status.rows_per_sec.max(0.0)
-        } else {
-            0.0
-        }
-    }
-
     pub fn rate(&self) -> f64 {
-        Self::rate_of(&self.snapshot)
+        self.snapshot.status.rows_per_sec.max(0.0)
     }
 }
 
