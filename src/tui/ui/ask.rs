@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{fit, panel, placeholder};
+use super::{draw_block, fit, panel, placeholder};
 use crate::tui::action::Action;
 use crate::tui::app::{AskFocus, Phase, State};
 use crate::tui::layout;
@@ -27,8 +27,7 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
         focused,
         theme,
     );
-    let inner = block.inner(areas.question);
-    frame.render_widget(block, areas.question);
+    let inner = draw_block(frame, areas.question, block);
     if ask.question.is_empty() && !focused {
         frame.render_widget(
             Line::styled(
@@ -74,8 +73,7 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
         " SQL "
     };
     let block = panel(title, sql_focused, theme);
-    let inner = block.inner(areas.sql);
-    frame.render_widget(block, areas.sql);
+    let inner = draw_block(frame, areas.sql, block);
     if sql_focused {
         frame.render_widget(&ask.sql, inner);
     } else {
@@ -180,8 +178,7 @@ fn draw_result(frame: &mut Frame, area: Rect, state: &State) {
                     keys.key_for(Action::CycleChart)
                 );
                 let block = panel(title, focused, theme);
-                let inner = block.inner(area);
-                frame.render_widget(block, area);
+                let inner = draw_block(frame, area, block);
                 frame.render_widget(
                     ResultChart {
                         set,
@@ -200,8 +197,7 @@ fn draw_result(frame: &mut Frame, area: Rect, state: &State) {
                 };
                 let title = format!(" Result · {}{hint} ", view.summary());
                 let block = panel(title, focused, theme);
-                let inner = block.inner(area);
-                frame.render_widget(block, area);
+                let inner = draw_block(frame, area, block);
                 frame.render_widget(
                     ResultTable {
                         view,
@@ -214,10 +210,13 @@ fn draw_result(frame: &mut Frame, area: Rect, state: &State) {
         }
         return;
     }
-    let block = panel(" Suggestions · Enter runs one ", focused, theme);
+    let title = format!(
+        " Suggestions · {} runs one ",
+        state.keymap.key_for(Action::Select)
+    );
+    let block = panel(title, focused, theme);
     if ask.suggestions.is_empty() {
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
+        let inner = draw_block(frame, area, block);
         placeholder(
             frame,
             inner,

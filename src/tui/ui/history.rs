@@ -6,7 +6,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::{panel, placeholder};
+use super::{draw_block, panel, placeholder};
 use crate::tui::action::Action;
 use crate::tui::app::State;
 use crate::tui::history::Outcome;
@@ -19,8 +19,7 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
     let entries = &history.history.entries;
     if history.listed.is_empty() {
         let block = panel(" History ", true, theme);
-        let inner = block.inner(body);
-        frame.render_widget(block, body);
+        let inner = draw_block(frame, body, block);
         let text = if entries.is_empty() {
             "Nothing yet: questions and queries you run appear here."
         } else {

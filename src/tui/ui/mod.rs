@@ -166,6 +166,13 @@ pub fn panel<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme) -> Bl
         .title_style(theme.title)
 }
 
+/// Draws `block` over `area` and returns the area inside it.
+pub fn draw_block(frame: &mut Frame, area: Rect, block: Block) -> Rect {
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    inner
+}
+
 /// A rectangle of `width`×`height` centred in `area` (clipped to it).
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
@@ -188,8 +195,7 @@ fn prompt(
     let area = centered(body, body.width.saturating_sub(4).min(80), 3);
     frame.render_widget(Clear, area);
     let block = panel(title.to_string(), true, theme);
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let inner = draw_block(frame, area, block);
     frame.render_widget(text, inner);
 }
 
@@ -220,8 +226,7 @@ fn draw_help(frame: &mut Frame, body: Rect, state: &State) {
     frame.render_widget(Clear, area);
     let title = format!("Keys · {} view (any key closes)", state.view.title());
     let block = panel(title, true, theme);
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
+    let inner = draw_block(frame, area, block);
     let [keys_area, note_area] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(3)]).areas(inner);
     let halves =

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::{clock, compact, panel, placeholder};
+use super::{clock, compact, draw_block, panel, placeholder};
 use crate::ingest::engine::PipelineState;
 use crate::tui::action::Action;
 use crate::tui::app::{PipelineRow, State};
@@ -20,8 +20,7 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
     let pipelines = &state.pipelines;
     if pipelines.rows.is_empty() {
         let block = panel(" Pipelines ", true, theme);
-        let inner = block.inner(body);
-        frame.render_widget(block, body);
+        let inner = draw_block(frame, body, block);
         placeholder(
             frame,
             inner,

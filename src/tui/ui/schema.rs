@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, List, ListItem, ListState, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
-use super::{compact, panel, placeholder};
+use super::{compact, draw_block, panel, placeholder};
 use crate::tui::action::Action;
 use crate::tui::app::{SchemaFocus, State};
 use crate::tui::layout;
@@ -26,8 +26,7 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
             theme.muted
         };
         let block = panel(" Schema ", true, theme);
-        let inner = block.inner(body);
-        frame.render_widget(block, body);
+        let inner = draw_block(frame, body, block);
         placeholder(frame, inner, &text, style);
         return;
     };
@@ -142,7 +141,10 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
 
     let sample_focused = schema.focus == SchemaFocus::Sample;
     match (&schema.sample, &schema.sample_error, schema.sample_job) {
-        (_, _, Some(_)) => placeholder(frame, areas.sample, "reading a sample…", theme.muted),
+        (_, _, Some(_)) => {
+            let inner = draw_block(frame, areas.sample, panel(" Sample ", false, theme));
+            placeholder(frame, inner, "reading a sample…", theme.muted);
+        }
         (_, Some(error), _) => frame.render_widget(
             Paragraph::new(error.clone())
                 .style(theme.danger)
@@ -156,8 +158,7 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
                 sample_focused,
                 theme,
             );
-            let inner = block.inner(areas.sample);
-            frame.render_widget(block, areas.sample);
+            let inner = draw_block(frame, areas.sample, block);
             frame.render_widget(
                 ResultTable {
                     view,
@@ -168,10 +169,12 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
             );
         }
         _ => {
-            let block = panel(" Sample ", false, theme);
-            let inner = block.inner(areas.sample);
-            frame.render_widget(block, areas.sample);
-            placeholder(frame, inner, "Enter shows a sample of rows", theme.muted);
+            let inner = draw_block(frame, areas.sample, panel(" Sample ", false, theme));
+            let hint = format!(
+                "{} shows a sample of rows",
+                state.keymap.key_for(Action::Select)
+            );
+            placeholder(frame, inner, &hint, theme.muted);
         }
     }
 }
