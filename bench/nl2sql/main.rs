@@ -12,7 +12,8 @@
 //! Environment: `NL2SQL_LIMIT=N` runs the first N questions only; `NL2SQL_THREADS=N` sets the
 //! model's threads (default: cores - 1, as Aurora's default); `NL2SQL_MODEL=PATH` picks the
 //! model (default: the one `aurora` would use); `NL2SQL_ONLY=id,id` runs just those;
-//! `NL2SQL_MODES=full` runs only the given modes.
+//! `NL2SQL_MODES=full` runs only the given modes; `NL2SQL_VERBOSE=1` prints every attempt
+//! with the fixes fitted to the question and its error.
 
 use std::path::Path;
 use std::process::Command;
@@ -45,7 +46,11 @@ struct Outcome {
     correct: bool,
     latency: Duration,
     attempts: usize,
+    /// The accepted query was fitted to the question (`assistant::shape`).
+    fitted: bool,
     note: String,
+    /// Every attempt with its fixes and error, for `NL2SQL_VERBOSE=1`.
+    trace: Vec<String>,
 }
 
 fn main() {
@@ -128,6 +133,11 @@ fn run() -> Result<()> {
                     outcome.attempts,
                     outcome.note
                 );
+                if std::env::var_os("NL2SQL_VERBOSE").is_some() {
+                    for line in &outcome.trace {
+                        println!("           {line}");
+                    }
+                }
                 outcomes.push(outcome);
             }
             table.push((mode, outcomes));
@@ -176,11 +186,28 @@ async fn ask_one(
         }
     };
     let attempts = answer.attempts.len();
+    let trace: Vec<String> = answer
+        .attempts
+        .iter()
+        .map(|a| {
+            format!(
+                "{} | fixes: {} | error: {}",
+                a.sql.replace('\n', " "),
+                a.fixes.join("; "),
+                a.error.as_deref().unwrap_or("-")
+            )
+        })
+        .collect();
+    let fitted = answer
+        .attempts
+        .last()
+        .is_some_and(|a| a.error.is_none() && !a.fixes.is_empty());
     let (Some(sql), Some(result)) = (&answer.sql, &answer.result) else {
         return Ok(Outcome {
             latency,
             attempts,
             note: answer.failure.unwrap_or_default(),
+            trace,
             ..Outcome::default()
         });
     };
@@ -193,6 +220,8 @@ async fn ask_one(
         correct,
         latency,
         attempts,
+        fitted,
+        trace,
         note: if correct {
             String::new()
         } else {
@@ -254,8 +283,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn report(table: &[(Mode, Vec<Outcome>)], questions: &[Question]) {
     println!();
     println!(
-        "{:<6} {:>9} {:>8} {:>7} {:>7} {:>9} {:>13}",
-        "mode", "correct", "acc", "p50", "p90", "attempts", "with repairs"
+        "{:<6} {:>9} {:>8} {:>7} {:>7} {:>9} {:>13} {:>7}",
+        "mode", "correct", "acc", "p50", "p90", "attempts", "with repairs", "fitted"
     );
     let mut accuracy = Vec::new();
     for (mode, outcomes) in table {
@@ -264,10 +293,11 @@ fn report(table: &[(Mode, Vec<Outcome>)], questions: &[Question]) {
         latencies.sort();
         let attempts: usize = outcomes.iter().map(|o| o.attempts).sum();
         let repaired = outcomes.iter().filter(|o| o.attempts > 1).count();
+        let fitted = outcomes.iter().filter(|o| o.fitted).count();
         let acc = correct as f64 / outcomes.len().max(1) as f64;
         accuracy.push((*mode, acc));
         println!(
-            "{:<6} {:>5}/{:<3} {:>7.1}% {:>6.2}s {:>6.2}s {:>9} {:>13}",
+            "{:<6} {:>5}/{:<3} {:>7.1}% {:>6.2}s {:>6.2}s {:>9} {:>13} {:>7}",
             format!("{mode:?}").to_lowercase(),
             correct,
             outcomes.len(),
@@ -275,7 +305,8 @@ fn report(table: &[(Mode, Vec<Outcome>)], questions: &[Question]) {
             percentile(&latencies, 50.0).as_secs_f64(),
             percentile(&latencies, 90.0).as_secs_f64(),
             attempts,
-            repaired
+            repaired,
+            fitted
         );
         for difficulty in ["easy", "medium", "hard"] {
             let of: Vec<&Outcome> = outcomes

@@ -16,6 +16,7 @@ use super::error::AssistantError;
 use super::grammar;
 use super::linking::{self, user_tables, LinkedSchema, ValueSamples};
 use super::prompt::{self, Example, Failure, ANSWER_PREFIX};
+use super::shape;
 use super::validate::{self, Problem};
 use crate::warehouse::schema::Schema;
 use crate::warehouse::{QueryOptions, QueryResult, Warehouse, WarehouseError};
@@ -84,6 +85,8 @@ pub struct Attempt {
     pub generation: Generation,
     #[serde(serialize_with = "millis", rename = "validation_ms")]
     pub validation_time: Duration,
+    /// What was fitted to the question before the check (see [`shape`]), one note each.
+    pub fixes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -308,11 +311,27 @@ impl Assistant {
                 .await?;
             answer.timings.generation += generation.prompt_time + generation.generation_time;
             let mut sql = validate::extract_sql(ANSWER_PREFIX, &generation.text);
+            let mut fixes = Vec::new();
             if options.mode == Mode::Full {
                 sql = validate::rewrite(&sql, schema, &default_database);
+                // A follow-up's question says only what changes, not what the query is.
+                if previous.is_none() {
+                    let fit = shape::Fit {
+                        question,
+                        linked: &linked,
+                        schema,
+                        samples: &context.samples,
+                        default_database: &default_database,
+                    };
+                    let (fitted, notes) = shape::fit(&sql, &fit);
+                    if !notes.is_empty() {
+                        sql = validate::rewrite(&fitted, schema, &default_database);
+                        fixes = notes;
+                    }
+                }
             }
             let raw = generation.text.clone();
-            let attempt = self
+            let mut attempt = self
                 .checked_attempt(
                     &sql,
                     raw,
@@ -323,6 +342,7 @@ impl Assistant {
                     &mut answer.timings,
                 )
                 .await?;
+            attempt.fixes = fixes;
             if let Some(error) = &attempt.error {
                 failure = Some(Failure {
                     sql,
@@ -446,6 +466,7 @@ impl Assistant {
             stage,
             generation,
             validation_time,
+            fixes: Vec::new(),
         })
     }
 

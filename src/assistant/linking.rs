@@ -349,7 +349,7 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn stem(word: &str) -> String {
+pub(crate) fn stem(word: &str) -> String {
     if word.len() > 4 && word.ends_with("ies") {
         return format!("{}y", &word[..word.len() - 3]);
     }

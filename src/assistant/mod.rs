@@ -16,6 +16,7 @@ pub mod linking;
 pub mod llama;
 pub mod openai;
 pub mod prompt;
+pub mod shape;
 pub mod suggest;
 pub mod validate;
 

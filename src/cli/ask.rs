@@ -258,6 +258,11 @@ fn print_answer(answer: &Answer, args: &AskArgs) -> Result<ExitCode> {
             writeln!(err, "attempt {}: {}\n  {error}", i + 1, attempt.sql)?;
         }
     }
+    if let Some(accepted) = answer.attempts.last().filter(|a| a.error.is_none()) {
+        for fix in &accepted.fixes {
+            writeln!(err, "-- fitted to the question: {fix}")?;
+        }
+    }
     let Some(sql) = &answer.sql else {
         writeln!(
             err,
