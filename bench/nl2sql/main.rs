@@ -190,11 +190,17 @@ async fn ask_one(
         .attempts
         .iter()
         .map(|a| {
+            let g = &a.generation;
             format!(
-                "{} | fixes: {} | error: {}",
+                "{} | fixes: {} | error: {} | prompt {} tok ({} cached) {} ms, {} tok {} ms",
                 a.sql.replace('\n', " "),
                 a.fixes.join("; "),
-                a.error.as_deref().unwrap_or("-")
+                a.error.as_deref().unwrap_or("-"),
+                g.prompt_tokens,
+                g.cached_prompt_tokens,
+                g.prompt_time.as_millis(),
+                g.generated_tokens,
+                g.generation_time.as_millis()
             )
         })
         .collect();

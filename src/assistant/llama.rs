@@ -38,8 +38,10 @@ const CONTEXT_TOKENS: u32 = 4096;
 /// KV cache cells: room for one prompt and answer plus the remembered prompts. About 12 KB
 /// per cell for the default 0.5B model.
 const CACHE_TOKENS: u32 = 8192;
-/// Prompts remembered besides the current one (sequences 1..=N).
-const PROMPT_SLOTS: i32 = 4;
+/// Prompts remembered besides the current one (sequences 1..=N). Their shared prefixes
+/// share cells, so eight prompts of a few hundred tokens fit the cache; when it is full the
+/// least recently used ones are forgotten first.
+const PROMPT_SLOTS: i32 = 8;
 /// Prompt tokens evaluated per `decode` call.
 const BATCH_TOKENS: usize = 512;
 
@@ -404,19 +406,21 @@ impl Session<'_> {
                 CONTEXT_TOKENS
             )));
         }
-        let (reused, logits_index) =
-            match self.evaluate_prompt(context, &prompt_tokens, job, deadline) {
-                // The cache is full of remembered prompts: forget them all and start over once.
-                Err(Evaluation::Full) => {
-                    self.forget_all(context);
-                    self.evaluate_prompt(context, &prompt_tokens, job, deadline)
-                }
-                other => other,
+        let mut evaluated = self.evaluate_prompt(context, &prompt_tokens, job, deadline);
+        // The cache is full of remembered prompts: forget the least recently used ones, one at
+        // a time, and at last everything, once.
+        while matches!(evaluated, Err(Evaluation::Full)) {
+            if !self.forget_oldest(context) {
+                self.forget_all(context);
+                evaluated = self.evaluate_prompt(context, &prompt_tokens, job, deadline);
+                break;
             }
-            .map_err(|e| match e {
-                Evaluation::Failed(e) => e,
-                Evaluation::Full => self.fail("the prompt does not fit the model's context"),
-            })?;
+            evaluated = self.evaluate_prompt(context, &prompt_tokens, job, deadline);
+        }
+        let (reused, logits_index) = evaluated.map_err(|e| match e {
+            Evaluation::Failed(e) => e,
+            Evaluation::Full => self.fail("the prompt does not fit the model's context"),
+        })?;
         self.remember_prompt(context, &prompt_tokens)?;
         let prompt_time = started.elapsed();
 
@@ -599,6 +603,21 @@ impl Session<'_> {
             return Err(self.fail(e));
         }
         Ok(())
+    }
+
+    /// Forgets the least recently used remembered prompt; `false` when none is left.
+    fn forget_oldest(&mut self, context: &mut LlamaContext<'_>) -> bool {
+        let Some(slot) = self
+            .slots
+            .iter_mut()
+            .filter(|s| !s.tokens.is_empty())
+            .min_by_key(|s| s.used)
+        else {
+            return false;
+        };
+        slot.tokens.clear();
+        let seq = slot.seq as u32;
+        context.clear_kv_cache_seq(Some(seq), None, None).is_ok()
     }
 
     fn forget_all(&mut self, context: &mut LlamaContext<'_>) {

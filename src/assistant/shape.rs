@@ -92,6 +92,8 @@ pub fn fit(sql: &str, ctx: &Fit<'_>) -> (String, Vec<String>) {
             aggregate_buckets(select, order, limit, &question, &tables),
             ungrouped_columns(select, &tables),
             shown_groups(select),
+            redundant_buckets(select, order),
+            stated_having(select, limit, &question, &tables),
             superlative(select, order, limit, &question),
         ];
         notes.extend(fixes.into_iter().flatten());
@@ -1301,8 +1303,9 @@ const LEAST: &[&str] = &[
     "minimum", "quietest",
 ];
 
-/// "Which month was the wettest?" answered with every month: a grouped query with one
-/// aggregate and no LIMIT is ordered by that aggregate and cut to its first row.
+/// "Which month was the wettest?" answered with every month, or with the last month (ordered
+/// by the month): a grouped query with one aggregate, ordered by nothing or by its group keys,
+/// is ordered by that aggregate, and cut to one row when it had no limit.
 fn superlative(
     select: &mut Select,
     order: &mut Vec<OrderByExpr>,
@@ -1313,7 +1316,7 @@ fn superlative(
     let (first, second) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
     // "Which countries have the most ..." asks for a ranking, not for one.
     let plural = second.len() > 3 && second.ends_with('s') && !second.ends_with("ss");
-    if !matches!(first, "which" | "what") || plural || limit.is_some() {
+    if !matches!(first, "which" | "what") || plural {
         return None;
     }
     let direction = if question.has_any(MOST) {
@@ -1323,20 +1326,34 @@ fn superlative(
     } else {
         return None;
     };
-    if !matches!(&select.group_by, GroupByExpr::Expressions(g, _) if !g.is_empty()) {
+    let GroupByExpr::Expressions(groups, _) = &select.group_by else {
+        return None;
+    };
+    if groups.is_empty() {
         return None;
     }
-    let aggregates: Vec<String> = select
-        .projection
-        .iter()
-        .filter_map(|item| match item {
+    let mut keys: BTreeSet<String> = groups.iter().map(ToString::to_string).collect();
+    let mut aggregates = Vec::new();
+    for item in &select.projection {
+        match item {
             SelectItem::ExprWithAlias { expr, alias } if has_aggregate(expr) => {
-                Some(alias.value.clone())
+                aggregates.push(alias.value.clone())
             }
-            SelectItem::UnnamedExpr(e) if has_aggregate(e) => Some(e.to_string()),
-            _ => None,
-        })
-        .collect();
+            SelectItem::UnnamedExpr(e) if has_aggregate(e) => aggregates.push(e.to_string()),
+            SelectItem::ExprWithAlias { expr, alias } => {
+                keys.insert(expr.to_string());
+                keys.insert(alias.value.clone());
+            }
+            SelectItem::UnnamedExpr(e) => {
+                keys.insert(e.to_string());
+            }
+            _ => {}
+        }
+    }
+    let by_keys = !order.is_empty() && order.iter().all(|o| keys.contains(&o.expr.to_string()));
+    if limit.is_some() && !by_keys {
+        return None;
+    }
     let [by] = aggregates.as_slice() else {
         return None;
     };
@@ -1346,14 +1363,194 @@ fn superlative(
         .parse_order_by_expr()
         .ok()?;
     *order = vec![ordered];
-    *limit = Some(sqlparser::ast::LimitClause::LimitOffset {
-        limit: Some(Expr::value(Value::Number("1".into(), false))),
-        offset: None,
-        limit_by: Vec::new(),
-    });
+    if limit.is_none() {
+        *limit = Some(sqlparser::ast::LimitClause::LimitOffset {
+            limit: Some(Expr::value(Value::Number("1".into(), false))),
+            offset: None,
+            limit_by: Vec::new(),
+        });
+    }
     Some(format!(
-        "ORDER BY {by} {direction} LIMIT 1: the question asks for the top one"
+        "ORDER BY {by} {direction}: the question asks for the top one"
     ))
+}
+
+/// The rank of a time bucket's unit, finest first.
+fn unit_rank(unit: &str) -> usize {
+    ["minute", "hour", "day", "week", "month", "year"]
+        .iter()
+        .position(|u| *u == unit)
+        .unwrap_or(usize::MAX)
+}
+
+/// `toStartOfHour(t) AS hour, toStartOfDay(t) AS date`: a coarser bucket of the same time
+/// next to a finer one adds a column and nothing else; it is dropped (also from GROUP BY
+/// and ORDER BY).
+fn redundant_buckets(select: &mut Select, order: &mut Vec<OrderByExpr>) -> Option<String> {
+    let bucket = |item: &SelectItem| -> Option<(usize, String, Vec<String>)> {
+        let (expr, alias) = match item {
+            SelectItem::UnnamedExpr(e) => (e, None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.value.clone())),
+            _ => return None,
+        };
+        let Expr::Function(f) = expr else { return None };
+        let name = f.name.to_string().to_lowercase();
+        let unit = BUCKETS.iter().find(|(b, _)| *b == name)?.1;
+        let sqlparser::ast::FunctionArguments::List(list) = &f.args else {
+            return None;
+        };
+        let [arg] = list.args.as_slice() else {
+            return None;
+        };
+        let names = std::iter::once(expr.to_string()).chain(alias).collect();
+        Some((unit_rank(unit), arg.to_string(), names))
+    };
+    let buckets: Vec<Option<(usize, String, Vec<String>)>> =
+        select.projection.iter().map(bucket).collect();
+    let mut drop = vec![false; buckets.len()];
+    for (i, b) in buckets.iter().enumerate() {
+        let Some((rank, arg, _)) = b else { continue };
+        // Dropped when another bucket of the same time is finer, or as fine and earlier.
+        drop[i] = buckets.iter().enumerate().any(|(j, other)| {
+            other
+                .as_ref()
+                .is_some_and(|(r, a, _)| j != i && a == arg && (r < rank || (r == rank && j < i)))
+        });
+    }
+    if !drop.contains(&true) {
+        return None;
+    }
+    let dropped_names: BTreeSet<String> = buckets
+        .iter()
+        .zip(&drop)
+        .filter(|(_, d)| **d)
+        .flat_map(|(b, _)| b.as_ref().map(|(_, _, n)| n.clone()).unwrap_or_default())
+        .collect();
+    let mut notes = Vec::new();
+    let items = std::mem::take(&mut select.projection);
+    for (item, d) in items.into_iter().zip(drop) {
+        if d {
+            notes.push(item.to_string());
+        } else {
+            select.projection.push(item);
+        }
+    }
+    if let GroupByExpr::Expressions(groups, _) = &mut select.group_by {
+        groups.retain(|g| !dropped_names.contains(&g.to_string()));
+    }
+    order.retain(|o| !dropped_names.contains(&o.expr.to_string()));
+    Some(format!(
+        "dropped {}: a finer bucket of the same time is selected",
+        notes.join(", ")
+    ))
+}
+
+/// The comparison a phrase of the question states ("more than 40", "at least 2", "above
+/// 50"): the operator and the number.
+fn stated_comparison(question: &QuestionText) -> Option<(BinaryOperator, String)> {
+    let tokens: Vec<&str> = question
+        .lower
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '?')
+        .filter(|t| !t.is_empty())
+        .collect();
+    for (i, t) in tokens.iter().enumerate() {
+        let next = |k: usize| tokens.get(i + k).copied().unwrap_or("");
+        let (op, at) = match (*t, next(1)) {
+            ("more" | "greater" | "higher", "than") => (BinaryOperator::Gt, 2),
+            ("fewer" | "less" | "lower", "than") => (BinaryOperator::Lt, 2),
+            ("at", "least") => (BinaryOperator::GtEq, 2),
+            ("at", "most") => (BinaryOperator::LtEq, 2),
+            ("over" | "above" | "exceeding", _) => (BinaryOperator::Gt, 1),
+            ("under" | "below", _) => (BinaryOperator::Lt, 1),
+            _ => continue,
+        };
+        let number = next(at).trim_start_matches('$');
+        if !number.is_empty() && number.parse::<f64>().is_ok() {
+            return Some((op, number.to_string()));
+        }
+    }
+    None
+}
+
+/// "Which stocks had an average price above 50?" written `WHERE price > 50 GROUP BY symbol`:
+/// the question compares an aggregate, so the condition moves to HAVING on that aggregate.
+/// "Which products were bought more than 40 times?" with no condition on 40 at all gets
+/// `HAVING <the aggregate> > 40` (and loses a `LIMIT 1` it does not ask for).
+fn stated_having(
+    select: &mut Select,
+    limit: &mut Option<sqlparser::ast::LimitClause>,
+    question: &QuestionText,
+    tables: &[QueryTable<'_>],
+) -> Option<String> {
+    if !matches!(&select.group_by, GroupByExpr::Expressions(g, _) if !g.is_empty()) {
+        return None;
+    }
+    let (op, number) = stated_comparison(question)?;
+    let function = if question.has_any(&["average", "mean", "avg"]) {
+        Some("avg")
+    } else if question.has_any(&["total"]) {
+        Some("sum")
+    } else {
+        None
+    };
+    let number_used = literals(&*select).iter().any(|l| l == &number);
+    if let (Some(function), Some(w)) = (function, select.selection.clone()) {
+        let mut all = Vec::new();
+        conjuncts(w, &mut all);
+        let position = all.iter().position(|c| {
+            matches!(c, Expr::BinaryOp { left, op: o, right }
+            if *o == op
+                && literals(right.as_ref()) == [number.clone()]
+                && resolve(left, tables).is_some_and(|(_, col)| {
+                    data_type(col).is_some_and(|d| d.is_numeric())
+                }))
+        });
+        if let Some(i) = position {
+            let Expr::BinaryOp { left, op, right } = all.remove(i) else {
+                return None;
+            };
+            let moved = Expr::BinaryOp {
+                left: Box::new(call(function, *left)),
+                op,
+                right,
+            };
+            let note =
+                format!("HAVING {moved} instead of WHERE: the question compares the {function}");
+            select.selection = and_all(all);
+            select.having = and_all(select.having.take().into_iter().chain([moved]).collect());
+            return Some(note);
+        }
+    }
+    if number_used || select.having.is_some() {
+        return None;
+    }
+    let aggregates: Vec<Expr> = select
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias { expr, alias } if has_aggregate(expr) => {
+                Some(Expr::Identifier(alias.clone()))
+            }
+            SelectItem::UnnamedExpr(e) if has_aggregate(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    let [by] = aggregates.as_slice() else {
+        return None;
+    };
+    let condition = Expr::BinaryOp {
+        left: Box::new(by.clone()),
+        op,
+        right: Box::new(Expr::value(Value::Number(number, false))),
+    };
+    let one_row = matches!(limit, Some(sqlparser::ast::LimitClause::LimitOffset { limit: Some(l), .. }) if l.to_string() == "1");
+    let mut note = format!("HAVING {condition}: the question states that limit");
+    if one_row {
+        *limit = None;
+        note.push_str(", and no LIMIT 1");
+    }
+    select.having = Some(condition);
+    Some(note)
 }
 
 #[cfg(test)]
@@ -1636,6 +1833,54 @@ mod tests {
         let all =
             "SELECT weather, count() AS days FROM vega.weather GROUP BY weather ORDER BY days DESC";
         assert_eq!(fitted("How many days of each weather?", all), all);
+    }
+
+    #[test]
+    fn the_top_one_by_its_aggregate_not_its_key() {
+        assert_eq!(
+            fitted(
+                "Which day had the highest revenue?",
+                "SELECT toDate(event_time) AS day, sum(revenue) AS r FROM demo.events GROUP BY day ORDER BY day DESC LIMIT 1"
+            ),
+            "SELECT toDate(event_time) AS day, sum(revenue) AS r FROM demo.events GROUP BY day ORDER BY r DESC LIMIT 1"
+        );
+        let by_aggregate = "SELECT toDate(event_time) AS day, sum(revenue) AS r FROM demo.events GROUP BY day ORDER BY r DESC LIMIT 1";
+        assert_eq!(
+            fitted("Which day had the highest revenue?", by_aggregate),
+            by_aggregate
+        );
+    }
+
+    #[test]
+    fn coarser_buckets_of_the_same_time_go() {
+        assert_eq!(
+            fitted(
+                "Which hour had the most events?",
+                "SELECT toStartOfHour(event_time) AS hour, toStartOfDay(event_time) AS date, count() AS n FROM demo.events GROUP BY hour, date ORDER BY n DESC LIMIT 1"
+            ),
+            "SELECT toStartOfHour(event_time) AS hour, count() AS n FROM demo.events GROUP BY hour ORDER BY n DESC LIMIT 1"
+        );
+    }
+
+    #[test]
+    fn compared_aggregates_go_to_having() {
+        assert_eq!(
+            fitted(
+                "Which weather kinds had an average max temperature above 20?",
+                "SELECT weather FROM vega.weather WHERE temp_max > 20 GROUP BY weather"
+            ),
+            "SELECT weather FROM vega.weather GROUP BY weather HAVING avg(temp_max) > 20"
+        );
+        assert_eq!(
+            fitted(
+                "Which countries had more than 40 purchases?",
+                "SELECT country, count() AS n FROM demo.events WHERE event_type = 'purchase' GROUP BY country ORDER BY n DESC LIMIT 1"
+            ),
+            "SELECT country, count() AS n FROM demo.events WHERE event_type = 'purchase' GROUP BY country HAVING n > 40 ORDER BY n DESC"
+        );
+        let raw =
+            "SELECT weather, count() AS n FROM vega.weather WHERE temp_max > 20 GROUP BY weather";
+        assert_eq!(fitted("days above 20 degrees per weather kind", raw), raw);
     }
 
     #[test]

@@ -83,10 +83,12 @@ pub enum Phase {
 }
 
 /// One attempt of the assistant as the Ask view lists it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AttemptLine {
     pub sql: String,
     pub error: Option<String>,
+    /// What was fitted to the question before the checks (`assistant::shape`).
+    pub fixes: Vec<String>,
 }
 
 /// What a finished question brought back.

@@ -147,6 +147,7 @@ impl Jobs {
                         .map(|t| AttemptLine {
                             sql: t.sql,
                             error: t.error,
+                            fixes: t.fixes,
                         })
                         .collect(),
                     result: a.result.map(Arc::new),

@@ -232,6 +232,7 @@ fn answer(state: &mut State, question: &str) {
                 attempts: vec![super::app::AttemptLine {
                     sql: sql.into(),
                     error: None,
+                    ..Default::default()
                 }],
                 result: Some(fixtures::hourly()),
                 generation: Duration::from_millis(1400),
@@ -586,10 +587,12 @@ fn a_failed_answer_lists_every_attempt() {
                     super::app::AttemptLine {
                         sql: "SELECT planet FROM demo.events".into(),
                         error: Some("unknown column `planet`".into()),
+                        ..Default::default()
                     },
                     super::app::AttemptLine {
                         sql: "SELECT plnet FROM demo.events".into(),
                         error: Some("unknown column `plnet`".into()),
+                        fixes: vec!["`planet` is not a column: used `plnet`".into()],
                     },
                 ],
                 result: None,
@@ -603,10 +606,30 @@ fn a_failed_answer_lists_every_attempt() {
     );
     let screen = render(&state, 100, 30).backend().to_string();
     assert!(screen.contains("unknown column `plnet`"), "{screen}");
+    assert!(
+        screen.contains("fitted: `planet` is not a column: used `plnet`"),
+        "{screen}"
+    );
     assert!(matches!(
         state.history.history.entries.last().map(|e| &e.outcome),
         Some(Outcome::Failed(_))
     ));
+}
+
+#[test]
+fn an_answer_says_what_was_fitted_to_the_question() {
+    let mut state = full_state();
+    answer(&mut state, "events per hour");
+    let plain = render(&state, 160, 40).backend().to_string();
+    assert!(!plain.contains("fitted to the question"), "{plain}");
+    state.ask.attempts[0].fixes = vec!["`hr` is not a column: used `hour`".into()];
+    let screen = render(&state, 160, 40).backend().to_string();
+    assert!(
+        screen.contains(
+            "✓ done · SQL written in 1.4 s · fitted to the question: `hr` is not a column"
+        ),
+        "{screen}"
+    );
 }
 
 #[test]

@@ -140,7 +140,17 @@ fn status_line(state: &State) -> Line<'static> {
             if retries > 0 {
                 text.push_str(&format!(" after {retries} repair(s)"));
             }
-            Line::styled(text, theme.success)
+            let fixes = ask.attempts.last().map_or(&[][..], |a| &a.fixes[..]);
+            if fixes.is_empty() {
+                return Line::styled(text, theme.success);
+            }
+            Line::from(vec![
+                Span::styled(text, theme.success),
+                Span::styled(
+                    format!(" · fitted to the question: {}", fixes.join("; ")),
+                    theme.muted,
+                ),
+            ])
         }
         Phase::Failed(_) => Line::styled(" ✗ failed (details below)", theme.danger),
     }
@@ -155,6 +165,9 @@ fn draw_result(frame: &mut Frame, area: Rect, state: &State) {
         for (i, attempt) in ask.attempts.iter().enumerate() {
             lines.push(Line::styled(format!("attempt {}:", i + 1), theme.header));
             lines.extend(sql::highlight(&attempt.sql, theme));
+            for fix in &attempt.fixes {
+                lines.push(Line::styled(format!("  fitted: {fix}"), theme.muted));
+            }
             if let Some(error) = &attempt.error {
                 lines.push(Line::styled(format!("  → {error}"), theme.warning));
             }
