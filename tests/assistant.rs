@@ -579,6 +579,38 @@ async fn purchases_per_day_are_counted_from_the_events() {
     assert!(last.generation.prompt_tokens > 0 && last.generation.generated_tokens > 0);
 }
 
+/// The workspace evaluates a table's prompt prefix before the first question; the question
+/// then reuses it instead of evaluating it again.
+#[tokio::test]
+async fn a_warmed_up_table_prefix_is_reused_by_the_first_question() {
+    let (assistant, _w) = assistant().await;
+    let warmed = assistant
+        .warm_up(1, CancellationToken::new())
+        .await
+        .expect("warm-up");
+    let [(table, warm)] = warmed.as_slice() else {
+        panic!("one table warmed, got {warmed:?}");
+    };
+    assert_eq!(table, "demo.events", "the largest table goes first");
+    assert_eq!(warm.generated_tokens, 0, "a warm-up writes nothing");
+    assert!(warm.prompt_tokens > 100, "{warm:?}");
+    let answer = ask(
+        &assistant,
+        "How many purchases per day?",
+        None,
+        &AskOptions::default(),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(answer.tables, ["demo.events"]);
+    let first = &answer.attempts[0].generation;
+    // Shared: everything but the generation prompt that ends the warm-up's text.
+    assert!(
+        first.cached_prompt_tokens + 8 >= warm.prompt_tokens,
+        "warm-up {warm:?}, question {first:?}"
+    );
+}
+
 fn data_home() -> tempfile::TempDir {
     tempfile::tempdir().expect("a temporary data directory")
 }

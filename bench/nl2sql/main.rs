@@ -13,7 +13,8 @@
 //! model's threads (default: cores - 1, as Aurora's default); `NL2SQL_MODEL=PATH` picks the
 //! model (default: the one `aurora` would use); `NL2SQL_ONLY=id,id` runs just those;
 //! `NL2SQL_MODES=full` runs only the given modes; `NL2SQL_VERBOSE=1` prints every attempt
-//! with the fixes fitted to the question and its error.
+//! with the fixes fitted to the question and its error; `NL2SQL_WARM=N` warms the prompts of
+//! N tables before the questions (default 6, as the workspace does; 0: none).
 
 use std::path::Path;
 use std::process::Command;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use aurora::assistant::ask::Mode;
+use aurora::assistant::ask::{Mode, WARM_TABLES};
 use aurora::assistant::llama::{default_threads, LocalModel};
 use aurora::assistant::{AskOptions, Assistant, ModelBackend};
 use aurora::config::Config;
@@ -117,6 +118,17 @@ fn run() -> Result<()> {
             questions.len(),
             model_path.display(),
             warehouse.capabilities().version_text
+        );
+        // What the workspace does in the background while its user looks around: the prompt
+        // prefixes of the largest tables are evaluated before the first question.
+        // `NL2SQL_WARM=0` skips it (every table's first question then pays for its prefix).
+        let warm = env_usize("NL2SQL_WARM").unwrap_or(WARM_TABLES);
+        let started = Instant::now();
+        let warmed = assistant.warm_up(warm, CancellationToken::new()).await?;
+        println!(
+            "warm-up: {} table prompt(s) evaluated in {:.1} s, before the questions",
+            warmed.len(),
+            started.elapsed().as_secs_f64()
         );
         let mut table: Vec<(Mode, Vec<Outcome>)> = Vec::new();
         for mode in modes {

@@ -122,6 +122,10 @@ pub struct SchemaContext {
     pub samples: ValueSamples,
 }
 
+/// Tables whose prompt prefix the workspace evaluates ahead of the first question (the local
+/// model remembers eight prompts; two stay free for the questions' own).
+pub const WARM_TABLES: usize = 6;
+
 /// Writes and runs queries for questions, over one warehouse and one model.
 pub struct Assistant {
     backend: Arc<dyn ModelBackend>,
@@ -161,6 +165,59 @@ impl Assistant {
             })
             .await?;
         Ok(Arc::clone(context))
+    }
+
+    /// Evaluates ahead of any question the prompt prefix (rules, table, worked examples) of
+    /// each user table, the largest first, up to `limit` tables, so that the first question on
+    /// one of them does not wait for it. Only for backends that keep prompts; stops at once
+    /// when `cancel` fires (a question was asked). Returns each table evaluated, with the
+    /// evaluation's figures.
+    pub async fn warm_up(
+        &self,
+        limit: usize,
+        cancel: CancellationToken,
+    ) -> Result<Vec<(String, Generation)>, AssistantError> {
+        let mut warmed = Vec::new();
+        if !self.backend.keeps_prompts() {
+            return Ok(warmed);
+        }
+        let context = self.schema_context().await?;
+        let mut tables: Vec<_> = user_tables(&context.schema).collect();
+        tables.sort_by_key(|t| std::cmp::Reverse(t.total_rows));
+        for table in tables.into_iter().take(limit) {
+            if cancel.is_cancelled() {
+                break;
+            }
+            // The prompt of a question that links this table alone, up to the question.
+            let linked = LinkedSchema {
+                tables: vec![linking::LinkedTable {
+                    table: table.clone(),
+                    matched_columns: Default::default(),
+                    score: 0,
+                }],
+                unmatched_words: Vec::new(),
+                values: Vec::new(),
+            };
+            let system =
+                prompt::system_message([table], &context.samples, self.warehouse.capabilities());
+            let examples = prompt::examples_for(&linked, &context.samples).core;
+            let request = GenerateRequest {
+                messages: prompt::prefix_messages(system, &examples),
+                answer_prefix: String::new(),
+                max_tokens: 0,
+                stop: Vec::new(),
+                grammar: None,
+                timeout: Duration::from_secs(300),
+                temperature: 0.0,
+                seed: 0,
+            };
+            match self.backend.generate(request, None, cancel.clone()).await {
+                Ok(generation) => warmed.push((table.qualified_name(), generation)),
+                Err(AssistantError::Cancelled) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(warmed)
     }
 
     /// Answers `question`, refining the conversation's last query when there is one.

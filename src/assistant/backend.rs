@@ -99,6 +99,13 @@ pub trait ModelBackend: Send + Sync {
     /// A short name for output (`qwen2.5-coder-0.5b-instruct-q4`, `openai:gpt-4o-mini`).
     fn model_id(&self) -> String;
 
+    /// Whether evaluated prompts are kept between requests, so that evaluating a prompt's
+    /// prefix ahead of time ([`Assistant::warm_up`](super::Assistant::warm_up)) makes later
+    /// questions on it faster. A request with `max_tokens: 0` only evaluates its prompt.
+    fn keeps_prompts(&self) -> bool {
+        false
+    }
+
     /// Generates one answer. Each piece of text is also sent to `tokens` as soon as it is
     /// known (the receiver may be gone; that is not an error). Resolves to
     /// [`AssistantError::Cancelled`] soon after `cancel` fires.

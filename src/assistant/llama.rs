@@ -157,6 +157,10 @@ impl ModelBackend for LocalModel {
         self.id.clone()
     }
 
+    fn keeps_prompts(&self) -> bool {
+        true
+    }
+
     fn generate<'a>(
         &'a self,
         request: GenerateRequest,

@@ -168,11 +168,7 @@ pub fn messages(
     question: &str,
     failure: Option<&Failure>,
 ) -> Vec<ChatMessage> {
-    let mut messages = vec![ChatMessage::system(system)];
-    for example in examples {
-        messages.push(ChatMessage::user(example.question.clone()));
-        messages.push(ChatMessage::assistant(example.sql.clone()));
-    }
+    let mut messages = prefix_messages(system, examples);
     match previous {
         Some(turn) => {
             if let Some(demo) = follow_up {
@@ -198,6 +194,16 @@ pub fn messages(
             "That query is wrong: {}\nWrite the corrected query.",
             failure.error
         )));
+    }
+    messages
+}
+
+/// The part of every prompt on the same tables: the system message and the worked examples.
+pub fn prefix_messages(system: String, examples: &[Example]) -> Vec<ChatMessage> {
+    let mut messages = vec![ChatMessage::system(system)];
+    for example in examples {
+        messages.push(ChatMessage::user(example.question.clone()));
+        messages.push(ChatMessage::assistant(example.sql.clone()));
     }
     messages
 }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::assistant::ask::{AskOptions, Assistant};
+use crate::assistant::ask::{AskOptions, Assistant, WARM_TABLES};
 use crate::assistant::conversation::Conversation;
 use crate::assistant::suggest;
 use crate::cli::output::{render, OutputFormat};
@@ -37,6 +37,8 @@ pub struct Jobs {
     running: Arc<Mutex<HashMap<JobId, CancellationToken>>>,
     /// The latest history to save; one writer task saves them in turn.
     history_tx: Option<watch::Sender<Option<History>>>,
+    /// Stops the assistant's warm-up when the first question is asked.
+    warm_up: CancellationToken,
 }
 
 /// Removes a finished job from `Jobs::running`.
@@ -72,7 +74,25 @@ impl Jobs {
             history_tx: history_path.map(|path| spawn_history_writer(path, tx.clone())),
             tx,
             running: Arc::new(Mutex::new(HashMap::new())),
+            warm_up: CancellationToken::new(),
         }
+    }
+
+    /// Evaluates the prompt prefixes of the largest tables in the background, while the user
+    /// looks around, so that the first question on one of them is answered sooner.
+    pub fn warm_up(&self) {
+        let Ok(assistant) = self.assistant.clone() else {
+            return;
+        };
+        let cancel = self.warm_up.clone();
+        tokio::spawn(async move {
+            match assistant.warm_up(WARM_TABLES, cancel).await {
+                Ok(warmed) => {
+                    tracing::debug!("assistant: {} table prompts evaluated ahead", warmed.len())
+                }
+                Err(e) => tracing::debug!("assistant warm-up stopped: {e}"),
+            }
+        });
     }
 
     /// A token to cancel `job`, and a guard the job keeps until it ends.
@@ -104,6 +124,8 @@ impl Jobs {
     }
 
     pub fn ask(&mut self, job: JobId, question: String, conversation: Option<Conversation>) {
+        // A question goes first: the warm-up does not hold the model any longer.
+        self.warm_up.cancel();
         let tx = self.tx.clone();
         let assistant = match &self.assistant {
             Ok(a) => a.clone(),

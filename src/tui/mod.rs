@@ -339,6 +339,7 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
         history_path,
         tx.clone(),
     );
+    jobs.warm_up();
 
     // Log lines must not land on the screen: to the log file, else nowhere.
     let logged = crate::telemetry::log_file_path()
