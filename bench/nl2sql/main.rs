@@ -198,10 +198,8 @@ async fn ask_one(
         }
     };
     let attempts = answer.attempts.len();
-    let trace: Vec<String> = answer
-        .attempts
-        .iter()
-        .map(|a| {
+    let trace: Vec<String> = std::iter::once(format!("tables: {}", answer.tables.join(", ")))
+        .chain(answer.attempts.iter().map(|a| {
             let g = &a.generation;
             format!(
                 "{} | fixes: {} | error: {} | prompt {} tok ({} cached) {} ms, {} tok {} ms",
@@ -214,7 +212,7 @@ async fn ask_one(
                 g.generated_tokens,
                 g.generation_time.as_millis()
             )
-        })
+        }))
         .collect();
     let fitted = answer
         .attempts

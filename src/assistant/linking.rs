@@ -381,6 +381,8 @@ pub fn link(
         .collect();
     let mut used_words = BTreeSet::new();
     let mut linked: Vec<LinkedTable> = Vec::new();
+    // Tables the question names, by their name or by one of their values.
+    let mut named: BTreeSet<String> = BTreeSet::new();
     let mut values = Vec::new();
     for table in user_tables(schema) {
         let mut score = 0;
@@ -390,6 +392,7 @@ pub fn link(
             if table_words.contains(w) {
                 score += 3;
                 used_words.insert(w.clone());
+                named.insert(table.qualified_name());
             }
         }
         for column in &table.columns {
@@ -411,6 +414,7 @@ pub fn link(
             for value in samples.get(table, &column.name).unwrap_or_default() {
                 if mentions_value(question, &question_words, value) {
                     column_score += 3;
+                    named.insert(table.qualified_name());
                     values.push(MatchedValue {
                         table: table.qualified_name(),
                         column: column.name.clone(),
@@ -450,7 +454,27 @@ pub fn link(
             .then_with(|| a.table.qualified_name().cmp(&b.table.qualified_name()))
     });
     let best = linked.first().map_or(0, |t| t.score);
-    linked.retain(|t| t.score * 2 >= best);
+    // Besides the best tables (a tie is kept: the words cannot tell them apart), only tables
+    // the question names or that share a key (`id`, `*_id`) with the first: a word matching
+    // a column by chance ("price", "year") would put an unrelated table in the prompt, which
+    // costs prompt time and tempts a small model into a join.
+    let keys = |t: &TableInfo| -> BTreeSet<String> {
+        t.columns
+            .iter()
+            .map(|c| c.name.clone())
+            .filter(|n| n == "id" || n.ends_with("_id"))
+            .collect()
+    };
+    let first = linked
+        .first()
+        .map(|t| (t.table.qualified_name(), keys(&t.table)));
+    linked.retain(|t| {
+        let name = t.table.qualified_name();
+        let related = first.as_ref().is_some_and(|(first_name, first_keys)| {
+            *first_name == name || !keys(&t.table).is_disjoint(first_keys)
+        });
+        t.score == best || (t.score * 2 >= best && (related || named.contains(&name)))
+    });
     linked.truncate(max_tables.max(1));
     values.retain(|v: &MatchedValue| linked.iter().any(|t| t.table.qualified_name() == v.table));
     // The same column and value in two linked tables is one hint.
@@ -651,6 +675,18 @@ pub(crate) mod tests {
         let values = link(&schema, &samples, "events from DE", 3).values;
         assert_eq!(values.len(), 1);
         assert_eq!(linked("page views per day"), ["demo.events"]);
+    }
+
+    #[test]
+    fn a_column_name_shared_by_chance_links_no_second_table() {
+        // airports has a `name` too, but shares no key with products and is not named.
+        assert_eq!(linked("name and price"), ["demo.products"]);
+        // A tie is kept: nothing tells the two apart.
+        assert_eq!(linked("name"), ["demo.products", "vega.airports"]);
+        assert_eq!(
+            linked("name and price of products and airports"),
+            ["demo.products", "vega.airports"]
+        );
     }
 
     #[test]

@@ -44,6 +44,9 @@ const CACHE_TOKENS: u32 = 8192;
 const PROMPT_SLOTS: i32 = 8;
 /// Prompt tokens evaluated per `decode` call.
 const BATCH_TOKENS: usize = 512;
+/// The same for a prompt-only request (a warm-up): smaller, so that cancelling it for a
+/// question takes effect within a second rather than after up to 512 tokens.
+const WARM_BATCH_TOKENS: usize = 64;
 
 /// llama.cpp's process-wide state: initialised once, logs routed to `tracing` (debug level)
 /// instead of stderr, where they would tear a terminal UI apart.
@@ -538,9 +541,14 @@ impl Session<'_> {
                 .map_err(|e| self.fail(e))?;
             self.evaluated.truncate(reused);
         }
-        let mut batch = LlamaBatch::new(BATCH_TOKENS, 1);
+        let chunk_tokens = if job.request.max_tokens == 0 {
+            WARM_BATCH_TOKENS
+        } else {
+            BATCH_TOKENS
+        };
+        let mut batch = LlamaBatch::new(chunk_tokens, 1);
         let mut last_index = 0;
-        for chunk in prompt[reused..].chunks(BATCH_TOKENS) {
+        for chunk in prompt[reused..].chunks(chunk_tokens) {
             if job.cancel.is_cancelled() {
                 return Err(AssistantError::Cancelled.into());
             }

@@ -93,6 +93,7 @@ pub fn fit(sql: &str, ctx: &Fit<'_>) -> (String, Vec<String>) {
             ungrouped_columns(select, &tables),
             shown_groups(select),
             redundant_buckets(select, order),
+            one_count(select, order, &question),
             stated_having(select, limit, &question, &tables),
             superlative(select, order, limit, &question),
         ];
@@ -201,6 +202,35 @@ fn time_column(tables: &[QueryTable<'_>]) -> Option<Expr> {
     });
     let first = found.next()?;
     found.next().is_none().then_some(first)
+}
+
+/// A select item's expression and alias; `None` for `*` and `t.*`.
+fn item_parts(item: &SelectItem) -> Option<(&Expr, Option<&Ident>)> {
+    match item {
+        SelectItem::UnnamedExpr(e) => Some((e, None)),
+        SelectItem::ExprWithAlias { expr, alias } => Some((expr, Some(alias))),
+        _ => None,
+    }
+}
+
+/// The names a select item can be referred to by: its expression's text and its alias.
+fn item_names(item: &SelectItem) -> Vec<String> {
+    item_parts(item).map_or_else(Vec::new, |(expr, alias)| {
+        std::iter::once(expr.to_string())
+            .chain(alias.map(|a| a.value.clone()))
+            .collect()
+    })
+}
+
+/// How to refer to each aggregate of the select list: its alias, else its expression.
+fn aggregate_refs(select: &Select) -> Vec<Expr> {
+    select
+        .projection
+        .iter()
+        .filter_map(item_parts)
+        .filter(|(expr, _)| has_aggregate(*expr))
+        .map(|(expr, alias)| alias.map_or_else(|| expr.clone(), |a| Expr::Identifier(a.clone())))
+        .collect()
 }
 
 /// The column an expression names (`col` or `x.col`), without its qualifier.
@@ -1020,11 +1050,7 @@ fn aggregate_buckets(
     let items: Vec<(&Expr, Option<&Ident>)> = select
         .projection
         .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => Some((e, None)),
-            SelectItem::ExprWithAlias { expr, alias } => Some((expr, Some(alias))),
-            _ => None,
-        })
+        .map(item_parts)
         .collect::<Option<_>>()?;
     let bucketed = items.iter().any(|(e, _)| is_bucket(e));
     let named = if question.has_any(&["average", "mean", "avg"]) {
@@ -1123,19 +1149,10 @@ fn shown_groups(select: &mut Select) -> Option<String> {
     let GroupByExpr::Expressions(groups, _) = &select.group_by else {
         return None;
     };
-    let mut shown: BTreeSet<String> = BTreeSet::new();
-    for item in &select.projection {
-        match item {
-            SelectItem::UnnamedExpr(e) => {
-                shown.insert(e.to_string());
-            }
-            SelectItem::ExprWithAlias { expr, alias } => {
-                shown.insert(expr.to_string());
-                shown.insert(alias.value.clone());
-            }
-            _ => return None,
-        }
+    if select.projection.iter().any(|i| item_parts(i).is_none()) {
+        return None;
     }
+    let shown: BTreeSet<String> = select.projection.iter().flat_map(item_names).collect();
     let missing: Vec<Expr> = groups
         .iter()
         .filter(|g| {
@@ -1228,11 +1245,7 @@ fn ungrouped_columns(select: &mut Select, tables: &[QueryTable<'_>]) -> Option<S
     };
     let mut fixes = Vec::new();
     for item in &select.projection {
-        let (expr, alias) = match item {
-            SelectItem::UnnamedExpr(e) => (e, None),
-            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
-            _ => return None,
-        };
+        let (expr, alias) = item_parts(item)?;
         let in_groups = grouped.contains(&expr.to_string())
             || alias.is_some_and(|a| grouped.contains(&a.value))
             || column_name(expr).is_some_and(|c| grouped.iter().any(|g| g.ends_with(c)));
@@ -1332,24 +1345,18 @@ fn superlative(
     if groups.is_empty() {
         return None;
     }
-    let mut keys: BTreeSet<String> = groups.iter().map(ToString::to_string).collect();
-    let mut aggregates = Vec::new();
-    for item in &select.projection {
-        match item {
-            SelectItem::ExprWithAlias { expr, alias } if has_aggregate(expr) => {
-                aggregates.push(alias.value.clone())
-            }
-            SelectItem::UnnamedExpr(e) if has_aggregate(e) => aggregates.push(e.to_string()),
-            SelectItem::ExprWithAlias { expr, alias } => {
-                keys.insert(expr.to_string());
-                keys.insert(alias.value.clone());
-            }
-            SelectItem::UnnamedExpr(e) => {
-                keys.insert(e.to_string());
-            }
-            _ => {}
-        }
-    }
+    let keys: BTreeSet<String> = groups
+        .iter()
+        .map(ToString::to_string)
+        .chain(
+            select
+                .projection
+                .iter()
+                .filter(|i| item_parts(i).is_some_and(|(e, _)| !has_aggregate(e)))
+                .flat_map(item_names),
+        )
+        .collect();
+    let aggregates = aggregate_refs(select);
     let by_keys = !order.is_empty() && order.iter().all(|o| keys.contains(&o.expr.to_string()));
     if limit.is_some() && !by_keys {
         return None;
@@ -1388,11 +1395,7 @@ fn unit_rank(unit: &str) -> usize {
 /// and ORDER BY).
 fn redundant_buckets(select: &mut Select, order: &mut Vec<OrderByExpr>) -> Option<String> {
     let bucket = |item: &SelectItem| -> Option<(usize, String, Vec<String>)> {
-        let (expr, alias) = match item {
-            SelectItem::UnnamedExpr(e) => (e, None),
-            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.value.clone())),
-            _ => return None,
-        };
+        let (expr, _) = item_parts(item)?;
         let Expr::Function(f) = expr else { return None };
         let name = f.name.to_string().to_lowercase();
         let unit = BUCKETS.iter().find(|(b, _)| *b == name)?.1;
@@ -1402,7 +1405,7 @@ fn redundant_buckets(select: &mut Select, order: &mut Vec<OrderByExpr>) -> Optio
         let [arg] = list.args.as_slice() else {
             return None;
         };
-        let names = std::iter::once(expr.to_string()).chain(alias).collect();
+        let names = item_names(item);
         Some((unit_rank(unit), arg.to_string(), names))
     };
     let buckets: Vec<Option<(usize, String, Vec<String>)>> =
@@ -1442,6 +1445,44 @@ fn redundant_buckets(select: &mut Select, order: &mut Vec<OrderByExpr>) -> Optio
     Some(format!(
         "dropped {}: a finer bucket of the same time is selected",
         notes.join(", ")
+    ))
+}
+
+/// "On how many days was there frost?" answered day by day: a "how many" question that asks
+/// for no breakdown (no "each", "per", "by", ...) gets one count, not one per time bucket.
+fn one_count(
+    select: &mut Select,
+    order: &mut Vec<OrderByExpr>,
+    question: &QuestionText,
+) -> Option<String> {
+    if !question.lower.contains("how many") || question.has_any(PER_WORDS) {
+        return None;
+    }
+    let GroupByExpr::Expressions(groups, _) = &select.group_by else {
+        return None;
+    };
+    let buckets: Vec<&SelectItem> = select
+        .projection
+        .iter()
+        .filter(|i| item_parts(i).is_some_and(|(e, _)| is_bucket(e)))
+        .collect();
+    let bucket_names: BTreeSet<String> = buckets.iter().flat_map(|i| item_names(i)).collect();
+    let only_buckets = !groups.is_empty()
+        && groups
+            .iter()
+            .all(|g| bucket_names.contains(&g.to_string()) || is_bucket(g));
+    if !only_buckets || buckets.len() == select.projection.len() {
+        return None;
+    }
+    let dropped: Vec<String> = buckets.iter().map(ToString::to_string).collect();
+    select
+        .projection
+        .retain(|i| !item_parts(i).is_some_and(|(e, _)| is_bucket(e)));
+    select.group_by = GroupByExpr::Expressions(Vec::new(), Vec::new());
+    order.retain(|o| !bucket_names.contains(&o.expr.to_string()) && !is_bucket(&o.expr));
+    Some(format!(
+        "one count, not one per {}: the question asks for no breakdown",
+        dropped.join(", ")
     ))
 }
 
@@ -1524,17 +1565,7 @@ fn stated_having(
     if number_used || select.having.is_some() {
         return None;
     }
-    let aggregates: Vec<Expr> = select
-        .projection
-        .iter()
-        .filter_map(|item| match item {
-            SelectItem::ExprWithAlias { expr, alias } if has_aggregate(expr) => {
-                Some(Expr::Identifier(alias.clone()))
-            }
-            SelectItem::UnnamedExpr(e) if has_aggregate(e) => Some(e.clone()),
-            _ => None,
-        })
-        .collect();
+    let aggregates = aggregate_refs(select);
     let [by] = aggregates.as_slice() else {
         return None;
     };
@@ -1881,6 +1912,20 @@ mod tests {
         let raw =
             "SELECT weather, count() AS n FROM vega.weather WHERE temp_max > 20 GROUP BY weather";
         assert_eq!(fitted("days above 20 degrees per weather kind", raw), raw);
+    }
+
+    #[test]
+    fn how_many_without_a_breakdown_is_one_count() {
+        assert_eq!(
+            fitted(
+                "On how many days was it below zero?",
+                "SELECT toDate(date) AS day, count() AS n FROM vega.weather WHERE temp_max < 0 GROUP BY day ORDER BY day"
+            ),
+            "SELECT count() AS n FROM vega.weather WHERE temp_max < 0"
+        );
+        let per_day =
+            "SELECT toDate(event_time) AS day, count() AS n FROM demo.events GROUP BY day";
+        assert_eq!(fitted("How many events per day?", per_day), per_day);
     }
 
     #[test]
