@@ -371,20 +371,18 @@ impl Assistant {
             let mut fixes = Vec::new();
             if options.mode == Mode::Full {
                 sql = validate::rewrite(&sql, schema, &default_database);
-                // A follow-up's question says only what changes, not what the query is.
-                if previous.is_none() {
-                    let fit = shape::Fit {
-                        question,
-                        linked: &linked,
-                        schema,
-                        samples: &context.samples,
-                        default_database: &default_database,
-                    };
-                    let (fitted, notes) = shape::fit(&sql, &fit);
-                    if !notes.is_empty() {
-                        sql = validate::rewrite(&fitted, schema, &default_database);
-                        fixes = notes;
-                    }
+                let fit = shape::Fit {
+                    question,
+                    linked: &linked,
+                    schema,
+                    samples: &context.samples,
+                    default_database: &default_database,
+                    follow_up: previous.is_some(),
+                };
+                let (fitted, notes) = shape::fit(&sql, &fit);
+                if !notes.is_empty() {
+                    sql = validate::rewrite(&fitted, schema, &default_database);
+                    fixes = notes;
                 }
             }
             let raw = generation.text.clone();

@@ -30,6 +30,9 @@ pub struct Fit<'a> {
     pub schema: &'a Schema,
     pub samples: &'a ValueSamples,
     pub default_database: &'a str,
+    /// The question refines the previous query: only the rules that do not read the
+    /// question for the whole query's meaning apply.
+    pub follow_up: bool,
 }
 
 /// The query with the fixes that apply, and a short note for each fix made.
@@ -83,20 +86,25 @@ pub fn fit(sql: &str, ctx: &Fit<'_>) -> (String, Vec<String>) {
             return (sql, notes);
         };
         let tables = query_tables(select, ctx);
-        let fixes = [
-            bucket_names(select, order, &question),
-            filter_not_group(select, order, &question, ctx, &tables),
-            unnamed_values(select, &question, ctx, &tables),
-            named_values(select, ctx, &tables),
-            named_dates(select, &question, &tables),
-            aggregate_buckets(select, order, limit, &question, &tables),
-            ungrouped_columns(select, &tables),
-            shown_groups(select),
-            redundant_buckets(select, order),
-            one_count(select, order, &question),
-            stated_having(select, limit, &question, &tables),
-            superlative(select, order, limit, &question),
-        ];
+        // A follow-up's words say only what changes, so the rules that read the question
+        // for what the whole query should be are left out; the rest hold for any query.
+        let whole = !ctx.follow_up;
+        let mut fixes = vec![bucket_names(select, order, &question)];
+        if whole {
+            fixes.push(filter_not_group(select, order, &question, ctx, &tables));
+            fixes.push(unnamed_values(select, &question, ctx, &tables));
+            fixes.push(named_values(select, ctx, &tables));
+            fixes.push(named_dates(select, &question, &tables));
+            fixes.push(aggregate_buckets(select, order, limit, &question, &tables));
+        }
+        fixes.push(ungrouped_columns(select, &tables));
+        fixes.push(shown_groups(select));
+        fixes.push(redundant_buckets(select, order));
+        if whole {
+            fixes.push(one_count(select, order, &question));
+            fixes.push(stated_having(select, limit, &question, &tables));
+            fixes.push(superlative(select, order, limit, &question));
+        }
         notes.extend(fixes.into_iter().flatten());
     }
     if notes.len() == before {
@@ -1602,6 +1610,7 @@ mod tests {
             schema,
             samples,
             default_database: "default",
+            follow_up: false,
         };
         fit(sql, &ctx).0
     }
@@ -1912,6 +1921,29 @@ mod tests {
         let raw =
             "SELECT weather, count() AS n FROM vega.weather WHERE temp_max > 20 GROUP BY weather";
         assert_eq!(fitted("days above 20 degrees per weather kind", raw), raw);
+    }
+
+    #[test]
+    fn a_follow_up_gets_only_the_rules_that_do_not_read_the_question() {
+        let (schema, samples) = fixture();
+        let question = "only on mobile";
+        let linked = link(&schema, &samples, question, 3);
+        let ctx = Fit {
+            question,
+            linked: &linked,
+            schema: &schema,
+            samples: &samples,
+            default_database: "default",
+            follow_up: true,
+        };
+        // The purchase filter came from the earlier question: it stays.
+        let refined = "SELECT country, count() AS n FROM demo.events WHERE event_type = 'purchase' AND device = 'mobile' GROUP BY country";
+        assert_eq!(fit(refined, &ctx).0, refined);
+        // A made-up column is fixed all the same.
+        assert_eq!(
+            fit("SELECT avg(tm) FROM vega.weather", &ctx).0,
+            "SELECT avg(temp_max) FROM vega.weather"
+        );
     }
 
     #[test]
