@@ -538,17 +538,22 @@ fn counts(result: &QueryResult) -> Vec<u64> {
     result.rows.iter().map(|r| number(&r[*column])).collect()
 }
 
-#[tokio::test]
-async fn purchases_per_day_are_counted_from_the_events() {
-    let (assistant, w) = assistant().await;
-    let answer = ask(
-        &assistant,
+/// The question two tests ask, with the default options.
+async fn purchases_per_day(assistant: &Assistant) -> Answer {
+    ask(
+        assistant,
         "How many purchases per day?",
         None,
         &AskOptions::default(),
     )
     .await
-    .expect("an answer");
+    .expect("an answer")
+}
+
+#[tokio::test]
+async fn purchases_per_day_are_counted_from_the_events() {
+    let (assistant, w) = assistant().await;
+    let answer = purchases_per_day(&assistant).await;
     let sql = answer
         .sql
         .clone()
@@ -594,14 +599,7 @@ async fn a_warmed_up_table_prefix_is_reused_by_the_first_question() {
     assert_eq!(table, "demo.events", "the largest table goes first");
     assert_eq!(warm.generated_tokens, 0, "a warm-up writes nothing");
     assert!(warm.prompt_tokens > 100, "{warm:?}");
-    let answer = ask(
-        &assistant,
-        "How many purchases per day?",
-        None,
-        &AskOptions::default(),
-    )
-    .await
-    .expect("an answer");
+    let answer = purchases_per_day(&assistant).await;
     assert_eq!(answer.tables, ["demo.events"]);
     let first = &answer.attempts[0].generation;
     // Shared: everything but the generation prompt that ends the warm-up's text.

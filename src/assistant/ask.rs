@@ -189,15 +189,7 @@ impl Assistant {
                 break;
             }
             // The prompt of a question that links this table alone, up to the question.
-            let linked = LinkedSchema {
-                tables: vec![linking::LinkedTable {
-                    table: table.clone(),
-                    matched_columns: Default::default(),
-                    score: 0,
-                }],
-                unmatched_words: Vec::new(),
-                values: Vec::new(),
-            };
+            let linked = LinkedSchema::of([table]);
             let system =
                 prompt::system_message([table], &context.samples, self.warehouse.capabilities());
             let examples = prompt::examples_for(&linked, &context.samples).core;
@@ -252,17 +244,7 @@ impl Assistant {
             Mode::Full => {
                 linking::link(schema, &context.samples, &linking_text, options.max_tables)
             }
-            Mode::Plain => LinkedSchema {
-                tables: user_tables(schema)
-                    .map(|t| linking::LinkedTable {
-                        table: t.clone(),
-                        matched_columns: Default::default(),
-                        score: 0,
-                    })
-                    .collect(),
-                unmatched_words: Vec::new(),
-                values: Vec::new(),
-            },
+            Mode::Plain => LinkedSchema::of(user_tables(schema)),
         };
         if linked.tables.is_empty() {
             return Err(AssistantError::NoSuchData(no_such_data(schema, &linked)));
@@ -381,6 +363,7 @@ impl Assistant {
                 };
                 let (fitted, notes) = shape::fit(&sql, &fit);
                 if !notes.is_empty() {
+                    // Again: a fix may add what a rewrite mends (a median of a Decimal).
                     sql = validate::rewrite(&fitted, schema, &default_database);
                     fixes = notes;
                 }

@@ -149,6 +149,23 @@ pub struct MatchedValue {
 }
 
 impl LinkedSchema {
+    /// These tables, as they are, with nothing matched: for a prompt that is not built from
+    /// a question (the plain benchmark mode, a warm-up).
+    pub fn of<'a>(tables: impl IntoIterator<Item = &'a TableInfo>) -> Self {
+        Self {
+            tables: tables
+                .into_iter()
+                .map(|t| LinkedTable {
+                    table: t.clone(),
+                    matched_columns: BTreeSet::new(),
+                    score: 0,
+                })
+                .collect(),
+            unmatched_words: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
     pub fn table_names(&self) -> Vec<String> {
         self.tables
             .iter()
@@ -461,8 +478,8 @@ pub fn link(
     let keys = |t: &TableInfo| -> BTreeSet<String> {
         t.columns
             .iter()
+            .filter(|c| c.is_key_like())
             .map(|c| c.name.clone())
-            .filter(|n| n == "id" || n.ends_with("_id"))
             .collect()
     };
     let first = linked

@@ -227,14 +227,6 @@ pub fn plain_messages<'a>(
     ]
 }
 
-fn data_type(column: &ColumnInfo) -> Option<DataType> {
-    DataType::parse(&column.type_name).ok()
-}
-
-fn is_key_like(name: &str) -> bool {
-    name == "id" || name.ends_with("_id") || name.ends_with("Id")
-}
-
 /// Worked examples over the linked tables' own columns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Examples {
@@ -262,7 +254,7 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
     let has_time = |t: &TableInfo| {
         t.columns
             .iter()
-            .any(|c| data_type(c).is_some_and(|d| d.is_temporal()))
+            .any(|c| c.data_type().is_some_and(|d| d.is_temporal()))
     };
     // Examples are about the facts (the table with a time column), not a lookup table.
     let Some(main) = linked
@@ -283,11 +275,11 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
     let time = main
         .columns
         .iter()
-        .find(|c| data_type(c).is_some_and(|t| t.is_temporal()));
+        .find(|c| c.data_type().is_some_and(|t| t.is_temporal()));
     let numbers: Vec<&ColumnInfo> = main
         .columns
         .iter()
-        .filter(|c| data_type(c).is_some_and(|t| t.is_numeric()) && !is_key_like(&c.name))
+        .filter(|c| c.data_type().is_some_and(|t| t.is_numeric()) && !c.is_key_like())
         .collect();
     let category = main
         .columns
@@ -296,11 +288,13 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
     let nullable = main
         .columns
         .iter()
-        .find(|c| data_type(c).is_some_and(|t| t.is_nullable()));
+        .find(|c| c.data_type().is_some_and(|t| t.is_nullable()));
     let mut out = Examples::default();
     let noun = main.name.replace('_', " ");
     if let Some(t) = time {
-        let is_date = data_type(t).is_some_and(|d| matches!(d.unwrap_wrappers(), DataType::Date));
+        let is_date = t
+            .data_type()
+            .is_some_and(|d| matches!(d.unwrap_wrappers(), DataType::Date));
         if !is_date {
             out.core.push(Example {
                 question: format!("How many {noun} per hour?"),
@@ -327,7 +321,7 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
         if let Some(x) = numbers
             .iter()
             .find(|c| {
-                data_type(c).is_some_and(|d| {
+                c.data_type().is_some_and(|d| {
                     matches!(
                         d.unwrap_wrappers(),
                         DataType::Decimal { .. } | DataType::Float32 | DataType::Float64
@@ -453,9 +447,10 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
             .iter()
             .find(|c| c.name == "name" || c.name.ends_with("_name"))
             .or_else(|| {
-                lookup.columns.iter().find(|c| {
-                    !is_key_like(&c.name) && data_type(c).is_some_and(|d| d.is_string_like())
-                })
+                lookup
+                    .columns
+                    .iter()
+                    .find(|c| !c.is_key_like() && c.data_type().is_some_and(|d| d.is_string_like()))
             });
         if let (Some(key), Some(label)) = (shared, label) {
             let noun = facts.name.replace('_', " ");

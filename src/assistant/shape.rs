@@ -12,8 +12,8 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, Ident, ObjectName, OrderByExpr, OrderByKind, Select,
-    SelectItem, SetExpr, Statement, TableFactor, Value,
+    BinaryOperator, Expr, GroupByExpr, Ident, OrderByExpr, OrderByKind, Select, SelectItem,
+    SetExpr, Statement, TableFactor, Value,
 };
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
@@ -21,7 +21,6 @@ use sqlparser::parser::Parser;
 use super::linking::{is_stop_word, stem, words, LinkedSchema, ValueSamples};
 use super::validate::{self, Problem};
 use crate::warehouse::schema::{ColumnInfo, Schema, TableInfo};
-use crate::warehouse::types::DataType;
 
 /// What the fitting needs besides the query.
 pub struct Fit<'a> {
@@ -39,10 +38,7 @@ pub struct Fit<'a> {
 pub fn fit(sql: &str, ctx: &Fit<'_>) -> (String, Vec<String>) {
     let mut notes = Vec::new();
     let mut sql = sql.to_string();
-    if let Some(fixed) = seconds_in_datetimes(&sql) {
-        sql = fixed;
-        notes.push("completed a date-time literal with its seconds".to_string());
-    }
+    let question = QuestionText::new(ctx.question);
     // Made-up columns, one at a time, as the validator finds them.
     for _ in 0..4 {
         let Err(Problem::UnknownColumn { name, .. }) =
@@ -50,7 +46,7 @@ pub fn fit(sql: &str, ctx: &Fit<'_>) -> (String, Vec<String>) {
         else {
             break;
         };
-        match replace_unknown_column(&sql, &name, ctx)
+        match replace_unknown_column(&sql, &name, &question, ctx)
             .or_else(|| drop_implied_condition(&sql, &name, ctx))
         {
             Some((fixed, note)) => {
@@ -66,7 +62,6 @@ pub fn fit(sql: &str, ctx: &Fit<'_>) -> (String, Vec<String>) {
     let [Statement::Query(query)] = statements.as_mut_slice() else {
         return (sql, notes);
     };
-    let question = QuestionText::new(ctx.question);
     let before = notes.len();
     if query.order_by.is_none() {
         // An empty list for the rules to fill; removed again below when it stays empty.
@@ -176,7 +171,10 @@ fn query_tables<'a>(select: &Select, ctx: &Fit<'a>) -> Vec<QueryTable<'a>> {
         .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
     for factor in factors {
         if let TableFactor::Table { name, alias, .. } = factor {
-            if let Some(table) = ctx.schema.table(&object_name(name), ctx.default_database) {
+            if let Some(table) = ctx
+                .schema
+                .table(&validate::relation_name(name), ctx.default_database)
+            {
                 out.push(QueryTable {
                     table,
                     alias: alias.as_ref().map(|a| a.name.value.clone()),
@@ -187,25 +185,13 @@ fn query_tables<'a>(select: &Select, ctx: &Fit<'a>) -> Vec<QueryTable<'a>> {
     out
 }
 
-fn object_name(name: &ObjectName) -> String {
-    name.0
-        .iter()
-        .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn data_type(column: &ColumnInfo) -> Option<DataType> {
-    DataType::parse(&column.type_name).ok()
-}
-
 /// The one date or date-time column of the query's tables, as an expression.
 fn time_column(tables: &[QueryTable<'_>]) -> Option<Expr> {
     let mut found = tables.iter().flat_map(|t| {
         t.table
             .columns
             .iter()
-            .filter(|c| data_type(c).is_some_and(|d| d.is_temporal()))
+            .filter(|c| c.data_type().is_some_and(|d| d.is_temporal()))
             .map(move |c| t.column_expr(&c.name))
     });
     let first = found.next()?;
@@ -382,43 +368,6 @@ fn add_condition(select: &mut Select, condition: Expr) {
     select.selection = and_all(all);
 }
 
-/// `'2026-11-17 18:30'` → `'2026-11-17 18:30:00'`: ClickHouse cannot parse a date-time
-/// without its seconds.
-fn seconds_in_datetimes(sql: &str) -> Option<String> {
-    let mut out = String::with_capacity(sql.len());
-    let mut changed = false;
-    let mut rest = sql;
-    while let Some(at) = rest.find('\'') {
-        let (head, tail) = rest.split_at(at + 1);
-        out.push_str(head);
-        let body_end = tail.find('\'').unwrap_or(tail.len());
-        let body = &tail[..body_end];
-        out.push_str(body);
-        if is_minute_datetime(body) {
-            out.push_str(":00");
-            changed = true;
-        }
-        rest = &tail[body_end..];
-        if let Some(stripped) = rest.strip_prefix('\'') {
-            out.push('\'');
-            rest = stripped;
-        }
-    }
-    out.push_str(rest);
-    changed.then_some(out)
-}
-
-fn is_minute_datetime(text: &str) -> bool {
-    let b = text.as_bytes();
-    b.len() == 16
-        && b.iter().enumerate().all(|(i, c)| match i {
-            4 | 7 => *c == b'-',
-            10 => *c == b' ' || *c == b'T',
-            13 => *c == b':',
-            _ => c.is_ascii_digit(),
-        })
-}
-
 /// Time units a column may be made up for, and the bucket that computes it.
 const TIME_UNITS: &[(&str, &str)] = &[
     ("minute", "toStartOfMinute"),
@@ -446,16 +395,42 @@ fn bucket_for_unit(unit: &str, question: &QuestionText) -> Option<&'static str> 
 /// A column the model made up: a time unit of the one time column (`year` →
 /// `toYear(date)`), an abbreviation of one column's name (`mpg` → `miles_per_gallon`), or
 /// one column's name in another number (`cylinder` → `cylinders`).
-fn replace_unknown_column(sql: &str, name: &str, ctx: &Fit<'_>) -> Option<(String, String)> {
+fn replace_unknown_column(
+    sql: &str,
+    name: &str,
+    question: &QuestionText,
+    ctx: &Fit<'_>,
+) -> Option<(String, String)> {
+    edit_query(sql, ctx, |query, tables| {
+        replace_column_in(query, &tables, name, question)
+    })
+}
+
+/// Parses `sql` as one SELECT, lets `edit` change it (its note, or `None` for no change),
+/// and renders it again.
+fn edit_query(
+    sql: &str,
+    ctx: &Fit<'_>,
+    edit: impl FnOnce(&mut sqlparser::ast::Query, Vec<QueryTable<'_>>) -> Option<String>,
+) -> Option<(String, String)> {
     let mut statements = Parser::parse_sql(&ClickHouseDialect {}, sql).ok()?;
     let [Statement::Query(query)] = statements.as_mut_slice() else {
         return None;
     };
-    let SetExpr::Select(select) = query.body.as_mut() else {
+    let SetExpr::Select(select) = query.body.as_ref() else {
         return None;
     };
     let tables = query_tables(select, ctx);
-    let question = QuestionText::new(ctx.question);
+    let note = edit(query, tables)?;
+    Some((statements[0].to_string(), note))
+}
+
+fn replace_column_in(
+    query: &mut sqlparser::ast::Query,
+    tables: &[QueryTable<'_>],
+    name: &str,
+    question: &QuestionText,
+) -> Option<String> {
     let lower = name.to_lowercase();
     let columns: Vec<(&QueryTable<'_>, &ColumnInfo)> = tables
         .iter()
@@ -468,7 +443,7 @@ fn replace_unknown_column(sql: &str, name: &str, ctx: &Fit<'_>) -> Option<(Strin
     };
     // What replaces the made-up name: an expression, or a real column (keeping `x.`).
     let (bucket, column) = if let (Some(bucket), Some(time)) =
-        (bucket_for_unit(&lower, &question), time_column(&tables))
+        (bucket_for_unit(&lower, question), time_column(tables))
     {
         (Some(call(bucket, time)), None)
     } else {
@@ -503,6 +478,9 @@ fn replace_unknown_column(sql: &str, name: &str, ctx: &Fit<'_>) -> Option<(Strin
         ),
     };
     // A selected made-up column keeps its name as an alias.
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
     for item in &mut select.projection {
         if let SelectItem::UnnamedExpr(e @ Expr::Identifier(_)) = item {
             if column_name(e) == Some(name) {
@@ -513,7 +491,7 @@ fn replace_unknown_column(sql: &str, name: &str, ctx: &Fit<'_>) -> Option<(Strin
             }
         }
     }
-    let _ = sqlparser::ast::visit_expressions_mut(&mut statements, |e| {
+    let _ = sqlparser::ast::visit_expressions_mut(query, |e| {
         match e {
             Expr::Identifier(i) if i.value == name => *e = replacement(None),
             Expr::CompoundIdentifier(parts)
@@ -526,20 +504,21 @@ fn replace_unknown_column(sql: &str, name: &str, ctx: &Fit<'_>) -> Option<(Strin
         }
         ControlFlow::<()>::Continue(())
     });
-    Some((statements[0].to_string(), note))
+    Some(note)
 }
 
 /// `WHERE city = 'Seattle'` on a table with no `city` column, whose comments say it holds
 /// Seattle's data: the condition is what the table is, and is dropped.
 fn drop_implied_condition(sql: &str, name: &str, ctx: &Fit<'_>) -> Option<(String, String)> {
-    let mut statements = Parser::parse_sql(&ClickHouseDialect {}, sql).ok()?;
-    let [Statement::Query(query)] = statements.as_mut_slice() else {
-        return None;
-    };
-    let SetExpr::Select(select) = query.body.as_mut() else {
-        return None;
-    };
-    let tables = query_tables(select, ctx);
+    edit_query(sql, ctx, |query, tables| {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return None;
+        };
+        drop_implied_in(select, &tables, name)
+    })
+}
+
+fn drop_implied_in(select: &mut Select, tables: &[QueryTable<'_>], name: &str) -> Option<String> {
     let comments: String = tables
         .iter()
         .flat_map(|t| t.table.columns.iter().map(|c| c.comment.to_lowercase()))
@@ -565,11 +544,10 @@ fn drop_implied_condition(sql: &str, name: &str, ctx: &Fit<'_>) -> Option<(Strin
         }
         !implied
     });
-    let dropped = dropped?;
     select.selection = and_all(all);
-    Some((
-        statements[0].to_string(),
-        format!("dropped {dropped}: there is no `{name}` column, and the table's comments say all its data is that"),
+    Some(format!(
+        "dropped {}: there is no `{name}` column, and the table's comments say all its data is that",
+        dropped?
     ))
 }
 
@@ -1081,8 +1059,7 @@ fn aggregate_buckets(
         .iter()
         .map(|(e, _)| {
             resolve(e, tables).is_some_and(|(_, c)| {
-                data_type(c).is_some_and(|d| d.is_numeric())
-                    && !(c.name == "id" || c.name.ends_with("_id"))
+                c.data_type().is_some_and(|d| d.is_numeric()) && !c.is_key_like()
             })
         })
         .collect();
@@ -1551,7 +1528,7 @@ fn stated_having(
             if *o == op
                 && literals(right.as_ref()) == [number.clone()]
                 && resolve(left, tables).is_some_and(|(_, col)| {
-                    data_type(col).is_some_and(|d| d.is_numeric())
+                    col.data_type().is_some_and(|d| d.is_numeric())
                 }))
         });
         if let Some(i) = position {
@@ -1630,17 +1607,6 @@ mod tests {
         ] {
             assert_eq!(fitted(q, sql), sql, "{q}");
         }
-    }
-
-    #[test]
-    fn date_times_get_their_seconds() {
-        assert_eq!(
-            fitted(
-                "events from 18:30",
-                "SELECT count() FROM demo.events WHERE event_time >= '2026-11-17 18:30' AND page = 'x 12:00'"
-            ),
-            "SELECT count() FROM demo.events WHERE event_time >= '2026-11-17 18:30:00' AND page = 'x 12:00'"
-        );
     }
 
     #[test]

@@ -403,7 +403,7 @@ impl TableShape {
             .columns
             .iter()
             .filter(|c| !c.name.starts_with("_aurora"))
-            .filter_map(|c| DataType::parse(&c.type_name).ok().map(|t| (c, t)))
+            .filter_map(|c| c.data_type().map(|t| (c, t)))
             .collect();
         let time = pick_time(&columns);
         let mut categories: Vec<(u8, Category)> = columns

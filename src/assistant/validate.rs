@@ -226,7 +226,8 @@ const FOREIGN_FUNCTIONS: &[(&str, &str)] = &[
 
 /// Rewrites what has one ClickHouse spelling: `year(t)` → `toYear(t)` (see
 /// [`FOREIGN_FUNCTIONS`]), `CAST(x AS DECIMAL)` without precision, which ClickHouse
-/// refuses, → `toFloat64(x)`, and `countIf(cond1, cond2)` → `countIf(cond1 AND cond2)`. Returns the query unchanged when it does not parse.
+/// refuses, → `toFloat64(x)`, `countIf(cond1, cond2)` → `countIf(cond1 AND cond2)`, and
+/// `'2026-11-17 18:30'` → `'2026-11-17 18:30:00'`. Returns the query unchanged when it does not parse.
 pub fn clickhouse_spelling(sql: &str) -> String {
     let Ok(statements) = Parser::parse_sql(&ClickHouseDialect {}, sql) else {
         return sql.to_string();
@@ -265,6 +266,14 @@ pub fn clickhouse_spelling(sql: &str) -> String {
                     }
                 }
             }
+            // ClickHouse cannot parse a date-time without its seconds.
+            Expr::Value(v) => {
+                if let sqlparser::ast::Value::SingleQuotedString(text) = &v.value {
+                    if let (true, Some((a, b))) = (is_minute_datetime(text), range(v.span)) {
+                        replacements.push((a, b, format!("'{text}:00'")));
+                    }
+                }
+            }
             Expr::Cast {
                 expr: inner,
                 data_type:
@@ -297,6 +306,18 @@ pub fn clickhouse_spelling(sql: &str) -> String {
         }
     }
     out
+}
+
+/// `2026-11-17 18:30`: a date-time to the minute, which ClickHouse does not parse.
+fn is_minute_datetime(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 16
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ' || *c == b'T',
+            13 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 /// Whether a call has two or more arguments and every one is a condition (a comparison,
@@ -720,6 +741,16 @@ fn statement_kind(statement: &Statement) -> String {
     }
 }
 
+/// A table's name as written (`db.t`), without quotes.
+pub(crate) fn relation_name(relation: &ObjectName) -> String {
+    relation
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// Everything a query names, collected in one walk.
 #[derive(Default)]
 struct Names {
@@ -802,15 +833,7 @@ impl Visitor for Names {
     }
 
     fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
-        let parts: Vec<String> = relation
-            .0
-            .iter()
-            .filter_map(|p| match p {
-                ObjectNamePart::Identifier(i) => Some(i.value.clone()),
-                ObjectNamePart::Function(_) => None,
-            })
-            .collect();
-        self.relations.push(parts.join("."));
+        self.relations.push(relation_name(relation));
         ControlFlow::Continue(())
     }
 
@@ -1010,6 +1033,16 @@ mod tests {
         assert_eq!(
             clickhouse_spelling("SELECT CAST(x AS Decimal(10, 2)) FROM t"),
             "SELECT CAST(x AS Decimal(10, 2)) FROM t"
+        );
+    }
+
+    #[test]
+    fn date_times_get_their_seconds() {
+        assert_eq!(
+            clickhouse_spelling(
+                "SELECT count() FROM demo.events WHERE event_time >= '2026-11-17 18:30' AND page = 'x 12:00'"
+            ),
+            "SELECT count() FROM demo.events WHERE event_time >= '2026-11-17 18:30:00' AND page = 'x 12:00'"
         );
     }
 

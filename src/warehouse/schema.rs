@@ -25,6 +25,18 @@ pub struct ColumnInfo {
     pub in_primary_key: bool,
 }
 
+impl ColumnInfo {
+    /// The column's type, parsed; `None` for a type Aurora does not know.
+    pub fn data_type(&self) -> Option<crate::warehouse::types::DataType> {
+        crate::warehouse::types::DataType::parse(&self.type_name).ok()
+    }
+
+    /// Whether the name says it is a key (`id`, `user_id`, `userId`): joined on, not summed.
+    pub fn is_key_like(&self) -> bool {
+        self.name == "id" || self.name.ends_with("_id") || self.name.ends_with("Id")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TableInfo {
     pub database: String,
