@@ -497,6 +497,13 @@ pub fn link(
     // The same column and value in two linked tables is one hint.
     let mut seen = BTreeSet::new();
     values.retain(|v| seen.insert((v.column.clone(), v.value.clone())));
+    // "add-to-cart" names `add_to_cart`, not also the page '/cart' inside it.
+    let all: Vec<String> = values.iter().map(|v| flat(&v.value)).collect();
+    values.retain(|v| {
+        let shorter = flat(&v.value);
+        !all.iter()
+            .any(|longer| longer.len() > shorter.len() && longer.contains(&shorter))
+    });
     LinkedSchema {
         tables: linked,
         values,
@@ -509,7 +516,7 @@ pub fn link(
 
 /// Whether the question names a sampled value: the value as written ("DE", "mobile") as a
 /// whole word, or all of its words, plurals folded ("page views" for `page_view`,
-/// "purchases" for `purchase`).
+/// "purchases" for `purchase`) or said another way ("units sold" for `purchase`).
 fn mentions_value(question: &str, question_words: &[String], value: &str) -> bool {
     let mut as_words =
         question.split(|c: char| !c.is_alphanumeric() && c != '_' && c != '-' && c != '/');
@@ -521,16 +528,37 @@ fn mentions_value(question: &str, question_words: &[String], value: &str) -> boo
         return false;
     }
     let value_lower = value.to_lowercase();
+    // "add-to-cart" for `add_to_cart`: the same letters and digits, as one word.
     let whole = question
         .to_lowercase()
         .split(|c: char| !c.is_alphanumeric() && c != '_' && c != '-' && c != '/')
-        .any(|w| w == value_lower);
+        .any(|w| w == value_lower || flat(w) == flat(&value_lower));
     if whole {
         return true;
     }
     let value_words = words(value);
-    !value_words.is_empty() && value_words.iter().all(|w| question_words.contains(w))
+    !value_words.is_empty()
+        && value_words.iter().all(|w| {
+            question_words.contains(w)
+                || VALUE_SYNONYMS.iter().any(|(word, other)| {
+                    word == w && other.iter().any(|o| question_words.contains(&stem(o)))
+                })
+        })
 }
+
+/// Lower-case letters and digits only: `add_to_cart` and "Add-to-cart" are `addtocart`.
+pub(crate) fn flat(text: &str) -> String {
+    text.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect()
+}
+
+/// Other words a question uses for a value's word: "sold" or "bought" for `purchase`.
+const VALUE_SYNONYMS: &[(&str, &[&str])] = &[(
+    "purchase",
+    &["buy", "bought", "buyer", "sold", "sell", "sale"],
+)];
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -692,6 +720,24 @@ pub(crate) mod tests {
         let values = link(&schema, &samples, "events from DE", 3).values;
         assert_eq!(values.len(), 1);
         assert_eq!(linked("page views per day"), ["demo.events"]);
+        // "add-to-cart" is `add_to_cart`, and not also the page '/cart' inside it.
+        let mut with_pages = samples.clone();
+        with_pages.values.insert(
+            ("demo.events".into(), "page".into()),
+            vec!["/cart".into(), "/product".into()],
+        );
+        let values = link(&schema, &with_pages, "add-to-cart events per device", 3).values;
+        let named: Vec<&str> = values.iter().map(|v| v.value.as_str()).collect();
+        assert_eq!(named, ["add_to_cart"]);
+        let values = link(&schema, &with_pages, "events on the cart", 3).values;
+        assert_eq!(values.len(), 1);
+        assert_eq!(values[0].value, "/cart");
+        // Selling and buying are purchases.
+        for question in ["units sold per day", "visitors who bought nothing"] {
+            let values = link(&schema, &samples, question, 3).values;
+            assert_eq!(values.len(), 1, "{question}");
+            assert_eq!(values[0].value, "purchase", "{question}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 
 use super::backend::ChatMessage;
-use super::linking::{is_stop_word, words, LinkedSchema, MatchedValue, ValueSamples};
+use super::linking::{is_stop_word, stem, words, LinkedSchema, MatchedValue, ValueSamples};
 use crate::warehouse::query::ident as quote_ident;
 use crate::warehouse::schema::{ColumnInfo, TableInfo};
 use crate::warehouse::types::DataType;
@@ -289,6 +289,18 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
         .columns
         .iter()
         .find(|c| c.data_type().is_some_and(|t| t.is_nullable()));
+    // The column a total is most likely asked of: a fractional number (an amount), else any.
+    let measure = numbers
+        .iter()
+        .find(|c| {
+            c.data_type().is_some_and(|d| {
+                matches!(
+                    d.unwrap_wrappers(),
+                    DataType::Decimal { .. } | DataType::Float32 | DataType::Float64
+                )
+            })
+        })
+        .or(numbers.first());
     let mut out = Examples::default();
     let noun = main.name.replace('_', " ");
     if let Some(t) = time {
@@ -318,18 +330,7 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
                 n = identifier_from(&noun)
             ),
         });
-        if let Some(x) = numbers
-            .iter()
-            .find(|c| {
-                c.data_type().is_some_and(|d| {
-                    matches!(
-                        d.unwrap_wrappers(),
-                        DataType::Decimal { .. } | DataType::Float32 | DataType::Float64
-                    )
-                })
-            })
-            .or(numbers.first())
-        {
+        if let Some(x) = measure {
             out.core.push(Example {
                 question: format!("Total {} for each day", x.name.replace('_', " ")),
                 sql: format!(
@@ -389,6 +390,23 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
                 ),
             });
         }
+        if let Some(x) = measure {
+            // Summed as floats: ClickHouse 18.16 cannot divide by a Decimal scalar subquery.
+            let summed = format!("sum(toFloat64({}))", q(x));
+            out.more.push(Example {
+                // The question does not name the column, so that a question which only
+                // shares it ("the total revenue") is not taken for a share.
+                question: format!(
+                    "What share did each {} have, in percent?",
+                    c.name.replace('_', " ")
+                ),
+                sql: format!(
+                    "SELECT {c}, round(100 * {summed} / (SELECT {summed} FROM {name}), 2) AS percent_of_{xn} FROM {name} GROUP BY {c}",
+                    c = q(c),
+                    xn = identifier_from(&x.name),
+                ),
+            });
+        }
         if let Some(x) = numbers.first() {
             out.core.push(Example {
                 question: format!(
@@ -425,6 +443,24 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
                 changed_sql: format!("{select} WHERE {} = {} {tail}", q(filter), literal(v)),
             });
         }
+    }
+    // Rows per member of another entity ("events per user"): a key that is not the table's own.
+    let own_key = format!("{}_id", stem(&main.name));
+    if let Some(key) = main
+        .columns
+        .iter()
+        .find(|c| c.is_key_like() && c.name != "id" && c.name != own_key)
+    {
+        let entity = key.name.trim_end_matches("_id").replace('_', " ");
+        out.more.push(Example {
+            question: format!("On average, how many {noun} does each {entity} have?"),
+            sql: format!(
+                "SELECT round(count() / uniqExact({k}), 2) AS {n}_per_{e} FROM {name}",
+                k = q(key),
+                n = identifier_from(&noun),
+                e = identifier_from(&entity)
+            ),
+        });
     }
     if let Some(n) = nullable {
         out.more.push(Example {
@@ -612,6 +648,27 @@ mod tests {
         );
         assert!(chosen[0].sql.contains("countIf"), "{chosen:?}");
         assert!(choose("how many were there", &examples.more, 1).is_empty());
+        let chosen = choose(
+            "what share of the revenue did each country bring in, in percent?",
+            &examples.more,
+            1,
+        );
+        assert_eq!(
+            chosen[0].sql,
+            "SELECT event_type, round(100 * sum(toFloat64(revenue)) / (SELECT sum(toFloat64(revenue)) \
+             FROM demo.events), 2) AS percent_of_revenue FROM demo.events GROUP BY event_type"
+        );
+        let chosen = choose(
+            "On average, how many events does a visitor generate?",
+            &examples.more,
+            1,
+        );
+        assert_eq!(
+            chosen[0].sql,
+            "SELECT round(count() / uniqExact(user_id), 2) AS events_per_user FROM demo.events"
+        );
+        // Sharing a column name is not asking for a share.
+        assert!(choose("what was the total revenue?", &examples.more, 1).is_empty());
     }
 
     #[test]

@@ -18,9 +18,10 @@ use sqlparser::ast::{
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
 
-use super::linking::{is_stop_word, stem, words, LinkedSchema, ValueSamples};
+use super::linking::{flat, is_stop_word, stem, words, LinkedSchema, ValueSamples};
 use super::validate::{self, Problem};
 use crate::warehouse::schema::{ColumnInfo, Schema, TableInfo};
+use crate::warehouse::types::DataType;
 
 /// What the fitting needs besides the query.
 pub struct Fit<'a> {
@@ -92,11 +93,14 @@ pub fn fit(sql: &str, ctx: &Fit<'_>) -> (String, Vec<String>) {
             fixes.push(named_dates(select, &question, &tables));
             fixes.push(aggregate_buckets(select, order, limit, &question, &tables));
         }
+        fixes.push(share_of_total(select, &tables));
         fixes.push(ungrouped_columns(select, &tables));
         fixes.push(shown_groups(select));
         fixes.push(redundant_buckets(select, order));
         if whole {
             fixes.push(one_count(select, order, &question));
+            fixes.push(counted_not_summed(select, order, &question, ctx, &tables));
+            fixes.push(known_values(select, &question, &tables));
             fixes.push(stated_having(select, limit, &question, &tables));
             fixes.push(superlative(select, order, limit, &question));
         }
@@ -127,24 +131,31 @@ impl QuestionText {
         }
     }
 
+    /// The question's words as written (lower-case, unstemmed), in order.
+    fn tokens(&self) -> Vec<&str> {
+        self.lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+
     fn has_any(&self, list: &[&str]) -> bool {
         list.iter().any(|w| self.words.contains(&stem(w)))
     }
 
     /// Whether the question names `value`: as written, or by one of its words.
     fn names(&self, value: &str) -> bool {
-        let flat = |s: &str| -> String {
-            s.to_lowercase()
-                .chars()
-                .filter(|c| c.is_alphanumeric())
-                .collect()
-        };
         let value_flat = flat(value);
         (!value_flat.is_empty() && flat(&self.lower).contains(&value_flat))
             || words(value)
                 .iter()
                 .any(|w| !is_stop_word(w) && w.len() > 2 && self.words.contains(w))
     }
+}
+
+/// The first letters of a column name's words: `miles_per_gallon` → `mpg`.
+fn initials(column: &str) -> String {
+    column.split('_').filter_map(|w| w.chars().next()).collect()
 }
 
 /// A table the query reads, with the alias it is read under.
@@ -436,7 +447,6 @@ fn replace_column_in(
         .iter()
         .flat_map(|t| t.table.columns.iter().map(move |c| (t, c)))
         .collect();
-    let initials = |c: &str| -> String { c.split('_').filter_map(|w| w.chars().next()).collect() };
     let unique = |found: Vec<&(&QueryTable<'_>, &ColumnInfo)>| match found.as_slice() {
         [one] => Some(one.1.name.clone()),
         _ => None,
@@ -747,7 +757,12 @@ fn unnamed_values(
             && value
                 .chars()
                 .all(|c| !c.is_alphabetic() || c.is_uppercase());
-        if sampled && !linked && !code && !question.names(value) {
+        // "add-to-cart" names `add_to_cart`, not the page '/cart' inside it.
+        let inside_named = ctx.linked.values.iter().any(|v| {
+            let (longer, shorter) = (flat(&v.value), flat(value));
+            longer.len() > shorter.len() && longer.contains(&shorter)
+        });
+        if sampled && !linked && !code && (!question.names(value) || inside_named) {
             dropped.push(c.to_string());
             return false;
         }
@@ -1440,7 +1455,12 @@ fn one_count(
     order: &mut Vec<OrderByExpr>,
     question: &QuestionText,
 ) -> Option<String> {
-    if !question.lower.contains("how many") || question.has_any(PER_WORDS) {
+    // "Which hour had the most events, and how many?" asks for the top bucket and its count.
+    if !question.lower.contains("how many")
+        || question.has_any(PER_WORDS)
+        || question.has_any(MOST)
+        || question.has_any(LEAST)
+    {
         return None;
     }
     let GroupByExpr::Expressions(groups, _) = &select.group_by else {
@@ -1468,6 +1488,207 @@ fn one_count(
     Some(format!(
         "one count, not one per {}: the question asks for no breakdown",
         dropped.join(", ")
+    ))
+}
+
+/// The one argument of a call to `function` (any case): `sum(x)` → `x`.
+fn function_arg<'e>(expr: &'e Expr, function: &str) -> Option<&'e Expr> {
+    let Expr::Function(f) = expr else {
+        return None;
+    };
+    if !f.name.to_string().eq_ignore_ascii_case(function) {
+        return None;
+    }
+    let sqlparser::ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    match list.args.as_slice() {
+        [sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e))] => Some(e),
+        _ => None,
+    }
+}
+
+/// `round(revenue / sum(revenue) * 100, 2)` per device, which the server refuses (error 215:
+/// `revenue` is neither grouped nor aggregated): a column divided by its own sum in a grouped
+/// query asks for each group's share of the total. It becomes `sum(revenue) / (SELECT
+/// sum(revenue) FROM … WHERE …)`, the total of the same rows. Decimals are summed as floats:
+/// ClickHouse 18.16 cannot divide by a Decimal scalar subquery.
+fn share_of_total(select: &mut Select, tables: &[QueryTable<'_>]) -> Option<String> {
+    let GroupByExpr::Expressions(groups, _) = &select.group_by else {
+        return None;
+    };
+    if groups.is_empty() {
+        return None;
+    }
+    let grouped: BTreeSet<String> = groups.iter().map(ToString::to_string).collect();
+    let from: Vec<String> = select.from.iter().map(ToString::to_string).collect();
+    let filter = select
+        .selection
+        .as_ref()
+        .map(|w| format!(" WHERE {w}"))
+        .unwrap_or_default();
+    let mut notes = Vec::new();
+    for item in &mut select.projection {
+        let (SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. }) = item else {
+            continue;
+        };
+        let _ = sqlparser::ast::visit_expressions_mut(expr, |e| {
+            let written = e.to_string();
+            let Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Divide,
+                right,
+            } = e
+            else {
+                return ControlFlow::<()>::Continue(());
+            };
+            let column = function_arg(left, "sum").unwrap_or(left);
+            let share = column_name(column).is_some()
+                && !grouped.contains(&column.to_string())
+                && function_arg(right, "sum") == Some(column);
+            let Some((_, info)) = share.then(|| resolve(column, tables)).flatten() else {
+                return ControlFlow::Continue(());
+            };
+            let decimal = info
+                .data_type()
+                .is_some_and(|d| matches!(d.unwrap_wrappers(), DataType::Decimal { .. }));
+            let measured = if decimal {
+                format!("toFloat64({column})")
+            } else {
+                column.to_string()
+            };
+            let (Some(part), Some(total)) = (
+                parse_expr(&format!("sum({measured})")),
+                parse_expr(&format!(
+                    "(SELECT sum({measured}) FROM {}{filter})",
+                    from.join(", ")
+                )),
+            ) else {
+                return ControlFlow::Continue(());
+            };
+            notes.push(format!("{part} / {total} for {written}"));
+            **left = part;
+            **right = total;
+            ControlFlow::Continue(())
+        });
+    }
+    (!notes.is_empty()).then(|| {
+        format!(
+            "{}: a column divided by its own sum is a share of the total",
+            notes.join("; ")
+        )
+    })
+}
+
+/// Words after "how many" that show it counts rows: a verb ("how many does it get").
+const COUNTING_VERBS: &[&str] = &[
+    "does", "do", "did", "is", "are", "was", "were", "there", "times",
+];
+
+/// "Which page gets the most page views, and how many?" answered with `sum(quantity)`: when
+/// "how many" is followed by a verb, a table's name or a value the question names, it counts
+/// rows, so a sum of a column the question never mentions, anywhere in the select list
+/// ("how many events per visitor": `sum(quantity) / uniqExact(user_id)`), becomes `count()`.
+fn counted_not_summed(
+    select: &mut Select,
+    order: &mut [OrderByExpr],
+    question: &QuestionText,
+    ctx: &Fit<'_>,
+    tables: &[QueryTable<'_>],
+) -> Option<String> {
+    let tokens = question.tokens();
+    let after = tokens
+        .windows(3)
+        .find(|w| w[0] == "how" && w[1] == "many")
+        .map(|w| w[2])?;
+    let noun = stem(after);
+    let counts_rows = COUNTING_VERBS.contains(&after)
+        || tables
+            .iter()
+            .any(|t| words(&t.table.name.replace('_', " ")).contains(&noun))
+        || ctx
+            .linked
+            .values
+            .iter()
+            .any(|v| words(&v.value).contains(&noun));
+    if !counts_rows {
+        return None;
+    }
+    let mut sums: Vec<Expr> = Vec::new();
+    let _ = sqlparser::ast::visit_expressions(&select.projection, |expr| {
+        let Some((_, info)) = function_arg(expr, "sum").and_then(|c| resolve(c, tables)) else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let mentioned = words(&format!("{} {}", info.name.replace('_', " "), info.comment))
+            .iter()
+            .any(|w| !is_stop_word(w) && w.len() > 2 && question.words.contains(w));
+        if !mentioned && !sums.contains(expr) {
+            sums.push(expr.clone());
+        }
+        ControlFlow::Continue(())
+    });
+    if sums.is_empty() {
+        return None;
+    }
+    let count = parse_expr("count()")?;
+    for sum in &sums {
+        replace_everywhere(select, order, sum, &count);
+    }
+    let listed: Vec<String> = sums.iter().map(ToString::to_string).collect();
+    Some(format!(
+        "count() instead of {}: the question asks how many, not how much",
+        listed.join(", ")
+    ))
+}
+
+/// "The cars with a known mpg value": a nullable column the question calls known is
+/// filtered on `IS NOT NULL`, unless the query tests it for NULL already.
+fn known_values(
+    select: &mut Select,
+    question: &QuestionText,
+    tables: &[QueryTable<'_>],
+) -> Option<String> {
+    let tokens = question.tokens();
+    let mut added = Vec::new();
+    for (i, _) in tokens.iter().enumerate().filter(|(_, t)| **t == "known") {
+        let next = &tokens[i + 1..tokens.len().min(i + 4)];
+        let found = tables.iter().find_map(|t| {
+            t.table.columns.iter().find_map(|c| {
+                let nullable = c.data_type().is_some_and(|d| d.is_nullable());
+                let column_words = words(&c.name.replace('_', " "));
+                let named = next.iter().any(|w| {
+                    (c.name.contains('_') && *w == initials(&c.name))
+                        || column_words
+                            .iter()
+                            .any(|cw| !is_stop_word(cw) && cw.len() > 2 && *cw == stem(w))
+                });
+                (nullable && named).then(|| t.column_expr(&c.name))
+            })
+        });
+        let Some(column) = found else {
+            continue;
+        };
+        let tested = select.selection.as_ref().is_some_and(|w| {
+            let text = w.to_string();
+            text.contains(&format!("{column} IS NOT NULL"))
+                || text.contains(&format!("isNotNull({column})"))
+        });
+        if !tested && !added.contains(&column) {
+            added.push(column);
+        }
+    }
+    if added.is_empty() {
+        return None;
+    }
+    let mut notes = Vec::new();
+    for column in added {
+        let condition = Expr::IsNotNull(Box::new(column));
+        notes.push(condition.to_string());
+        add_condition(select, condition);
+    }
+    Some(format!(
+        "added {}: the question asks about known values",
+        notes.join(" AND ")
     ))
 }
 
@@ -1579,6 +1800,16 @@ mod tests {
         fitted_in(&schema, &samples, question, sql)
     }
 
+    /// The fixture with one table changed.
+    fn fixture_changing(
+        table: &str,
+        change: impl FnOnce(&mut TableInfo),
+    ) -> (Schema, ValueSamples) {
+        let (mut schema, samples) = fixture();
+        change(schema.tables.iter_mut().find(|t| t.name == table).unwrap());
+        (schema, samples)
+    }
+
     fn fitted_in(schema: &Schema, samples: &ValueSamples, question: &str, sql: &str) -> String {
         let linked = link(schema, samples, question, 3);
         let ctx = Fit {
@@ -1687,6 +1918,26 @@ mod tests {
         assert_eq!(fitted("How many events came from Germany?", code), code);
         let unsampled = "SELECT count() FROM vega.airports WHERE state = 'TX'";
         assert_eq!(fitted("How many airports in Texas?", unsampled), unsampled);
+        // A word of a longer named value does not name a shorter one.
+        let (schema, mut samples) = fixture();
+        samples.values.insert(
+            ("demo.events".into(), "page".into()),
+            vec!["/".into(), "/cart".into(), "/product".into()],
+        );
+        assert_eq!(
+            fitted_in(
+                &schema,
+                &samples,
+                "add-to-cart events and purchases per device",
+                "SELECT device, countIf(event_type = 'add_to_cart') FROM demo.events WHERE page = '/cart' GROUP BY device"
+            ),
+            "SELECT device, countIf(event_type = 'add_to_cart') FROM demo.events GROUP BY device"
+        );
+        let cart = "SELECT count() FROM demo.events WHERE page = '/cart'";
+        assert_eq!(
+            fitted_in(&schema, &samples, "How many views of the cart page?", cart),
+            cart
+        );
     }
 
     #[test]
@@ -1753,13 +2004,9 @@ mod tests {
 
     #[test]
     fn a_condition_the_table_implies_is_dropped() {
-        let (mut schema, samples) = fixture();
-        let weather = schema
-            .tables
-            .iter_mut()
-            .find(|t| t.name == "weather")
-            .unwrap();
-        weather.columns[0].comment = "day of the observation in Seattle".into();
+        let (schema, samples) = fixture_changing("weather", |weather| {
+            weather.columns[0].comment = "day of the observation in Seattle".into();
+        });
         assert_eq!(
             fitted_in(
                 &schema,
@@ -1774,6 +2021,110 @@ mod tests {
             fitted_in(&schema, &samples, "precipitation in Boston", not_implied),
             not_implied
         );
+    }
+
+    #[test]
+    fn a_column_divided_by_its_own_sum_is_a_share_of_the_total() {
+        assert_eq!(
+            fitted(
+                "What share of the revenue did each device bring, in percent?",
+                "SELECT device, round(revenue / sum(revenue) * 100, 2) AS share FROM demo.events WHERE country = 'DE' GROUP BY device"
+            ),
+            "SELECT device, round(sum(toFloat64(revenue)) / (SELECT sum(toFloat64(revenue)) FROM demo.events WHERE country = 'DE') * 100, 2) AS share FROM demo.events WHERE country = 'DE' GROUP BY device"
+        );
+        assert_eq!(
+            fitted(
+                "share of rain per kind of weather",
+                "SELECT w.weather, sum(w.precipitation) / sum(w.precipitation) FROM vega.weather AS w GROUP BY w.weather"
+            ),
+            "SELECT w.weather, sum(w.precipitation) / (SELECT sum(w.precipitation) FROM vega.weather AS w) FROM vega.weather AS w GROUP BY w.weather",
+            "a sum divided by itself is 1 in every group"
+        );
+        for kept in [
+            // Another column, or the group key itself: not a share.
+            "SELECT device, sum(revenue) / sum(quantity) AS per_item FROM demo.events GROUP BY device",
+            "SELECT quantity, quantity / sum(quantity) FROM demo.events GROUP BY quantity",
+            "SELECT revenue / quantity FROM demo.events",
+        ] {
+            assert_eq!(fitted("revenue per item", kept), kept);
+        }
+    }
+
+    #[test]
+    fn how_many_of_a_named_thing_counts_rows() {
+        assert_eq!(
+            fitted(
+                "Which page gets the most page views, and how many does it get?",
+                "SELECT page, sum(quantity) AS views FROM demo.events WHERE event_type = 'page_view' GROUP BY page ORDER BY sum(quantity) DESC LIMIT 1"
+            ),
+            "SELECT page, count() AS views FROM demo.events WHERE event_type = 'page_view' GROUP BY page ORDER BY count() DESC LIMIT 1"
+        );
+        assert_eq!(
+            fitted(
+                "How many purchases per country?",
+                "SELECT country, sum(quantity) FROM demo.events WHERE event_type = 'purchase' GROUP BY country"
+            ),
+            "SELECT country, count() FROM demo.events WHERE event_type = 'purchase' GROUP BY country"
+        );
+        assert_eq!(
+            fitted(
+                "On average, how many events does a visitor generate?",
+                "SELECT round(sum(quantity) / uniqExact(user_id), 2) AS per_visitor FROM demo.events"
+            ),
+            "SELECT round(count() / uniqExact(user_id), 2) AS per_visitor FROM demo.events"
+        );
+        for (question, kept) in [
+            // "units" may be a measure: the sum stays.
+            (
+                "How many units of each product were sold?",
+                "SELECT product_id, sum(quantity) FROM demo.events WHERE event_type = 'purchase' GROUP BY product_id",
+            ),
+            // The question names the column (its comment says "items").
+            (
+                "How many purchases per country, and how many items?",
+                "SELECT country, count(), sum(quantity) FROM demo.events WHERE event_type = 'purchase' GROUP BY country",
+            ),
+            ("What was the total revenue?", "SELECT sum(revenue) FROM demo.events"),
+        ] {
+            assert_eq!(fitted(question, kept), kept, "{question}");
+        }
+    }
+
+    #[test]
+    fn a_known_value_is_not_null() {
+        let (schema, samples) = fixture_changing("airports", |airports| {
+            airports.columns[2].type_name = "Nullable(String)".into();
+        });
+        assert_eq!(
+            fitted_in(
+                &schema,
+                &samples,
+                "How many airports with a known city are in TX?",
+                "SELECT count() FROM vega.airports WHERE state = 'TX'"
+            ),
+            "SELECT count() FROM vega.airports WHERE state = 'TX' AND city IS NOT NULL"
+        );
+        for (question, kept) in [
+            (
+                "How many airports with a known city?",
+                "SELECT count() FROM vega.airports WHERE city IS NOT NULL",
+            ),
+            // Unknown is not known; a column that cannot be NULL needs no test.
+            (
+                "How many airports have an unknown city?",
+                "SELECT countIf(isNull(city)) FROM vega.airports",
+            ),
+            (
+                "How many airports with a known state?",
+                "SELECT count() FROM vega.airports",
+            ),
+        ] {
+            assert_eq!(
+                fitted_in(&schema, &samples, question, kept),
+                kept,
+                "{question}"
+            );
+        }
     }
 
     #[test]
@@ -1924,6 +2275,15 @@ mod tests {
         let per_day =
             "SELECT toDate(event_time) AS day, count() AS n FROM demo.events GROUP BY day";
         assert_eq!(fitted("How many events per day?", per_day), per_day);
+        let top_hour = "SELECT toStartOfHour(event_time) AS hour, count() AS events FROM demo.events GROUP BY hour ORDER BY events DESC LIMIT 1";
+        assert_eq!(
+            fitted(
+                "Which hour had the most events, and how many were there?",
+                top_hour
+            ),
+            top_hour,
+            "the top bucket and its count"
+        );
     }
 
     #[test]
