@@ -584,6 +584,47 @@ async fn purchases_per_day_are_counted_from_the_events() {
     assert!(last.generation.prompt_tokens > 0 && last.generation.generated_tokens > 0);
 }
 
+/// The warm-up also evaluates a join's prompt, in both table orders: the first question that
+/// joins the two tables reuses it.
+#[tokio::test]
+async fn a_warmed_up_join_prefix_is_reused_by_a_join_question() {
+    let (assistant, _w) = assistant().await;
+    // The three largest tables: demo.events, the hostile tickets, demo.products.
+    let warmed = assistant
+        .warm_up(3, CancellationToken::new())
+        .await
+        .expect("warm-up");
+    let pairs: Vec<&str> = warmed
+        .iter()
+        .map(|(t, _)| t.as_str())
+        .filter(|t| t.contains(" + "))
+        .collect();
+    assert_eq!(
+        pairs,
+        ["demo.events + demo.products", "demo.products + demo.events"],
+        "{warmed:?}"
+    );
+    let answer = ask(
+        &assistant,
+        "Total revenue per product name",
+        None,
+        &AskOptions::default(),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(answer.tables.len(), 2, "a join: {:?}", answer.tables);
+    let set = answer.tables.join(" + ");
+    let (_, warm) = warmed
+        .iter()
+        .find(|(t, _)| *t == set)
+        .unwrap_or_else(|| panic!("the question linked {set}, which was not warmed"));
+    let first = &answer.attempts[0].generation;
+    assert!(
+        first.cached_prompt_tokens + 8 >= warm.prompt_tokens,
+        "warm-up {warm:?}, question {first:?}"
+    );
+}
+
 /// The workspace evaluates a table's prompt prefix before the first question; the question
 /// then reuses it instead of evaluating it again.
 #[tokio::test]

@@ -14,11 +14,11 @@ use super::backend::{millis, GenerateRequest, Generation, ModelBackend};
 use super::conversation::Conversation;
 use super::error::AssistantError;
 use super::grammar;
-use super::linking::{self, user_tables, LinkedSchema, ValueSamples};
+use super::linking::{self, shares_key, user_tables, LinkedSchema, ValueSamples};
 use super::prompt::{self, Example, Failure, ANSWER_PREFIX};
 use super::shape;
 use super::validate::{self, Problem};
-use crate::warehouse::schema::Schema;
+use crate::warehouse::schema::{Schema, TableInfo};
 use crate::warehouse::{QueryOptions, QueryResult, Warehouse, WarehouseError};
 
 /// Longest question accepted; anything longer is a paste accident, not a question.
@@ -122,8 +122,9 @@ pub struct SchemaContext {
     pub samples: ValueSamples,
 }
 
-/// Tables whose prompt prefix the workspace evaluates ahead of the first question (the local
-/// model remembers eight prompts; two stay free for the questions' own).
+/// Tables whose prompt prefix the workspace evaluates ahead of the first question, each
+/// alone, plus one pair of them that shares a key in both orders: eight prompts, as many as
+/// the local model remembers.
 pub const WARM_TABLES: usize = 6;
 
 /// Writes and runs queries for questions, over one warehouse and one model.
@@ -169,9 +170,10 @@ impl Assistant {
 
     /// Evaluates ahead of any question the prompt prefix (rules, table, worked examples) of
     /// each user table, the largest first, up to `limit` tables, so that the first question on
-    /// one of them does not wait for it. Only for backends that keep prompts; stops at once
-    /// when `cancel` fires (a question was asked). Returns each table evaluated, with the
-    /// evaluation's figures.
+    /// one of them does not wait for it, then the join prompt of the first two of them that
+    /// share a key, in both orders. Only for backends that keep prompts; stops at once when
+    /// `cancel` fires (a question was asked). Returns each table set evaluated (`a + b` for a
+    /// pair), with the evaluation's figures.
     pub async fn warm_up(
         &self,
         limit: usize,
@@ -184,14 +186,29 @@ impl Assistant {
         let context = self.schema_context().await?;
         let mut tables: Vec<_> = user_tables(&context.schema).collect();
         tables.sort_by_key(|t| std::cmp::Reverse(t.total_rows));
-        for table in tables.into_iter().take(limit) {
+        tables.truncate(limit);
+        let mut sets: Vec<Vec<&TableInfo>> = tables.iter().map(|t| vec![*t]).collect();
+        // Then the first two of those tables that share a key, in both orders (the linker
+        // puts the better-matching one first): a join question's prompt.
+        let pair = tables.iter().enumerate().find_map(|(i, a)| {
+            let b = tables[i + 1..].iter().find(|b| shares_key(a, b))?;
+            Some((*a, *b))
+        });
+        if let Some((a, b)) = pair {
+            sets.push(vec![a, b]);
+            sets.push(vec![b, a]);
+        }
+        for set in sets {
             if cancel.is_cancelled() {
                 break;
             }
-            // The prompt of a question that links this table alone, up to the question.
-            let linked = LinkedSchema::of([table]);
-            let system =
-                prompt::system_message([table], &context.samples, self.warehouse.capabilities());
+            // The prompt of a question that links these tables, up to the question.
+            let linked = LinkedSchema::of(set.iter().copied());
+            let system = prompt::system_message(
+                set.iter().copied(),
+                &context.samples,
+                self.warehouse.capabilities(),
+            );
             let examples = prompt::examples_for(&linked, &context.samples).core;
             let request = GenerateRequest {
                 messages: prompt::prefix_messages(system, &examples),
@@ -204,7 +221,10 @@ impl Assistant {
                 seed: 0,
             };
             match self.backend.generate(request, None, cancel.clone()).await {
-                Ok(generation) => warmed.push((table.qualified_name(), generation)),
+                Ok(generation) => {
+                    let names: Vec<String> = set.iter().map(|t| t.qualified_name()).collect();
+                    warmed.push((names.join(" + "), generation));
+                }
                 Err(AssistantError::Cancelled) => break,
                 Err(e) => return Err(e),
             }

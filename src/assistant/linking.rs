@@ -475,21 +475,12 @@ pub fn link(
     // the question names or that share a key (`id`, `*_id`) with the first: a word matching
     // a column by chance ("price", "year") would put an unrelated table in the prompt, which
     // costs prompt time and tempts a small model into a join.
-    let keys = |t: &TableInfo| -> BTreeSet<String> {
-        t.columns
-            .iter()
-            .filter(|c| c.is_key_like())
-            .map(|c| c.name.clone())
-            .collect()
-    };
-    let first = linked
-        .first()
-        .map(|t| (t.table.qualified_name(), keys(&t.table)));
+    let first = linked.first().map(|t| t.table.clone());
     linked.retain(|t| {
         let name = t.table.qualified_name();
-        let related = first.as_ref().is_some_and(|(first_name, first_keys)| {
-            *first_name == name || !keys(&t.table).is_disjoint(first_keys)
-        });
+        let related = first
+            .as_ref()
+            .is_some_and(|f| f.qualified_name() == name || shares_key(f, &t.table));
         t.score == best || (t.score * 2 >= best && (related || named.contains(&name)))
     });
     linked.truncate(max_tables.max(1));
@@ -512,6 +503,13 @@ pub fn link(
             .filter(|w| !used_words.contains(w))
             .collect(),
     }
+}
+
+/// Whether two tables have a key column (`id`, `*_id`) of the same name: they can be joined.
+pub fn shares_key(a: &TableInfo, b: &TableInfo) -> bool {
+    a.columns
+        .iter()
+        .any(|c| c.is_key_like() && b.columns.iter().any(|o| o.name == c.name))
 }
 
 /// Whether the question names a sampled value: the value as written ("DE", "mobile") as a
