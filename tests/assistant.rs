@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use aurora::assistant::ask::MAX_QUESTION_CHARS;
 use aurora::assistant::conversation::Conversation;
-use aurora::assistant::llama::{default_threads, LocalModel};
+use aurora::assistant::llama::{default_threads, grammar_refusal, LocalModel};
 use aurora::assistant::validate::{self, Problem};
 use aurora::assistant::{
     Answer, AskOptions, Assistant, AssistantError, GenerateRequest, Generation, ModelBackend,
@@ -363,8 +363,9 @@ const TABLE_FUNCTIONS: &[&str] = &[
     "input",
     "numbers",
 ];
-/// The system tables Aurora's schema loader reads; the model's SQL may read none.
-const SCHEMA_LOADER_TABLES: &[&str] = &["databases", "tables", "parts", "columns"];
+/// The system tables Aurora's schema loader reads (and `functions`, for the grammar); the
+/// model's SQL may read none.
+const SCHEMA_LOADER_TABLES: &[&str] = &["databases", "tables", "parts", "columns", "functions"];
 
 /// `sql` with string literals and comments blanked out and names unquoted.
 fn blank_literals(sql: &str) -> String {
@@ -582,6 +583,56 @@ async fn purchases_per_day_are_counted_from_the_events() {
     assert_eq!(last.error, None);
     assert_eq!(last.sql, sql);
     assert!(last.generation.prompt_tokens > 0 && last.generation.generated_tokens > 0);
+}
+
+/// The grammar made from the live schema and the server's function list takes the queries
+/// questions should get (every demo gold query of the nl2sql benchmark, which continue the
+/// forced `SELECT `) and refuses a made-up function and a second statement, token by token
+/// through llama.cpp's own grammar engine.
+#[tokio::test]
+async fn the_grammar_takes_real_queries_and_refuses_made_up_functions() {
+    let (assistant, _w) = assistant().await;
+    let context = assistant.schema_context().await.expect("schema");
+    assert!(
+        context.functions.iter().any(|f| f == "toStartOfHour")
+            && context.functions.iter().any(|f| f == "COUNT"),
+        "the server's functions, case-insensitive ones also in capitals"
+    );
+    let tables: Vec<_> = aurora::assistant::linking::user_tables(&context.schema).collect();
+    let gbnf = aurora::assistant::grammar::for_tables(tables, &context.functions);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/nl2sql");
+    let mut golds = Vec::new();
+    for file in ["questions.yaml", "held-out.yaml"] {
+        let text = std::fs::read_to_string(root.join(file)).expect("question file");
+        let entries: Vec<serde_yaml::Value> = serde_yaml::from_str(&text).expect("yaml");
+        golds.extend(
+            entries
+                .iter()
+                .filter(|e| e["schema"].as_str() == Some("demo"))
+                .filter_map(|e| e["gold"].as_str().map(|g| g.trim().to_string())),
+        );
+    }
+    assert!(golds.len() >= 30, "{} demo gold queries", golds.len());
+    for gold in golds.iter().map(String::as_str).chain([
+        "COUNT(*) AS n FROM demo.events WHERE device IN ('mobile', 'tablet') LIMIT 5",
+        "uniqExactIf(user_id, event_type = 'purchase') FROM demo.events",
+        "toYear(event_time) AS year, max(revenue) - min(revenue) AS spread FROM demo.events GROUP BY year",
+        "quantile(0.9)(revenue), toStartOfMonth(event_time) FROM demo.events",
+        // Another dialect's name, which the checks rewrite to `toYear`.
+        "year(event_time) AS y, count() FROM demo.events GROUP BY y",
+    ]) {
+        let rest = gold.strip_prefix("SELECT").unwrap_or(gold).trim_start();
+        let refused = grammar_refusal(&model_path(), &gbnf, rest).expect("grammar check");
+        assert_eq!(refused, None, "refused: {rest}");
+    }
+    for wrong in [
+        "madeUpFunction(revenue) FROM demo.events",
+        "count() FROM demo.events; DROP TABLE demo.events",
+        "count() FROM demo.nonexistent",
+    ] {
+        let refused = grammar_refusal(&model_path(), &gbnf, wrong).expect("grammar check");
+        assert!(refused.is_some(), "taken: {wrong}");
+    }
 }
 
 /// The warm-up also evaluates a join's prompt, in both table orders: the first question that

@@ -19,6 +19,7 @@ use super::prompt::{self, Example, Failure, ANSWER_PREFIX};
 use super::shape;
 use super::validate::{self, Problem};
 use crate::warehouse::schema::{Schema, TableInfo};
+use crate::warehouse::value::Value;
 use crate::warehouse::{QueryOptions, QueryResult, Warehouse, WarehouseError};
 
 /// Longest question accepted; anything longer is a paste accident, not a question.
@@ -120,6 +121,9 @@ pub struct Answer {
 pub struct SchemaContext {
     pub schema: Arc<Schema>,
     pub samples: ValueSamples,
+    /// The server's function names (case-insensitive ones also in capitals), for the
+    /// grammar; empty when `system.functions` cannot be read.
+    pub functions: Vec<String>,
 }
 
 /// Tables whose prompt prefix the workspace evaluates ahead of the first question, each
@@ -162,7 +166,12 @@ impl Assistant {
             .get_or_try_init(|| async {
                 let schema = self.warehouse.schema(false).await?;
                 let samples = ValueSamples::load(&self.warehouse, &schema).await?;
-                Ok::<_, WarehouseError>(Arc::new(SchemaContext { schema, samples }))
+                let functions = server_functions(&self.warehouse).await?;
+                Ok::<_, WarehouseError>(Arc::new(SchemaContext {
+                    schema,
+                    samples,
+                    functions,
+                }))
             })
             .await?;
         Ok(Arc::clone(context))
@@ -280,7 +289,10 @@ impl Assistant {
             Mode::Plain => (Vec::new(), None),
         };
         let grammar = match options.mode {
-            Mode::Full => Some(grammar::for_tables(tables.iter().copied())),
+            Mode::Full => Some(grammar::for_tables(
+                tables.iter().copied(),
+                &context.functions,
+            )),
             Mode::Plain => None,
         };
         let default_database = self.warehouse.settings().database.clone();
@@ -586,6 +598,35 @@ impl Assistant {
         }
         (chosen, built.follow_up)
     }
+}
+
+/// The names of the server's functions, and the capitalised form of those it takes in any
+/// case (`COUNT`); none when the server does not say (the grammar then leaves names free).
+async fn server_functions(warehouse: &Warehouse) -> Result<Vec<String>, WarehouseError> {
+    let sql = "SELECT name, case_insensitive FROM system.functions";
+    let result = match warehouse.query(sql, &QueryOptions::default()).await {
+        Ok(r) => r,
+        Err(WarehouseError::Server(e)) => {
+            tracing::debug!("no function list for the grammar: {e}");
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for row in &result.rows {
+        let [Value::String(name), insensitive] = row.as_slice() else {
+            continue;
+        };
+        // Operators (`plus`) have names too; symbols (`%`) do not make calls.
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        names.push(name.to_string());
+        if matches!(insensitive, Value::UInt(1) | Value::Int(1)) {
+            names.push(name.to_uppercase());
+        }
+    }
+    Ok(names)
 }
 
 /// The server's message without the stack trace and version noise.

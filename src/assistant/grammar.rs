@@ -5,14 +5,21 @@
 //! - no statement separator except one final `;`, so no second statement can follow;
 //! - upper-case words only from a list of read-only SQL keywords and common function names,
 //!   so `DROP`, `INSERT`, `SETTINGS`, `FORMAT`, `INTO OUTFILE` cannot be written in capitals;
-//! - after an upper-case `FROM` or `JOIN`, only a table of the schema or a subquery.
+//! - after an upper-case `FROM` or `JOIN`, only a table of the schema or a subquery;
+//! - a name directly followed by `(` only when it is a function the server has (from
+//!   `system.functions`, with aggregate combinators such as `countIf`) or another dialect's
+//!   name the checks rewrite (`year(t)` → `toYear(t)`), so a made-up function is refused
+//!   while it is written.
 //!
 //! It is lexical on purpose: a full SQL grammar makes every token check slow and rejects
-//! valid ClickHouse the grammar's author did not foresee. What it cannot see (a lower-case
-//! `drop`, a column of the wrong table) the validator and the read-only session refuse.
+//! valid ClickHouse the grammar's author did not foresee. Columns are not limited: a query
+//! names its own aliases (`AS total` … `ORDER BY total`), which a grammar of tokens cannot
+//! tell from a made-up column. What it cannot see (a lower-case `drop`, a column of the
+//! wrong table) the validator and the read-only session refuse.
 
 use std::collections::BTreeSet;
 
+use super::validate::FOREIGN_FUNCTIONS;
 use crate::warehouse::schema::TableInfo;
 
 /// Upper-case words a read-only query may contain.
@@ -123,9 +130,89 @@ fn alternatives<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     set.into_iter().map(literal).collect::<Vec<_>>().join(" | ")
 }
 
+/// Suffixes ClickHouse adds to any aggregate function (`countIf`, `sumArray`, `uniqState`).
+const COMBINATORS: &[&str] = &[
+    "If",
+    "Array",
+    "State",
+    "Merge",
+    "MergeState",
+    "OrNull",
+    "OrDefault",
+    "Distinct",
+    "ForEach",
+    "Resample",
+];
+
+/// GBNF rules for a set of words, as a tree of shared prefixes (`rule ::= "to" (...)`), so
+/// that matching one costs a step per letter instead of one per word. Returns the rules,
+/// the first named `name`.
+fn prefix_tree(name: &str, words: &BTreeSet<String>) -> String {
+    // The rule for the words that continue `prefix`; `None` when only `prefix` itself does.
+    fn node(prefix: &str, words: &[&str], name: &str, rules: &mut Vec<String>) -> Option<String> {
+        let ends_here = words.contains(&prefix);
+        let mut branches = Vec::new();
+        let mut rest: Vec<&str> = words
+            .iter()
+            .copied()
+            .filter(|w| w.len() > prefix.len())
+            .collect();
+        rest.sort_unstable();
+        let mut i = 0;
+        while i < rest.len() {
+            let c = rest[i][prefix.len()..].chars().next().unwrap_or_default();
+            let next = format!("{prefix}{c}");
+            let group: Vec<&str> = rest[i..]
+                .iter()
+                .copied()
+                .take_while(|w| w.starts_with(&next))
+                .collect();
+            i += group.len();
+            // A run of single children is one literal.
+            let mut longest = next.clone();
+            while let Some(first) = group.first() {
+                if group.contains(&longest.as_str()) || first.len() == longest.len() {
+                    break;
+                }
+                let c = first[longest.len()..].chars().next().unwrap_or_default();
+                let candidate = format!("{longest}{c}");
+                if !group.iter().all(|w| w.starts_with(&candidate)) {
+                    break;
+                }
+                longest = candidate;
+            }
+            let text = literal(&longest[prefix.len()..]);
+            branches.push(match node(&longest, &group, name, rules) {
+                Some(child) => format!("{text} {child}"),
+                None => text,
+            });
+        }
+        if branches.is_empty() {
+            return None;
+        }
+        let rule = format!("{name}-{}", rules.len());
+        let body = if ends_here {
+            format!("({})?", branches.join(" | "))
+        } else {
+            branches.join(" | ")
+        };
+        rules.push(format!("{rule} ::= {body}"));
+        Some(rule)
+    }
+    let sorted: Vec<&str> = words.iter().map(String::as_str).collect();
+    let mut rules = Vec::new();
+    let top = node("", &sorted, name, &mut rules).unwrap_or_else(|| "\"(\"".to_string());
+    rules.insert(0, format!("{name} ::= {top}"));
+    rules.join("\n")
+}
+
 /// The grammar for a query over `tables` (usually the linked ones plus any the question
-/// might join).
-pub fn for_tables<'a>(tables: impl IntoIterator<Item = &'a TableInfo>) -> String {
+/// might join). `functions` are the server's (`system.functions`; case-insensitive ones
+/// also in capitals); none leaves function names free.
+pub fn for_tables<'a>(
+    tables: impl IntoIterator<Item = &'a TableInfo>,
+    functions: &[String],
+) -> String {
     let tables: Vec<&TableInfo> = tables.into_iter().collect();
     let mut table_names: Vec<String> = Vec::new();
     let mut upper_names: Vec<String> = Vec::new();
@@ -154,9 +241,32 @@ pub fn for_tables<'a>(tables: impl IntoIterator<Item = &'a TableInfo>) -> String
             .copied()
             .chain(upper_names.iter().map(String::as_str)),
     );
+    // A name directly followed by `(` must be a function; any name may be followed by
+    // anything else, or end the query.
+    let (named, calls) = if functions.is_empty() {
+        ("word".to_string(), String::new())
+    } else {
+        // Other dialects' names (`year(t)`) are let through: the checks rewrite them.
+        let names: BTreeSet<String> = functions
+            .iter()
+            .cloned()
+            .chain(KEYWORDS.iter().map(|k| k.to_string()))
+            .chain(FOREIGN_FUNCTIONS.iter().map(|(name, _)| name.to_string()))
+            .collect();
+        (
+            "call | word (space | after)".to_string(),
+            format!(
+                "call ::= function ({})* \"(\"\nafter ::= [-),.*+/%<>=!:?\\[\\]{{}}|^&~]\n{}\n",
+                alternatives(COMBINATORS.iter().copied()),
+                prefix_tree("function", &names)
+            ),
+        )
+    };
+    let last_word = if functions.is_empty() { "" } else { " word?" };
     format!(
-        r#"root ::= item* (";" [ \t\n]*)?
-item ::= from | word | number | string | quoted | punct | space
+        r#"root ::= item*{last_word} (";" [ \t\n]*)?
+item ::= from | {named} | number | string | quoted | punct | space
+{calls}
 from ::= ("FROM" | "JOIN") space+ (table | "(")
 table ::= {table_alt}
 word ::= lower | upper
@@ -179,11 +289,32 @@ mod tests {
     #[test]
     fn lists_the_schema_tables_after_from() {
         let (schema, _) = fixture();
-        let g = for_tables(&schema.tables);
+        let g = for_tables(&schema.tables, &[]);
         assert!(g.contains("\"demo.events\""), "{g}");
         assert!(g.contains("\"`vega`.`weather`\""), "{g}");
         assert!(!g.contains("\"DROP\""));
         assert!(!g.contains("\"SETTINGS\""));
+    }
+
+    #[test]
+    fn function_names_are_a_tree_of_prefixes() {
+        let names: BTreeSet<String> = ["to", "toDate", "toDateTime", "toYear", "sum"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            prefix_tree("f", &names),
+            "f ::= f-2\n\
+             f-0 ::= (\"Time\")?\n\
+             f-1 ::= (\"Date\" f-0 | \"Year\")?\n\
+             f-2 ::= \"sum\" | \"to\" f-1"
+        );
+        let (schema, _) = fixture();
+        let g = for_tables(&schema.tables, &["count".to_string(), "COUNT".to_string()]);
+        assert!(g.contains("call ::= function ("), "{g}");
+        assert!(g.contains("\"count\""), "{g}");
+        // Without a function list, names stay free.
+        assert!(!for_tables(&schema.tables, &[]).contains("call"));
     }
 
     #[test]

@@ -112,6 +112,32 @@ pub fn inspect(path: &Path) -> Result<ModelFacts, AssistantError> {
     })
 }
 
+/// Where the model's `gbnf` grammar (rooted at `root`) refuses `text`, read as the model's
+/// tokens: the index of the first refused token, or `None` when the grammar takes it all.
+/// For checking a generated grammar against queries it must allow or refuse.
+pub fn grammar_refusal(
+    path: &Path,
+    gbnf: &str,
+    text: &str,
+) -> Result<Option<usize>, AssistantError> {
+    let model = load_model(path)?;
+    let mut grammar =
+        LlamaSampler::grammar(&model, gbnf, "root").map_err(|e| AssistantError::ModelLoad {
+            path: path.to_path_buf(),
+            reason: format!("the grammar was refused: {e}"),
+        })?;
+    let tokens = model.vocab().tokenize(text.as_bytes(), false, false);
+    for (i, token) in tokens.into_iter().enumerate() {
+        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
+        grammar.apply(&mut one);
+        if !one.data.first().is_some_and(|d| d.logit().is_finite()) {
+            return Ok(Some(i));
+        }
+        grammar.accept(token);
+    }
+    Ok(None)
+}
+
 struct Job {
     request: GenerateRequest,
     tokens: Option<UnboundedSender<String>>,

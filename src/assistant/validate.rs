@@ -210,7 +210,7 @@ pub fn rewrite(sql: &str, schema: &Schema, default_database: &str) -> String {
 
 /// Functions of other SQL dialects a small model writes, and their ClickHouse names
 /// (valid on every server version; 18.16 has no `year()` alias, for one).
-const FOREIGN_FUNCTIONS: &[(&str, &str)] = &[
+pub const FOREIGN_FUNCTIONS: &[(&str, &str)] = &[
     ("year", "toYear"),
     ("month", "toMonth"),
     ("day", "toDayOfMonth"),
