@@ -112,30 +112,41 @@ pub fn inspect(path: &Path) -> Result<ModelFacts, AssistantError> {
     })
 }
 
-/// Where the model's `gbnf` grammar (rooted at `root`) refuses `text`, read as the model's
-/// tokens: the index of the first refused token, or `None` when the grammar takes it all.
-/// For checking a generated grammar against queries it must allow or refuse.
-pub fn grammar_refusal(
+/// Where the model's `gbnf` grammar (rooted at `root`) refuses each of `texts`, read as the
+/// model's tokens: the index of the first refused token, or `None` when the grammar takes the
+/// whole text. The model is loaded once for all of them. For checking a generated grammar
+/// against queries it must allow or refuse.
+pub fn grammar_refusals(
     path: &Path,
     gbnf: &str,
-    text: &str,
-) -> Result<Option<usize>, AssistantError> {
+    texts: &[&str],
+) -> Result<Vec<Option<usize>>, AssistantError> {
     let model = load_model(path)?;
-    let mut grammar =
-        LlamaSampler::grammar(&model, gbnf, "root").map_err(|e| AssistantError::ModelLoad {
-            path: path.to_path_buf(),
-            reason: format!("the grammar was refused: {e}"),
-        })?;
-    let tokens = model.vocab().tokenize(text.as_bytes(), false, false);
-    for (i, token) in tokens.into_iter().enumerate() {
-        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
-        grammar.apply(&mut one);
-        if !one.data.first().is_some_and(|d| d.logit().is_finite()) {
-            return Ok(Some(i));
-        }
-        grammar.accept(token);
+    let mut out = Vec::new();
+    for text in texts {
+        let mut grammar =
+            LlamaSampler::grammar(&model, gbnf, "root").map_err(|e| AssistantError::ModelLoad {
+                path: path.to_path_buf(),
+                reason: format!("the grammar was refused: {e}"),
+            })?;
+        let tokens = model.vocab().tokenize(text.as_bytes(), false, false);
+        let refused = tokens.into_iter().position(|token| {
+            let allowed = grammar_allows(&mut grammar, token, 0.0);
+            if allowed {
+                grammar.accept(token);
+            }
+            !allowed
+        });
+        out.push(refused);
     }
-    Ok(None)
+    Ok(out)
+}
+
+/// Whether `grammar` allows `token` next (checked alone, not against the whole vocabulary).
+fn grammar_allows(grammar: &mut LlamaSampler, token: LlamaToken, logit: f32) -> bool {
+    let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, logit, 0.0)], false);
+    grammar.apply(&mut one);
+    one.data.first().is_some_and(|d| d.logit().is_finite())
 }
 
 struct Job {
@@ -748,16 +759,7 @@ fn pick_token(
     let Some(grammar) = grammar else {
         return (LlamaToken(first as i32), false);
     };
-    let mut single = LlamaTokenDataArray::new(
-        vec![LlamaTokenData::new(
-            LlamaToken(first as i32),
-            logits[first],
-            0.0,
-        )],
-        false,
-    );
-    grammar.apply(&mut single);
-    if single.data.first().is_some_and(|d| d.logit().is_finite()) {
+    if grammar_allows(grammar, LlamaToken(first as i32), logits[first]) {
         return (LlamaToken(first as i32), false);
     }
     let mut all = LlamaTokenDataArray::from_iter(
