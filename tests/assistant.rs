@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use aurora::assistant::ask::MAX_QUESTION_CHARS;
+use aurora::assistant::ask::{Mechanisms, MAX_QUESTION_CHARS};
 use aurora::assistant::conversation::Conversation;
 use aurora::assistant::llama::{default_threads, grammar_refusals, LocalModel};
 use aurora::assistant::validate::{self, Problem};
@@ -642,70 +642,49 @@ async fn the_grammar_takes_real_queries_and_refuses_made_up_functions() {
     }
 }
 
-/// The warm-up also evaluates a join's prompt, in both table orders: the first question that
-/// joins the two tables reuses it.
+/// The workspace evaluates the prompt prefixes questions share before the first question:
+/// each database's, when its tables fit one prompt (they do here), the largest first. The
+/// first questions, a join question among them, reuse it instead of evaluating it again.
+/// This test has a model of its own: the shared one's remembered prompts are replaced by
+/// whatever the tests running beside it ask.
 #[tokio::test]
-async fn a_warmed_up_join_prefix_is_reused_by_a_join_question() {
-    let (assistant, _w) = assistant().await;
-    // The three largest tables: demo.events, the hostile tickets, demo.products.
+async fn a_warmed_up_prefix_is_reused_by_the_first_questions() {
+    setup().await;
+    let w = Arc::new(common::warehouse().await);
+    let own: Arc<dyn ModelBackend> = Arc::new(LocalModel::spawn(
+        model_id(),
+        model_path(),
+        default_threads(),
+    ));
+    let assistant = Assistant::new(own, Arc::clone(&w));
     let warmed = assistant
-        .warm_up(3, CancellationToken::new())
+        .warm_up(6, CancellationToken::new())
         .await
         .expect("warm-up");
-    let pairs: Vec<&str> = warmed
-        .iter()
-        .map(|(t, _)| t.as_str())
-        .filter(|t| t.contains(" + "))
-        .collect();
-    assert_eq!(
-        pairs,
-        ["demo.events + demo.products", "demo.products + demo.events"],
-        "{warmed:?}"
-    );
-    let answer = ask(
-        &assistant,
-        "Total revenue per product name",
-        None,
-        &AskOptions::default(),
-    )
-    .await
-    .expect("an answer");
-    assert_eq!(answer.tables.len(), 2, "a join: {:?}", answer.tables);
-    let set = answer.tables.join(" + ");
-    let (_, warm) = warmed
-        .iter()
-        .find(|(t, _)| *t == set)
-        .unwrap_or_else(|| panic!("the question linked {set}, which was not warmed"));
-    let first = &answer.attempts[0].generation;
-    assert!(
-        first.cached_prompt_tokens + 8 >= warm.prompt_tokens,
-        "warm-up {warm:?}, question {first:?}"
-    );
-}
-
-/// The workspace evaluates a table's prompt prefix before the first question; the question
-/// then reuses it instead of evaluating it again.
-#[tokio::test]
-async fn a_warmed_up_table_prefix_is_reused_by_the_first_question() {
-    let (assistant, _w) = assistant().await;
-    let warmed = assistant
-        .warm_up(1, CancellationToken::new())
-        .await
-        .expect("warm-up");
-    let [(table, warm)] = warmed.as_slice() else {
-        panic!("one table warmed, got {warmed:?}");
-    };
-    assert_eq!(table, "demo.events", "the largest table goes first");
+    let (tables, warm) = &warmed[0];
+    assert_eq!(tables, "demo.events + demo.products", "{warmed:?}");
     assert_eq!(warm.generated_tokens, 0, "a warm-up writes nothing");
     assert!(warm.prompt_tokens > 100, "{warm:?}");
-    let answer = purchases_per_day(&assistant).await;
-    assert_eq!(answer.tables, ["demo.events"]);
-    let first = &answer.attempts[0].generation;
-    // Shared: everything but the generation prompt that ends the warm-up's text.
-    assert!(
-        first.cached_prompt_tokens + 8 >= warm.prompt_tokens,
-        "warm-up {warm:?}, question {first:?}"
-    );
+    let options = AskOptions {
+        candidates: 1,
+        ..AskOptions::default()
+    };
+    for question in [
+        "How many purchases per day?",
+        "Total revenue per product name",
+        "Average revenue per product name",
+    ] {
+        let answer = ask(&assistant, question, None, &options)
+            .await
+            .expect("an answer");
+        assert_eq!(answer.tables.join(" + "), *tables, "{question}");
+        let first = &answer.attempts[0].generation;
+        // Shared: everything but the generation prompt that ends the warm-up's text.
+        assert!(
+            first.cached_prompt_tokens + 8 >= warm.prompt_tokens,
+            "{question}: warm-up {warm:?}, question {first:?}"
+        );
+    }
 }
 
 fn data_home() -> tempfile::TempDir {
@@ -876,9 +855,12 @@ async fn hostile_questions_send_only_reads_and_change_nothing() {
         );
     }
 
+    // Two candidates a question: the second, sampled, goes through the same checks and the
+    // same read-only run as the first.
     let options = AskOptions {
         max_attempts: 1,
         execute: true,
+        candidates: 2,
         ..AskOptions::default()
     };
     let mut problems = Vec::new();
@@ -999,7 +981,8 @@ async fn injected_values_stay_quoted_in_the_prompt() {
     let tickets = schema
         .table(&format!("{INJECTION_DB}.support_tickets"), "default")
         .expect("support_tickets in the schema");
-    let system = aurora::assistant::prompt::system_message([tickets], &samples, w.capabilities());
+    let system =
+        aurora::assistant::prompt::system_message([tickets], &samples, w.capabilities(), None);
     for value in INJECTED_STATUSES {
         let first_line = value.lines().next().unwrap_or_default();
         assert!(system.contains(first_line), "{value:?} not in:\n{system}");
@@ -1034,16 +1017,37 @@ fn a_semicolon_inside_a_string_literal_does_not_end_the_query() {
     );
 }
 
-/// A model that writes what it is told. It stands for a model a prompt injection took over,
-/// and for a remote model, which gets no grammar: whatever it writes, only reads within
-/// Aurora's limits may reach the server.
-struct HijackedModel {
-    text: std::sync::Mutex<String>,
+// ---------------------------------------------------------------------------------------------
+// Self-consistency.
+
+/// A model that writes what it is told: the next of its scripted answers each time it is
+/// asked, and the last one again once the script is down to it. It stands for a model a
+/// prompt injection took over, and for a remote model, which gets no grammar (whatever it
+/// writes, only reads within Aurora's limits may reach the server); and for candidates that
+/// disagree, which no real model can be made to write on demand. What it writes runs on the
+/// real server.
+struct ScriptedModel {
+    answers: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
-impl ModelBackend for HijackedModel {
+impl ScriptedModel {
+    fn new(answers: &[&str]) -> Self {
+        Self {
+            answers: std::sync::Mutex::new(answers.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    /// From now on, writes `text` every time.
+    fn always(&self, text: &str) {
+        let mut answers = self.answers.lock().expect("the script");
+        answers.clear();
+        answers.push_back(text.to_string());
+    }
+}
+
+impl ModelBackend for ScriptedModel {
     fn model_id(&self) -> String {
-        "hijacked".into()
+        "scripted".into()
     }
 
     fn generate<'a>(
@@ -1052,7 +1056,13 @@ impl ModelBackend for HijackedModel {
         _tokens: Option<tokio::sync::mpsc::UnboundedSender<String>>,
         _cancel: CancellationToken,
     ) -> BoxFuture<'a, Result<Generation, AssistantError>> {
-        let text = self.text.lock().expect("the text").clone();
+        let text = {
+            let mut answers = self.answers.lock().expect("the script");
+            match answers.len() {
+                0 | 1 => answers.front().cloned().unwrap_or_default(),
+                _ => answers.pop_front().unwrap_or_default(),
+            }
+        };
         Box::pin(async move {
             Ok(Generation {
                 text,
@@ -1062,6 +1072,84 @@ impl ModelBackend for HijackedModel {
             })
         })
     }
+}
+
+/// Candidates that return different rows: the rows most of them return win over the first
+/// (greedy) query, the answer says how many agreed, and the outvoted query is offered as the
+/// alternative. A candidate that fails its checks does not vote.
+#[tokio::test]
+async fn disagreeing_candidates_are_decided_by_majority_and_reported() {
+    setup().await;
+    let w = Arc::new(common::warehouse().await);
+    let all = "SELECT count() FROM demo.events";
+    let purchases = "SELECT count() FROM demo.events WHERE event_type = 'purchase'";
+    let script = [
+        all,
+        purchases,
+        "SELECT count() FROM demo.nonexistent",
+        "SELECT count() AS n FROM demo.events WHERE event_type = 'purchase'",
+    ];
+    let model = Arc::new(ScriptedModel::new(&script));
+    let assistant = Assistant::new(model, Arc::clone(&w));
+    // Without the fitting rules, which would add the purchase filter to the first query.
+    let options = AskOptions {
+        candidates: 4,
+        mechanisms: Mechanisms {
+            fitting: false,
+            ..Mechanisms::ALL
+        },
+        ..AskOptions::default()
+    };
+    let answer = ask(&assistant, "How many purchases?", None, &options)
+        .await
+        .expect("an answer");
+    let sql = answer.sql.clone().expect("a query");
+    assert!(normalized(&sql).contains("event_type='purchase'"), "{sql}");
+    let purchases_count = scalar_u64(
+        &w,
+        "SELECT count() FROM demo.events WHERE event_type = 'purchase'",
+    )
+    .await;
+    assert_eq!(
+        counts(answer.result.as_ref().expect("rows")),
+        [purchases_count]
+    );
+    let confidence = answer.confidence.expect("a confidence");
+    assert_eq!((confidence.agreeing, confidence.candidates), (2, 3));
+    assert!(!confidence.unanimous());
+    let [alternative] = answer.alternatives.as_slice() else {
+        panic!("one alternative: {:?}", answer.alternatives);
+    };
+    assert_eq!(alternative.sql, all);
+    assert_eq!((alternative.votes, alternative.rows), (1, 1));
+}
+
+/// With the real model: the candidates it samples are counted, and the votes add up.
+#[tokio::test]
+async fn the_real_models_candidates_are_counted() {
+    let (assistant, _w) = assistant().await;
+    let options = AskOptions {
+        candidates: 4,
+        ..AskOptions::default()
+    };
+    let answer = ask(&assistant, "How many purchases per day?", None, &options)
+        .await
+        .expect("an answer");
+    let confidence = answer.confidence.expect("candidates were sampled");
+    let alternatives: usize = answer.alternatives.iter().map(|a| a.votes).sum();
+    assert!(
+        confidence.candidates >= 1 && confidence.candidates <= 4,
+        "{confidence:?}"
+    );
+    assert_eq!(confidence.agreeing + alternatives, confidence.candidates);
+    assert!(
+        answer
+            .alternatives
+            .iter()
+            .all(|a| a.votes <= confidence.agreeing),
+        "{:?}",
+        answer.alternatives
+    );
 }
 
 /// A local TCP port that counts the connections made to it, answering each with a tiny CSV
@@ -1092,9 +1180,7 @@ async fn whatever_a_hijacked_model_writes_only_reads_reach_the_server() {
     let (port, connections) = connection_witness();
     let before = fingerprint(&w).await;
     let window = LogWindow::open(&w).await;
-    let model = Arc::new(HijackedModel {
-        text: std::sync::Mutex::new(String::new()),
-    });
+    let model = Arc::new(ScriptedModel::new(&[]));
     let assistant = Assistant::new(Arc::clone(&model) as Arc<dyn ModelBackend>, Arc::clone(&w));
     // What the model writes after the forced `SELECT` (or a whole query of its own).
     let writes = [
@@ -1139,7 +1225,7 @@ async fn whatever_a_hijacked_model_writes_only_reads_reach_the_server() {
     };
     let mut problems = Vec::new();
     for text in &writes {
-        *model.text.lock().expect("the text") = text.clone();
+        model.always(text);
         let seen = connections.load(Ordering::SeqCst);
         match ask(&assistant, "How many events per country?", None, &options).await {
             Ok(answer) => {
@@ -1443,8 +1529,11 @@ async fn a_generation_timeout_says_it_took_too_long() {
     );
 }
 
+/// A question none of whose words names a table, column or value: the whole schema fits
+/// the prompt, so the model still answers, but the answer says it is a guess and which words
+/// matched nothing.
 #[tokio::test]
-async fn a_question_about_data_that_does_not_exist_names_the_tables() {
+async fn a_question_about_data_that_does_not_exist_is_marked_as_a_guess() {
     setup().await;
     let question = "how many invoices did we send last month";
     let home = data_home();
@@ -1452,25 +1541,29 @@ async fn a_question_about_data_that_does_not_exist_names_the_tables() {
         &[question, "--model", &model_path().to_string_lossy()],
         home.path(),
     );
-    assert_failed_with(
-        &out,
-        &[
-            "invoice",
-            "demo.events",
-            "demo.products",
-            &format!("{INJECTION_DB}.support_tickets"),
-        ],
+    let err = stderr(&out);
+    assert!(
+        err.contains("no word of the question names a table, column or value")
+            && err.contains("`invoice`"),
+        "{err}"
     );
     let (assistant, _w) = assistant().await;
-    match ask(&assistant, question, None, &AskOptions::default()).await {
-        Err(AssistantError::NoSuchData(message)) => {
-            assert!(
-                message.contains("demo.events") && message.contains("demo.products"),
-                "{message}"
-            );
-        }
-        other => panic!("expected NoSuchData, got {other:?}"),
-    }
+    let options = AskOptions {
+        candidates: 1,
+        ..AskOptions::default()
+    };
+    let answer = ask(&assistant, question, None, &options)
+        .await
+        .expect("an answer");
+    let [warning] = answer.warnings.as_slice() else {
+        panic!("one warning: {:?}", answer.warnings);
+    };
+    assert!(warning.contains("`invoice`, `send`"), "{warning}");
+    // A question that names the data gets no warning.
+    let answer = ask(&assistant, "How many purchases per day?", None, &options)
+        .await
+        .expect("an answer");
+    assert!(answer.warnings.is_empty(), "{:?}", answer.warnings);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -81,6 +81,13 @@ fn full_file_sets_every_section() {
     assert_eq!(c.assistant.backend, Backend::OpenAi);
     assert_eq!(c.assistant.model.as_deref(), Some("qwen2.5-coder-7b"));
     assert_eq!((c.assistant.threads, c.assistant.max_attempts), (8, 5));
+    assert_eq!(c.assistant.candidates, 2);
+    assert_eq!(c.assistant.databases, ["shop", "web"]);
+    assert_eq!(c.assistant.relationships[0].to, "shop.customers.id");
+    assert_eq!(
+        c.assistant.synonyms["shop.events.event_type = purchase"],
+        ["buy", "sold"]
+    );
     assert_eq!(c.assistant.openai.api_key_env, "AURORA_OPENAI_KEY");
     assert_eq!(
         c.pipelines,

@@ -389,6 +389,14 @@ async fn capabilities_match_what_the_server_actually_does() {
         caps.window_functions
     );
     assert_eq!(works("SELECT toInt128(1)").await, caps.int128);
+    assert_eq!(
+        works(
+            "SELECT count() FROM numbers(3) AS a JOIN numbers(3) AS b ON a.number = b.number \
+             JOIN numbers(3) AS c ON a.number = c.number"
+        )
+        .await,
+        caps.multiple_joins
+    );
     let lc = w
         .query(
             "CREATE TEMPORARY TABLE lc_probe (s LowCardinality(String)) ENGINE = Memory",

@@ -14,7 +14,10 @@ use super::backend::{millis, GenerateRequest, Generation, ModelBackend};
 use super::conversation::Conversation;
 use super::error::AssistantError;
 use super::grammar;
+use super::grounding;
+use super::joins::{self, JoinGraph};
 use super::linking::{self, shares_key, user_tables, LinkedSchema, ValueSamples};
+use super::nest;
 use super::prompt::{self, Example, Failure, ANSWER_PREFIX};
 use super::shape;
 use super::validate::{self, Problem};
@@ -35,13 +38,97 @@ pub const ATTEMPT_SEPARATOR: &str = "\u{1e}";
 pub enum Mode {
     /// Linking, examples, grammar, rewriting, validation, dry run and repair.
     Full,
-    /// Every table in the prompt, one attempt, no grammar, no examples, no repair.
+    /// The benchmark's baseline, "doing nothing": every table's `CREATE TABLE` and the
+    /// question, greedy decoding, the first statement of the reply run as it is (no forced
+    /// `SELECT`, linking, examples, grammar, rewrites, dry run or repair).
     Plain,
+}
+
+/// The parts of the full pipeline, each of which can be switched off to measure what it brings
+/// (the nl2sql benchmark's ablation); all are on in normal use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mechanisms {
+    /// Show every table of the scope when their `CREATE TABLE` text fits the prompt (the same
+    /// prompt for every question, so its evaluation is reused), else the tables of the best
+    /// linked database, else the linked tables; off: always the linked tables.
+    pub whole_schema: bool,
+    /// The join paths read from the schema (`joins`), listed in the prompt and named in
+    /// repair hints.
+    pub joins: bool,
+    /// Worked examples on the scope's own tables.
+    pub examples: bool,
+    /// Sampled values of low-cardinality columns in the prompt, and the values a question
+    /// names spelled out after it.
+    pub values: bool,
+    /// The GBNF grammar (tables, functions, keywords) during decoding.
+    pub grammar: bool,
+    /// Mechanical repair of columns the validator does not know (`shape::repair_names`).
+    pub names: bool,
+    /// The fitting rules that compare the query with the question (`shape::fit`).
+    pub fitting: bool,
+    /// Compared text values spelled as the data holds them (`grounding`).
+    pub grounding: bool,
+    /// Self-consistency: after an answer runs, more candidates are sampled and run, and the
+    /// rows most candidates agree on win; the agreement is the answer's confidence.
+    pub consistency: bool,
+    /// Repair attempts: the failed query and its error back to the model.
+    pub repair: bool,
+}
+
+impl Mechanisms {
+    pub const ALL: Mechanisms = Mechanisms {
+        whole_schema: true,
+        joins: true,
+        examples: true,
+        values: true,
+        grammar: true,
+        names: true,
+        fitting: true,
+        grounding: true,
+        consistency: true,
+        repair: true,
+    };
+
+    /// The names `without` takes, for the benchmark's ablation.
+    pub const NAMES: &'static [&'static str] = &[
+        "whole_schema",
+        "joins",
+        "examples",
+        "values",
+        "grammar",
+        "names",
+        "fitting",
+        "grounding",
+        "consistency",
+        "repair",
+    ];
+
+    /// These mechanisms with one switched off; `None` for an unknown name.
+    pub fn without(self, name: &str) -> Option<Self> {
+        let mut m = self;
+        let flag = match name {
+            "whole_schema" => &mut m.whole_schema,
+            "joins" => &mut m.joins,
+            "examples" => &mut m.examples,
+            "values" => &mut m.values,
+            "grammar" => &mut m.grammar,
+            "names" => &mut m.names,
+            "fitting" => &mut m.fitting,
+            "grounding" => &mut m.grounding,
+            "consistency" => &mut m.consistency,
+            "repair" => &mut m.repair,
+            _ => return None,
+        };
+        *flag = false;
+        Some(m)
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct AskOptions {
     pub mode: Mode,
+    /// What the full pipeline uses (all of it, but in the benchmark's ablation).
+    pub mechanisms: Mechanisms,
     pub max_attempts: usize,
     /// For each attempt's generation, prompt processing included.
     pub generation_timeout: Duration,
@@ -54,12 +141,15 @@ pub struct AskOptions {
     pub max_tables: usize,
     /// Examples chosen by similarity, after the fixed ones for the linked tables.
     pub examples: usize,
+    /// Queries written for a question when `consistency` is on, the first one included.
+    pub candidates: usize,
 }
 
 impl Default for AskOptions {
     fn default() -> Self {
         Self {
             mode: Mode::Full,
+            mechanisms: Mechanisms::ALL,
             max_attempts: 3,
             generation_timeout: Duration::from_secs(60),
             max_answer_tokens: 200,
@@ -68,6 +158,7 @@ impl Default for AskOptions {
             max_execution_time: Duration::from_secs(30),
             max_tables: 3,
             examples: 1,
+            candidates: 1,
         }
     }
 }
@@ -114,6 +205,46 @@ pub struct Answer {
     #[serde(skip)]
     pub result: Option<QueryResult>,
     pub timings: Timings,
+    /// How many of the candidate queries that ran returned these rows (self-consistency);
+    /// `None` when only one query was written.
+    pub confidence: Option<Confidence>,
+    /// Candidates that ran and returned other rows, most agreed-on first.
+    pub alternatives: Vec<Alternative>,
+    /// Why the answer may be wrong though it ran: a guess at what the question means.
+    pub warnings: Vec<String>,
+}
+
+/// `agreeing` of `candidates` queries that ran returned the answer's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Confidence {
+    pub agreeing: usize,
+    pub candidates: usize,
+}
+
+impl Confidence {
+    /// Every candidate returned the same rows.
+    pub fn unanimous(&self) -> bool {
+        self.agreeing == self.candidates
+    }
+}
+
+/// Another answer the candidates gave.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Alternative {
+    pub sql: String,
+    /// Candidates that returned its rows.
+    pub votes: usize,
+    pub rows: usize,
+}
+
+/// What turning a model's text into a checked query needs besides the text.
+struct Prepare<'a> {
+    question: &'a str,
+    linked: &'a LinkedSchema,
+    context: &'a SchemaContext,
+    default_database: &'a str,
+    follow_up: bool,
+    mechanisms: Mechanisms,
 }
 
 /// The schema as the assistant sees it: tables and the values of low-cardinality columns.
@@ -124,6 +255,11 @@ pub struct SchemaContext {
     /// The server's function names (case-insensitive ones also in capitals), for the
     /// grammar; empty when `system.functions` cannot be read.
     pub functions: Vec<String>,
+    /// Join paths among the tables, from their names and values and the user's config.
+    pub joins: JoinGraph,
+    /// Declared relationships and synonyms that name no column of the schema, with the
+    /// reason.
+    pub config_problems: Vec<String>,
 }
 
 /// Tables whose prompt prefix the workspace evaluates ahead of the first question, each
@@ -138,6 +274,12 @@ pub struct Assistant {
     context: OnceCell<Arc<SchemaContext>>,
     /// Questions the user accepted before, used as examples.
     history: Vec<Example>,
+    /// The databases questions are about; empty: all of them.
+    databases: Vec<String>,
+    /// Joins the user declared (`assistant.relationships`), as `db.table.column` pairs.
+    relationships: Vec<(String, String)>,
+    /// The user's other words for columns and values (`assistant.synonyms`).
+    synonyms: Vec<(String, Vec<String>)>,
 }
 
 impl Assistant {
@@ -147,7 +289,31 @@ impl Assistant {
             warehouse,
             context: OnceCell::new(),
             history: Vec::new(),
+            databases: Vec::new(),
+            relationships: Vec::new(),
+            synonyms: Vec::new(),
         }
+    }
+
+    /// Other words for columns and values (`assistant.synonyms`): keys `db.table.column` or
+    /// `db.table.column = value`, each with its words.
+    pub fn with_synonyms(mut self, synonyms: Vec<(String, Vec<String>)>) -> Self {
+        self.synonyms = synonyms;
+        self
+    }
+
+    /// Joins the schema cannot show (`assistant.relationships`): `(from, to)` as
+    /// `db.table.column`; they come before any found from names or values.
+    pub fn with_relationships(mut self, relationships: Vec<(String, String)>) -> Self {
+        self.relationships = relationships;
+        self
+    }
+
+    /// Limits the schema the assistant reads, links and shows the model to these databases
+    /// (`assistant.databases`); an empty list keeps every database.
+    pub fn with_databases(mut self, databases: Vec<String>) -> Self {
+        self.databases = databases;
+        self
     }
 
     pub fn with_history(mut self, history: Vec<Example>) -> Self {
@@ -164,25 +330,46 @@ impl Assistant {
         let context = self
             .context
             .get_or_try_init(|| async {
-                let schema = self.warehouse.schema(false).await?;
-                let samples = ValueSamples::load(&self.warehouse, &schema).await?;
+                let mut schema = self.warehouse.schema(false).await?;
+                if !self.databases.is_empty() {
+                    let mut only = Schema::clone(&schema);
+                    only.databases.retain(|d| self.databases.contains(d));
+                    only.tables.retain(|t| self.databases.contains(&t.database));
+                    schema = Arc::new(only);
+                }
+                let mut samples = ValueSamples::load(&self.warehouse, &schema).await?;
+                let mut config_problems = samples.add_synonyms(&schema, &self.synonyms);
+                // A scope narrower than the config (`assistant.databases`) is not the config's
+                // fault: keys outside it are skipped quietly.
+                config_problems.retain(|_| self.databases.is_empty());
                 let functions = server_functions(&self.warehouse).await?;
+                let mut joins = joins::by_names(&schema);
+                joins::by_values(&self.warehouse, &schema, &mut joins).await?;
+                for (from, to) in &self.relationships {
+                    match joins::declared(&schema, from, to) {
+                        Ok(r) => joins.declare(r),
+                        Err(e) => config_problems.push(format!("relationships: {e}")),
+                    }
+                }
                 Ok::<_, WarehouseError>(Arc::new(SchemaContext {
                     schema,
                     samples,
                     functions,
+                    joins,
+                    config_problems,
                 }))
             })
             .await?;
         Ok(Arc::clone(context))
     }
 
-    /// Evaluates ahead of any question the prompt prefix (rules, table, worked examples) of
-    /// each user table, the largest first, up to `limit` tables, so that the first question on
-    /// one of them does not wait for it, then the join prompt of the first two of them that
-    /// share a key, in both orders. Only for backends that keep prompts; stops at once when
-    /// `cancel` fires (a question was asked). Returns each table set evaluated (`a + b` for a
-    /// pair), with the evaluation's figures.
+    /// Evaluates ahead of any question the prompt prefix (rules, tables, worked examples) that
+    /// questions will share, so the first question does not wait for it: that of each set of
+    /// related tables (a database's tables that joins connect) that fits one prompt, else each
+    /// user table's, the largest first, up to `limit` tables, then the join prompt of the first
+    /// two of them that share a key, in both orders. Only for backends that keep prompts; stops at once when
+    /// `cancel` fires (a question was asked). Returns each table set evaluated (`a + b`), with
+    /// the evaluation's figures.
     pub async fn warm_up(
         &self,
         limit: usize,
@@ -193,20 +380,24 @@ impl Assistant {
             return Ok(warmed);
         }
         let context = self.schema_context().await?;
-        let mut tables: Vec<_> = user_tables(&context.schema).collect();
-        tables.sort_by_key(|t| std::cmp::Reverse(t.total_rows));
-        tables.truncate(limit);
-        let mut sets: Vec<Vec<&TableInfo>> = tables.iter().map(|t| vec![*t]).collect();
-        // Then the first two of those tables that share a key, in both orders (the linker
-        // puts the better-matching one first): a join question's prompt.
-        let pair = tables.iter().enumerate().find_map(|(i, a)| {
-            let b = tables[i + 1..].iter().find(|b| shares_key(a, b))?;
-            Some((*a, *b))
-        });
-        if let Some((a, b)) = pair {
-            sets.push(vec![a, b]);
-            sets.push(vec![b, a]);
+        let mut sets = whole_prompt_sets(&context.schema, &context.samples, &context.joins);
+        if sets.is_empty() {
+            let mut tables: Vec<_> = user_tables(&context.schema).collect();
+            tables.sort_by_key(|t| std::cmp::Reverse(t.total_rows));
+            tables.truncate(limit);
+            sets = tables.iter().map(|t| vec![*t]).collect();
+            // Then the first two of those tables that share a key, in both orders (the linker
+            // puts the better-matching one first): a join question's prompt.
+            let pair = tables.iter().enumerate().find_map(|(i, a)| {
+                let b = tables[i + 1..].iter().find(|b| shares_key(a, b))?;
+                Some((*a, *b))
+            });
+            if let Some((a, b)) = pair {
+                sets.push(vec![a, b]);
+                sets.push(vec![b, a]);
+            }
         }
+        sets.truncate(limit.max(1) + 2);
         for set in sets {
             if cancel.is_cancelled() {
                 break;
@@ -217,6 +408,7 @@ impl Assistant {
                 set.iter().copied(),
                 &context.samples,
                 self.warehouse.capabilities(),
+                Some(&context.joins),
             );
             let examples = prompt::examples_for(&linked, &context.samples).core;
             let request = GenerateRequest {
@@ -269,31 +461,45 @@ impl Assistant {
             Some(c) if previous.is_some() => c.linking_text(question),
             _ => question.to_string(),
         };
+        let m = options.mechanisms;
+        let joins = m.joins.then_some(&context.joins);
         let linked = match options.mode {
-            Mode::Full => {
-                linking::link(schema, &context.samples, &linking_text, options.max_tables)
-            }
+            Mode::Full => linking::choose_tables(
+                schema,
+                &context.samples,
+                joins,
+                &linking_text,
+                options.max_tables,
+                m.whole_schema,
+            ),
             Mode::Plain => LinkedSchema::of(user_tables(schema)),
         };
         if linked.tables.is_empty() {
             return Err(AssistantError::NoSuchData(no_such_data(schema, &linked)));
         }
+        let no_samples = ValueSamples::default();
+        let samples = if m.values {
+            &context.samples
+        } else {
+            &no_samples
+        };
         let tables: Vec<_> = linked.tables.iter().map(|t| &t.table).collect();
         let system = prompt::system_message(
             tables.iter().copied(),
-            &context.samples,
+            samples,
             self.warehouse.capabilities(),
+            joins,
         );
         let (examples, follow_up) = match options.mode {
-            Mode::Full => self.examples(question, &linked, &context.samples, options.examples),
-            Mode::Plain => (Vec::new(), None),
+            Mode::Full if m.examples => self.examples(question, &linked, samples, options.examples),
+            _ => (Vec::new(), None),
         };
         let grammar = match options.mode {
-            Mode::Full => Some(grammar::for_tables(
+            Mode::Full if m.grammar => Some(grammar::for_tables(
                 tables.iter().copied(),
                 &context.functions,
             )),
-            Mode::Plain => None,
+            _ => None,
         };
         let default_database = self.warehouse.settings().database.clone();
 
@@ -306,10 +512,19 @@ impl Assistant {
             attempts: Vec::new(),
             result: None,
             timings: Timings::default(),
+            confidence: None,
+            alternatives: Vec::new(),
+            warnings: Vec::new(),
         };
+        if linked.nothing_matched {
+            answer.warnings.push(format!(
+                "no word of the question names a table, column or value of the schema ({}): the query is the model's guess at what they mean",
+                words_list(&linked.unmatched_words)
+            ));
+        }
         let attempts = match options.mode {
-            Mode::Full => options.max_attempts.clamp(1, 10),
-            Mode::Plain => 1,
+            Mode::Full if m.repair => options.max_attempts.clamp(1, 10),
+            _ => 1,
         };
         let mut failure: Option<Failure> = None;
         if let (Mode::Full, Some(turn)) = (options.mode, previous) {
@@ -353,18 +568,28 @@ impl Assistant {
                     &examples,
                     follow_up.as_ref(),
                     previous,
-                    &prompt::with_value_hints(question, &linked.values),
+                    &if m.values {
+                        prompt::with_value_hints(question, &linked.values)
+                    } else {
+                        question.to_string()
+                    },
                     failure.as_ref(),
                 ),
                 Mode::Plain => prompt::plain_messages(tables.iter().copied(), question),
             };
-            let request = GenerateRequest {
-                messages,
-                answer_prefix: ANSWER_PREFIX.to_string(),
-                max_tokens: options.max_answer_tokens,
+            // The plain baseline lets the model answer as it likes (usually a fenced block);
+            // the first statement of the reply is taken as it is.
+            let (answer_prefix, stop) = match options.mode {
                 // Not `;`: it may sit inside a string literal. The grammar ends the answer
                 // at a statement's `;`, and `extract_sql` cuts there for other backends.
-                stop: vec!["```".into(), "\n\n".into()],
+                Mode::Full => (ANSWER_PREFIX, vec!["```".into(), "\n\n".into()]),
+                Mode::Plain => ("", Vec::new()),
+            };
+            let request = GenerateRequest {
+                messages,
+                answer_prefix: answer_prefix.to_string(),
+                max_tokens: options.max_answer_tokens,
+                stop,
                 grammar: grammar.clone(),
                 timeout: options.generation_timeout,
                 temperature: if attempt_number == 0 { 0.0 } else { 0.7 },
@@ -376,30 +601,27 @@ impl Assistant {
                     let _ = tokens.send(format!("{ATTEMPT_SEPARATOR}{}", why.unwrap_or("")));
                 }
             }
+            let asked = request.clone();
             let generation = self
                 .backend
                 .generate(request, tokens.clone(), cancel.clone())
                 .await?;
             answer.timings.generation += generation.prompt_time + generation.generation_time;
-            let mut sql = validate::extract_sql(ANSWER_PREFIX, &generation.text);
-            let mut fixes = Vec::new();
-            if options.mode == Mode::Full {
-                sql = validate::rewrite(&sql, schema, &default_database);
-                let fit = shape::Fit {
-                    question,
-                    linked: &linked,
-                    schema,
-                    samples: &context.samples,
-                    default_database: &default_database,
-                    follow_up: previous.is_some(),
-                };
-                let (fitted, notes) = shape::fit(&sql, &fit);
-                if !notes.is_empty() {
-                    // Again: a fix may add what a rewrite mends (a median of a Decimal).
-                    sql = validate::rewrite(&fitted, schema, &default_database);
-                    fixes = notes;
-                }
-            }
+            let prepare = Prepare {
+                question,
+                linked: &linked,
+                context: &context,
+                default_database: &default_database,
+                follow_up: previous.is_some(),
+                mechanisms: m,
+            };
+            let (sql, fixes) = match options.mode {
+                Mode::Full => self.prepare(&generation.text, &prepare).await?,
+                Mode::Plain => (
+                    validate::extract_sql(answer_prefix, &generation.text),
+                    Vec::new(),
+                ),
+            };
             let raw = generation.text.clone();
             let mut attempt = self
                 .checked_attempt(
@@ -414,10 +636,13 @@ impl Assistant {
                 .await?;
             attempt.fixes = fixes;
             if let Some(error) = &attempt.error {
-                failure = Some(Failure {
-                    sql,
-                    error: error.clone(),
-                });
+                let mut error = error.clone();
+                if let Some(hint) =
+                    joins.and_then(|j| column_elsewhere(&sql, schema, &default_database, j))
+                {
+                    error = format!("{error}. {hint}");
+                }
+                failure = Some(Failure { sql, error });
                 answer.attempts.push(attempt);
                 continue;
             }
@@ -425,12 +650,159 @@ impl Assistant {
                 .accept(&mut answer, attempt, sql, options, &cancel)
                 .await?
             {
-                None => return Ok(answer),
+                None => {
+                    let vote = options.mode == Mode::Full
+                        && m.consistency
+                        && options.execute
+                        && options.candidates > 1;
+                    if vote {
+                        self.vote(&mut answer, asked, &prepare, options, &cancel)
+                            .await?;
+                    }
+                    return Ok(answer);
+                }
                 Some(f) => failure = Some(f),
             }
         }
         answer.failure = answer.attempts.last().and_then(|a| a.error.clone());
         Ok(answer)
+    }
+
+    /// Self-consistency: samples `candidates - 1` more queries for the request that gave the
+    /// answer, checks and runs each, and groups all of them by the rows they return. The
+    /// largest group's query becomes the answer (the first query wins a tie), its size of
+    /// the queries that ran is the confidence, and the other groups are the alternatives.
+    /// Candidates that fail a check or the run do not vote.
+    async fn vote(
+        &self,
+        answer: &mut Answer,
+        request: GenerateRequest,
+        p: &Prepare<'_>,
+        options: &AskOptions,
+        cancel: &CancellationToken,
+    ) -> Result<(), AssistantError> {
+        let (Some(sql), Some(result)) = (answer.sql.clone(), answer.result.take()) else {
+            return Ok(());
+        };
+        // Every candidate that ran: its query, its rows' fingerprint, its rows. Candidates
+        // written the same as an earlier one share its run.
+        let mut ran: Vec<(String, String, Option<QueryResult>)> =
+            vec![(sql, rows_fingerprint(&result), Some(result))];
+        for i in 1..options.candidates {
+            let sampled = GenerateRequest {
+                temperature: 0.8,
+                seed: 1000 + i as u64,
+                ..request.clone()
+            };
+            let generation = self.backend.generate(sampled, None, cancel.clone()).await?;
+            answer.timings.generation += generation.prompt_time + generation.generation_time;
+            let (sql, _) = self.prepare(&generation.text, p).await?;
+            if let Some((_, fingerprint, _)) = ran.iter().find(|(w, _, _)| *w == sql) {
+                let fingerprint = fingerprint.clone();
+                ran.push((sql, fingerprint, None));
+                continue;
+            }
+            let started = Instant::now();
+            let checked = self
+                .check(&sql, &p.context.schema, p.default_database, Mode::Full)
+                .await?;
+            answer.timings.validation += started.elapsed();
+            if checked.is_err() {
+                continue;
+            }
+            if let Ok(result) = self
+                .execute(&sql, options, cancel, &mut answer.timings)
+                .await?
+            {
+                ran.push((sql, rows_fingerprint(&result), Some(result)));
+            }
+        }
+        let groups = tally(&ran.iter().map(|(_, f, _)| f.as_str()).collect::<Vec<_>>());
+        let candidates = ran.len();
+        let mut results: Vec<Option<(String, Option<QueryResult>)>> =
+            ran.into_iter().map(|(sql, _, r)| Some((sql, r))).collect();
+        let mut take = |i: usize| results[i].take().unwrap_or_default();
+        let (chosen, votes) = groups[0];
+        let (sql, result) = take(chosen);
+        answer.sql = Some(sql);
+        answer.result = result;
+        answer.confidence = Some(Confidence {
+            agreeing: votes,
+            candidates,
+        });
+        answer.alternatives = groups[1..]
+            .iter()
+            .map(|&(i, votes)| {
+                let (sql, result) = take(i);
+                Alternative {
+                    sql,
+                    votes,
+                    rows: result.map_or(0, |r| r.rows.len()),
+                }
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// The query in what the model wrote, with every mechanical repair the mechanisms allow:
+    /// rewrites of other dialects, names the schema lacks, the fitting rules, nested joins for
+    /// old servers, values spelled as the data has them. Returns it with a note per fix.
+    async fn prepare(
+        &self,
+        text: &str,
+        p: &Prepare<'_>,
+    ) -> Result<(String, Vec<String>), AssistantError> {
+        let schema = &p.context.schema;
+        let m = p.mechanisms;
+        let mut sql = validate::rewrite(
+            &validate::extract_sql(ANSWER_PREFIX, text),
+            schema,
+            p.default_database,
+        );
+        let mut fixes = Vec::new();
+        let fit = shape::Fit {
+            question: p.question,
+            linked: p.linked,
+            schema,
+            samples: &p.context.samples,
+            default_database: p.default_database,
+            follow_up: p.follow_up,
+            disabled: &[],
+        };
+        if m.names {
+            let (repaired, notes) = shape::repair_names(&sql, &fit);
+            sql = repaired;
+            fixes.extend(notes);
+        }
+        if m.fitting {
+            let (fitted, notes) = shape::fit(&sql, &fit);
+            sql = fitted;
+            fixes.extend(notes);
+        }
+        if !fixes.is_empty() {
+            // Again: a fix may add what a rewrite mends (a median of a Decimal).
+            sql = validate::rewrite(&sql, schema, p.default_database);
+        }
+        // Last, as it renames columns: a chain of joins, for a server that takes one JOIN
+        // per SELECT.
+        if !self.warehouse.capabilities().multiple_joins {
+            if let Some(nested) = nest::nest_joins(&sql, schema, p.default_database) {
+                sql = nested;
+            }
+        }
+        if m.grounding {
+            let (grounded, notes) = grounding::ground_values(
+                &sql,
+                schema,
+                p.default_database,
+                &p.context.samples,
+                &self.warehouse,
+            )
+            .await?;
+            sql = grounded;
+            fixes.extend(notes);
+        }
+        Ok((sql, fixes))
     }
 
     /// Takes a query that passed the checks: runs it (unless only SQL is wanted) and records
@@ -600,6 +972,83 @@ impl Assistant {
     }
 }
 
+/// Candidates grouped by the rows they returned (their fingerprints, in the order they were
+/// written): each group as its first candidate and its size, the largest first; between
+/// groups of one size, the one written first (so the greedy query wins a tie).
+fn tally(fingerprints: &[&str]) -> Vec<(usize, usize)> {
+    let mut groups: Vec<(usize, usize)> = Vec::new();
+    for (i, f) in fingerprints.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|(first, _)| fingerprints[*first] == *f)
+        {
+            Some((_, votes)) => *votes += 1,
+            None => groups.push((i, 1)),
+        }
+    }
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    groups
+}
+
+/// The rows of a result as one comparable text: each value rounded to 2 decimals when it is
+/// a number (two queries that differ only by a `round` agree), rows in sorted order, so
+/// that candidates are grouped by what they answer rather than by how they are written.
+fn rows_fingerprint(result: &QueryResult) -> String {
+    let cell = |v: &Value| -> String {
+        let number = match v {
+            Value::Int(i) => Some(*i as f64),
+            Value::UInt(u) => Some(*u as f64),
+            Value::Float(f) => Some(*f),
+            Value::Decimal(d) => d.parse::<f64>().ok(),
+            _ => None,
+        };
+        match number {
+            Some(n) => format!("{:.2}", (n * 100.0).round() / 100.0),
+            None => v.to_string(),
+        }
+    };
+    let mut rows: Vec<String> = result
+        .rows
+        .iter()
+        .map(|r| r.iter().map(cell).collect::<Vec<_>>().join("\u{1f}"))
+        .collect();
+    rows.sort();
+    rows.join("\u{1e}")
+}
+
+/// The table sets whose prompts questions share when whole schemas fit (see
+/// [`linking::choose_tables`]): the tables of each database that chains of joins connect,
+/// each set that fits, the largest first; empty when none does and questions get linked
+/// tables.
+fn whole_prompt_sets<'a>(
+    schema: &'a Schema,
+    samples: &ValueSamples,
+    joins: &JoinGraph,
+) -> Vec<Vec<&'a TableInfo>> {
+    let fits = |tables: &[&TableInfo]| {
+        tables
+            .iter()
+            .map(|t| prompt::create_table(t, samples).len())
+            .sum::<usize>()
+            <= linking::WHOLE_SCHEMA_CHARS
+    };
+    let mut sets: Vec<Vec<&TableInfo>> = Vec::new();
+    for table in user_tables(schema) {
+        if sets.iter().flatten().any(|t| *t == table) {
+            continue;
+        }
+        let related = joins.connected(&[table.qualified_name()]);
+        sets.push(
+            user_tables(schema)
+                .filter(|t| t.database == table.database && related.contains(&t.qualified_name()))
+                .collect(),
+        );
+    }
+    sets.retain(|d| fits(d));
+    sets.sort_by_key(|d| std::cmp::Reverse(d.iter().map(|t| t.total_rows).sum::<u64>()));
+    sets
+}
+
 /// The names of the server's functions, and the capitalised form of those it takes in any
 /// case (`COUNT`); none when the server does not say (the grammar then leaves names free).
 async fn server_functions(warehouse: &Warehouse) -> Result<Vec<String>, WarehouseError> {
@@ -629,6 +1078,55 @@ async fn server_functions(warehouse: &Warehouse) -> Result<Vec<String>, Warehous
     Ok(names)
 }
 
+/// For a column the query's tables lack but another table has: where it is and how to join
+/// that table, for the repair prompt ("`n_name` is a column of tpch.nation; join it with
+/// tpch.customer.c_nationkey = tpch.nation.n_nationkey").
+fn column_elsewhere(
+    sql: &str,
+    schema: &Schema,
+    default_database: &str,
+    joins: &JoinGraph,
+) -> Option<String> {
+    let Err(Problem::UnknownColumn { name, tables, .. }) =
+        validate::check(sql, schema, default_database)
+    else {
+        return None;
+    };
+    let holder = user_tables(schema).find(|t| {
+        !tables.contains(&t.qualified_name())
+            && t.columns
+                .iter()
+                .any(|c| c.name == name || shape::spelled_like(&name, &c.name, None))
+    })?;
+    let column = holder
+        .columns
+        .iter()
+        .find(|c| c.name == name || shape::spelled_like(&name, &c.name, None))?;
+    let mut hint = format!(
+        "`{}` is a column of {}",
+        column.name,
+        holder.qualified_name()
+    );
+    let path = tables
+        .iter()
+        .filter_map(|t| joins.path(t, &holder.qualified_name(), 2))
+        .min_by_key(Vec::len);
+    if let Some(path) = path {
+        let steps: Vec<String> = path
+            .windows(2)
+            .filter_map(|pair| {
+                joins
+                    .relationships
+                    .iter()
+                    .find(|r| r.joins(&pair[0], &pair[1]))
+                    .map(|r| r.condition())
+            })
+            .collect();
+        hint.push_str(&format!("; join it with {}", steps.join(", then ")));
+    }
+    Some(hint)
+}
+
 /// The server's message without the stack trace and version noise.
 fn plain_server_message(message: &str) -> String {
     let first = message.lines().next().unwrap_or(message);
@@ -638,18 +1136,27 @@ fn plain_server_message(message: &str) -> String {
     }
 }
 
+/// `` `a`, `b` ``, or "the question" for none.
+fn words_list(words: &[String]) -> String {
+    if words.is_empty() {
+        return "the question".to_string();
+    }
+    let mut unique: Vec<&String> = Vec::new();
+    for w in words {
+        if !unique.contains(&w) {
+            unique.push(w);
+        }
+    }
+    unique
+        .iter()
+        .map(|w| format!("`{w}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn no_such_data(schema: &Schema, linked: &LinkedSchema) -> String {
     let tables: Vec<String> = user_tables(schema).map(|t| t.qualified_name()).collect();
-    let words = if linked.unmatched_words.is_empty() {
-        "the question".to_string()
-    } else {
-        linked
-            .unmatched_words
-            .iter()
-            .map(|w| format!("`{w}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let words = words_list(&linked.unmatched_words);
     if tables.is_empty() {
         return "there are no tables to ask about yet (`aurora demo` loads a sample data set)"
             .into();
@@ -663,6 +1170,31 @@ fn no_such_data(schema: &Schema, linked: &LinkedSchema) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rows_most_candidates_return_win() {
+        // All agree: one group, unanimous.
+        assert_eq!(tally(&["a", "a", "a", "a"]), [(0, 4)]);
+        // The greedy query (first) is outvoted by the three sampled ones.
+        assert_eq!(tally(&["a", "b", "b", "b"]), [(1, 3), (0, 1)]);
+        // A tie goes to the group written first, the greedy query's.
+        assert_eq!(tally(&["a", "b", "a", "b"]), [(0, 2), (1, 2)]);
+        assert_eq!(tally(&["a", "b", "c"]), [(0, 1), (1, 1), (2, 1)]);
+        assert_eq!(tally(&["a"]), [(0, 1)]);
+    }
+
+    #[test]
+    fn rows_are_compared_by_value_not_by_spelling() {
+        let result = |rows: Vec<Vec<Value>>| QueryResult {
+            rows,
+            ..QueryResult::default()
+        };
+        let unrounded = result(vec![vec![Value::Float(47.4600001)], vec![Value::UInt(3)]]);
+        let rounded = result(vec![vec![Value::Int(3)], vec![Value::Float(47.46)]]);
+        assert_eq!(rows_fingerprint(&unrounded), rows_fingerprint(&rounded));
+        let other = result(vec![vec![Value::Int(4)], vec![Value::Float(47.46)]]);
+        assert_ne!(rows_fingerprint(&other), rows_fingerprint(&rounded));
+    }
 
     #[test]
     fn server_messages_lose_their_stack_trace() {

@@ -112,6 +112,40 @@ const KEYWORDS: &[&str] = &[
     "TIMESTAMP",
 ];
 
+/// Capitalised words a `(` may follow directly: functions written in capitals and operators
+/// before a parenthesised list or subquery.
+const CALL_KEYWORDS: &[&str] = &[
+    "AND",
+    "ARRAY",
+    "AVG",
+    "ABS",
+    "CAST",
+    "COALESCE",
+    "COUNT",
+    "DATE",
+    "EXISTS",
+    "EXTRACT",
+    "IF",
+    "IFNULL",
+    "IN",
+    "LENGTH",
+    "LOWER",
+    "MAX",
+    "MIN",
+    "NOT",
+    "NOW",
+    "NULLIF",
+    "ON",
+    "OR",
+    "ROUND",
+    "SUBSTRING",
+    "SUM",
+    "TIMESTAMP",
+    "TRIM",
+    "UPPER",
+    "USING",
+];
+
 fn literal(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
@@ -218,7 +252,11 @@ pub fn for_tables<'a>(
     let mut upper_names: Vec<String> = Vec::new();
     for t in &tables {
         table_names.push(t.qualified_name());
-        table_names.push(t.name.clone());
+        // A bare name that is also a database's (`flights` in database `flights`) would let
+        // `flights.airplanes` through as that table and then `.airplanes`.
+        if !tables.iter().any(|o| o.database == t.name) {
+            table_names.push(t.name.clone());
+        }
         table_names.push(format!("`{}`.`{}`", t.database, t.name));
         for name in std::iter::once(&t.name)
             .chain(std::iter::once(&t.database))
@@ -246,17 +284,20 @@ pub fn for_tables<'a>(
     let (named, calls) = if functions.is_empty() {
         ("word".to_string(), String::new())
     } else {
-        // Other dialects' names (`year(t)`) are let through: the checks rewrite them.
+        // Other dialects' names (`year(t)`) are let through: the checks rewrite them. Of the
+        // keywords, only those a `(` may follow directly: `TO(` or `TOTALS(` is no call.
         let names: BTreeSet<String> = functions
             .iter()
             .cloned()
-            .chain(KEYWORDS.iter().map(|k| k.to_string()))
+            .chain(CALL_KEYWORDS.iter().map(|k| k.to_string()))
             .chain(FOREIGN_FUNCTIONS.iter().map(|(name, _)| name.to_string()))
             .collect();
         (
             "call | word (space | after)".to_string(),
             format!(
-                "call ::= function ({})* \"(\"\nafter ::= [-),.*+/%<>=!:?\\[\\]{{}}|^&~]\n{}\n",
+                // At most two combinators (`uniqExactIf`, `sumArrayIf`): more is a model
+                // stuck repeating itself (`ArrayResampleArrayResample…`).
+                "call ::= function combinator? combinator? \"(\"\ncombinator ::= {}\nafter ::= [-),.*+/%<>=!:?\\[\\]{{}}|^&~]\n{}\n",
                 alternatives(COMBINATORS.iter().copied()),
                 prefix_tree("function", &names)
             ),
@@ -311,10 +352,23 @@ mod tests {
         );
         let (schema, _) = fixture();
         let g = for_tables(&schema.tables, &["count".to_string(), "COUNT".to_string()]);
-        assert!(g.contains("call ::= function ("), "{g}");
+        assert!(
+            g.contains("call ::= function combinator? combinator? \"(\""),
+            "{g}"
+        );
         assert!(g.contains("function ::= function-"), "{g}");
         // Without a function list, names stay free.
         assert!(!for_tables(&schema.tables, &[]).contains("call"));
+    }
+
+    #[test]
+    fn a_bare_table_name_that_is_a_database_is_left_out() {
+        let schema = crate::assistant::joins::tests::flights();
+        let g = for_tables(&schema.tables, &["count".to_string()]);
+        let tables = g.lines().find(|l| l.starts_with("table ::=")).unwrap();
+        assert!(tables.contains("\"flights.flights\""), "{tables}");
+        assert!(tables.contains("\"planes\""), "{tables}");
+        assert!(!tables.contains("\"flights\" |"), "{tables}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::joins::JoinGraph;
 use crate::warehouse::schema::{ColumnInfo, Schema, TableInfo};
 use crate::warehouse::types::DataType;
 use crate::warehouse::{QueryOptions, Warehouse, WarehouseError};
@@ -12,10 +13,69 @@ use crate::warehouse::{QueryOptions, Warehouse, WarehouseError};
 /// Up to this many distinct values make a column "low cardinality" for prompts and linking.
 pub const MAX_SAMPLE_VALUES: usize = 12;
 
-/// Distinct values of low-cardinality columns, by `(qualified table, column)`.
+/// Distinct values of low-cardinality columns, by `(qualified table, column)`, and the
+/// user's other words for columns and values (`assistant.synonyms`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ValueSamples {
     pub values: BTreeMap<(String, String), Vec<String>>,
+    /// Other words (each possibly several) for a column, by `(qualified table, column)`.
+    pub column_words: BTreeMap<(String, String), Vec<String>>,
+    /// Other words for a value, by `(qualified table, column, value)`.
+    pub value_words: BTreeMap<(String, String, String), Vec<String>>,
+}
+
+impl ValueSamples {
+    /// Adds the user's synonyms: keys `db.table.column` or `db.table.column = value`. Keys
+    /// that name no column of the schema are returned, with the reason.
+    pub fn add_synonyms(
+        &mut self,
+        schema: &Schema,
+        synonyms: &[(String, Vec<String>)],
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, words) in synonyms {
+            let (path, value) = match key.split_once('=') {
+                Some((p, v)) => (p.trim(), Some(v.trim().to_string())),
+                None => (key.trim(), None),
+            };
+            let found = path.rsplit_once('.').and_then(|(table, column)| {
+                let t = schema.table(table, "")?;
+                t.columns
+                    .iter()
+                    .any(|c| c.name == column)
+                    .then(|| (t.qualified_name(), column.to_string()))
+            });
+            let Some((table, column)) = found else {
+                problems.push(format!(
+                    "synonyms `{key}`: no column `{path}` (write database.table.column)"
+                ));
+                continue;
+            };
+            match value {
+                Some(v) => self
+                    .value_words
+                    .entry((table, column, v))
+                    .or_default()
+                    .extend(words.iter().cloned()),
+                None => self
+                    .column_words
+                    .entry((table, column))
+                    .or_default()
+                    .extend(words.iter().cloned()),
+            }
+        }
+        problems
+    }
+
+    /// Whether the question's (stemmed) words hold one of these phrases, all of its words.
+    fn says_any(phrases: Option<&Vec<String>>, question_words: &[String]) -> bool {
+        phrases.is_some_and(|list| {
+            list.iter().any(|phrase| {
+                let w = words(phrase);
+                !w.is_empty() && w.iter().all(|x| question_words.contains(x))
+            })
+        })
+    }
 }
 
 impl ValueSamples {
@@ -38,28 +98,11 @@ impl ValueSamples {
             if candidates.is_empty() || table.total_rows == 0 && !table.engine.contains("Log") {
                 continue;
             }
-            let quote = crate::warehouse::query::quote_ident;
-            let select = candidates
-                .iter()
-                .map(|c| {
-                    // At most one value more than wanted, so "too many" is visible.
-                    format!(
-                        "topK({})(toString({}))",
-                        MAX_SAMPLE_VALUES + 1,
-                        quote(&c.name)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let columns = candidates
-                .iter()
-                .map(|c| quote(&c.name))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "SELECT {select} FROM (SELECT {columns} FROM {}.{} LIMIT 100000)",
-                quote(&table.database),
-                quote(&table.name)
+            // At most one value more than wanted, so "too many" is visible.
+            let sql = per_column_sample(
+                table,
+                &candidates,
+                &format!("topK({})", MAX_SAMPLE_VALUES + 1),
             );
             let result = match warehouse.query(&sql, &QueryOptions::default()).await {
                 Ok(r) => r,
@@ -103,6 +146,32 @@ impl ValueSamples {
     }
 }
 
+/// `SELECT agg(toString(c1)), ... FROM (SELECT c1, ... FROM db.t LIMIT 100000)`: one
+/// aggregate (`topK(13)`, `groupUniqArray(200)`) of each column over the table's first rows,
+/// in one scan.
+pub(crate) fn per_column_sample(
+    table: &TableInfo,
+    columns: &[&ColumnInfo],
+    aggregate: &str,
+) -> String {
+    let quote = crate::warehouse::query::quote_ident;
+    let select = columns
+        .iter()
+        .map(|c| format!("{aggregate}(toString({}))", quote(&c.name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let names = columns
+        .iter()
+        .map(|c| quote(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {select} FROM (SELECT {names} FROM {}.{} LIMIT 100000)",
+        quote(&table.database),
+        quote(&table.name)
+    )
+}
+
 fn sampled_type(type_name: &str) -> bool {
     match DataType::parse(type_name) {
         Ok(t) => matches!(
@@ -137,6 +206,12 @@ pub struct LinkedSchema {
     pub tables: Vec<LinkedTable>,
     /// Words of the question that matched nothing (for "no such data" answers).
     pub unmatched_words: Vec<String>,
+    /// No word of the question named a table, column or value: the tables are shown because
+    /// the whole schema fits, not because the question is about them.
+    pub nothing_matched: bool,
+    /// The tables the question's words point at, best first (qualified names): the same as
+    /// `tables` for linked tables; a few of them when whole databases are shown.
+    pub ranked: Vec<String>,
     /// Column values the question names ("purchases" → `event_type = 'purchase'`).
     pub values: Vec<MatchedValue>,
 }
@@ -162,6 +237,8 @@ impl LinkedSchema {
                 })
                 .collect(),
             unmatched_words: Vec::new(),
+            nothing_matched: false,
+            ranked: Vec::new(),
             values: Vec::new(),
         }
     }
@@ -357,6 +434,40 @@ const STOP_WORDS: &[&str] = &[
     "our",
 ];
 
+/// Words that never name a table, a column or a value (for the table-name check, which
+/// otherwise takes even SQL's words: a table may be called `orders`).
+const FUNCTION_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "doe", "does", "for", "from",
+    "had", "has", "this", "was", "ha", "have", "how", "i", "in", "is", "it", "its", "me", "of",
+    "on", "or", "that", "the", "their", "them", "there", "these", "thi", "those", "to", "wa", "we",
+    "were", "what", "when", "where", "which", "who", "why", "with", "you", "our", "my", "per",
+    "each", "all", "any", "many", "much", "than", "then", "so", "up", "into", "over", "under",
+];
+
+/// A name's words: split at underscores and where a lower-case letter meets a capital
+/// (`sched_dep_time`, `schedDepTime` → `sched`, `dep`, `time`), lower-cased.
+pub(crate) fn name_words(name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            previous_lower = false;
+            out.push(String::new());
+            continue;
+        }
+        if c.is_uppercase() && previous_lower {
+            out.push(String::new());
+        }
+        previous_lower = c.is_lowercase() || c.is_ascii_digit();
+        match out.last_mut() {
+            Some(w) => w.extend(c.to_lowercase()),
+            None => out.push(c.to_lowercase().collect()),
+        }
+    }
+    out.retain(|w| !w.is_empty());
+    out
+}
+
 /// Lower-case words of `text`, split on anything that is not a letter or digit, with plural
 /// and verb endings folded so that "events" meets `event_time` and "purchases" `purchase`.
 pub fn words(text: &str) -> Vec<String> {
@@ -396,6 +507,12 @@ pub fn link(
         .into_iter()
         .filter(|w| !is_stop_word(w))
         .collect();
+    // A table's name counts even when it is also a word of SQL or of questions ("orders",
+    // "order"): only words that never name anything are left out.
+    let naming_words: Vec<String> = words(question)
+        .into_iter()
+        .filter(|w| !FUNCTION_WORDS.contains(&w.as_str()) && !w.chars().all(|c| c.is_ascii_digit()))
+        .collect();
     let mut used_words = BTreeSet::new();
     let mut linked: Vec<LinkedTable> = Vec::new();
     // Tables the question names, by their name or by one of their values.
@@ -404,21 +521,38 @@ pub fn link(
     for table in user_tables(schema) {
         let mut score = 0;
         let mut matched_columns = BTreeSet::new();
-        let table_words: BTreeSet<String> = words(&table.name).into_iter().collect();
-        for w in &question_words {
+        let table_words: BTreeSet<String> = words(&table.name)
+            .into_iter()
+            .chain(name_words(&table.name).iter().map(|w| stem(w)))
+            .collect();
+        for w in &naming_words {
             if table_words.contains(w) {
                 score += 3;
                 used_words.insert(w.clone());
                 named.insert(table.qualified_name());
             }
         }
+        let prefix = super::joins::column_prefix(table);
         for column in &table.columns {
-            let name_words: BTreeSet<String> = words(&column.name).into_iter().collect();
+            // `o_orderdate` is also `orderdate`; `playerID` is also `player` and `id`.
+            let core = prefix
+                .as_deref()
+                .and_then(|p| column.name.strip_prefix(p))
+                .unwrap_or(&column.name);
+            let name_words: BTreeSet<String> = words(&column.name)
+                .into_iter()
+                .chain(words(core))
+                .chain(name_words(core).iter().map(|w| stem(w)))
+                .collect();
             let comment_words: BTreeSet<String> = words(&column.comment)
                 .into_iter()
                 .filter(|w| !is_stop_word(w))
                 .collect();
             let mut column_score = 0;
+            let key = (table.qualified_name(), column.name.clone());
+            if ValueSamples::says_any(samples.column_words.get(&key), &question_words) {
+                column_score += 2;
+            }
             for w in &question_words {
                 if name_words.contains(w) {
                     column_score += 2;
@@ -429,7 +563,10 @@ pub fn link(
                 }
             }
             for value in samples.get(table, &column.name).unwrap_or_default() {
-                if mentions_value(question, &question_words, value) {
+                let key = (table.qualified_name(), column.name.clone(), value.clone());
+                if mentions_value(question, &question_words, value)
+                    || ValueSamples::says_any(samples.value_words.get(&key), &question_words)
+                {
                     column_score += 3;
                     named.insert(table.qualified_name());
                     values.push(MatchedValue {
@@ -496,13 +633,102 @@ pub fn link(
             .any(|longer| longer.len() > shorter.len() && longer.contains(&shorter))
     });
     LinkedSchema {
+        ranked: linked.iter().map(|t| t.table.qualified_name()).collect(),
         tables: linked,
         values,
+        nothing_matched: false,
         unmatched_words: question_words
             .into_iter()
             .filter(|w| !used_words.contains(w))
             .collect(),
     }
+}
+
+/// Characters of `CREATE TABLE` text (about three to a token) up to which a prompt shows
+/// every table of the scope, or of one database, instead of only the linked ones: small
+/// enough to leave room for the rules, examples, question and answer in the model's context.
+pub const WHOLE_SCHEMA_CHARS: usize = 9000;
+
+/// The tables a question's prompt shows. When `whole` allows it: the tables of the database
+/// the question links best that a chain of joins connects to the linked ones, if their text
+/// fits [`WHOLE_SCHEMA_CHARS`], else (or when the question links nothing) every table of the
+/// scope if that fits. A question never misses a related table that way, and every question
+/// on the same related tables gets the same prompt prefix, which a local model evaluates
+/// once. Otherwise the linked tables, plus those on the join paths (at most two joins)
+/// between them. Value hints and unmatched words come from the linking either way.
+pub fn choose_tables(
+    schema: &Schema,
+    samples: &ValueSamples,
+    joins: Option<&JoinGraph>,
+    question: &str,
+    max_tables: usize,
+    whole: bool,
+) -> LinkedSchema {
+    let linked = link(schema, samples, question, max_tables);
+    let fits = |tables: &[&TableInfo]| {
+        !tables.is_empty()
+            && tables
+                .iter()
+                .map(|t| super::prompt::create_table(t, samples).len())
+                .sum::<usize>()
+                <= WHOLE_SCHEMA_CHARS
+    };
+    if whole {
+        let all: Vec<&TableInfo> = user_tables(schema).collect();
+        let database = linked.tables.first().map(|t| t.table.database.clone());
+        // The tables the question is about and every table joined to them, of their database:
+        // a table no chain of joins reaches (or another database's) only tempts a small model
+        // into the wrong table. Without join paths, the whole database.
+        let related = joins.map(|graph| graph.connected(&linked.ranked));
+        let of_database: Vec<&TableInfo> = all
+            .iter()
+            .copied()
+            .filter(|t| Some(&t.database) == database.as_ref())
+            .filter(|t| {
+                related
+                    .as_ref()
+                    .is_none_or(|r| r.contains(&t.qualified_name()))
+            })
+            .collect();
+        for shown in [of_database, all] {
+            if fits(&shown) {
+                let mut whole = LinkedSchema::of(shown);
+                whole.values = linked.values;
+                whole.unmatched_words = linked.unmatched_words;
+                whole.nothing_matched = linked.tables.is_empty();
+                whole.ranked = linked.ranked;
+                return whole;
+            }
+        }
+    }
+    let Some(graph) = joins else {
+        return linked;
+    };
+    // The tables on the way from the best table to each other linked one.
+    let mut tables = linked.tables.clone();
+    if let Some(first) = linked.tables.first() {
+        for other in &linked.tables[1..] {
+            let path = graph
+                .path(
+                    &first.table.qualified_name(),
+                    &other.table.qualified_name(),
+                    2,
+                )
+                .unwrap_or_default();
+            for name in path {
+                if tables.iter().all(|t| t.table.qualified_name() != name) {
+                    if let Some(t) = user_tables(schema).find(|t| t.qualified_name() == name) {
+                        tables.push(LinkedTable {
+                            table: t.clone(),
+                            matched_columns: BTreeSet::new(),
+                            score: 0,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    LinkedSchema { tables, ..linked }
 }
 
 /// Whether two tables have a key column (`id`, `*_id`) of the same name: they can be joined.
@@ -514,7 +740,7 @@ pub fn shares_key(a: &TableInfo, b: &TableInfo) -> bool {
 
 /// Whether the question names a sampled value: the value as written ("DE", "mobile") as a
 /// whole word, or all of its words, plurals folded ("page views" for `page_view`,
-/// "purchases" for `purchase`) or said another way ("units sold" for `purchase`).
+/// "purchases" for `purchase`). Other words for it come from the user's synonyms.
 fn mentions_value(question: &str, question_words: &[String], value: &str) -> bool {
     let mut as_words =
         question.split(|c: char| !c.is_alphanumeric() && c != '_' && c != '-' && c != '/');
@@ -535,13 +761,7 @@ fn mentions_value(question: &str, question_words: &[String], value: &str) -> boo
         return true;
     }
     let value_words = words(value);
-    !value_words.is_empty()
-        && value_words.iter().all(|w| {
-            question_words.contains(w)
-                || VALUE_SYNONYMS.iter().any(|(word, other)| {
-                    word == w && other.iter().any(|o| question_words.contains(&stem(o)))
-                })
-        })
+    !value_words.is_empty() && value_words.iter().all(|w| question_words.contains(w))
 }
 
 /// Lower-case letters and digits only: `add_to_cart` and "Add-to-cart" are `addtocart`.
@@ -551,12 +771,6 @@ pub(crate) fn flat(text: &str) -> String {
         .filter(|c| c.is_alphanumeric())
         .collect()
 }
-
-/// Other words a question uses for a value's word: "sold" or "bought" for `purchase`.
-const VALUE_SYNONYMS: &[(&str, &[&str])] = &[(
-    "purchase",
-    &["buy", "bought", "buyer", "sold", "sell", "sale"],
-)];
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -730,12 +944,31 @@ pub(crate) mod tests {
         let values = link(&schema, &with_pages, "events on the cart", 3).values;
         assert_eq!(values.len(), 1);
         assert_eq!(values[0].value, "/cart");
-        // Selling and buying are purchases.
+        // Selling and buying are purchases, when the user's synonyms say so.
+        let mut with_words = samples.clone();
+        let problems = with_words.add_synonyms(
+            &schema,
+            &[
+                (
+                    "demo.events.event_type = purchase".into(),
+                    vec!["sold".into(), "bought".into()],
+                ),
+                ("demo.events.revenue".into(), vec!["turnover".into()]),
+                ("demo.nothing.x".into(), vec!["y".into()]),
+            ],
+        );
+        assert_eq!(
+            problems,
+            ["synonyms `demo.nothing.x`: no column `demo.nothing.x` (write database.table.column)"]
+        );
         for question in ["units sold per day", "visitors who bought nothing"] {
-            let values = link(&schema, &samples, question, 3).values;
+            assert!(link(&schema, &samples, question, 3).values.is_empty());
+            let values = link(&schema, &with_words, question, 3).values;
             assert_eq!(values.len(), 1, "{question}");
             assert_eq!(values[0].value, "purchase", "{question}");
         }
+        let linked = link(&schema, &with_words, "turnover per day", 3);
+        assert!(linked.tables[0].matched_columns.contains("revenue"));
     }
 
     #[test]
@@ -748,6 +981,47 @@ pub(crate) mod tests {
             linked("name and price of products and airports"),
             ["demo.products", "vega.airports"]
         );
+    }
+
+    #[test]
+    fn whole_databases_are_shown_the_questions_first() {
+        let (schema, samples) = fixture();
+        let names = |l: &LinkedSchema| l.table_names();
+        // A question about the weather sees the vega database, not the demo's tables.
+        let weather = choose_tables(&schema, &samples, None, "precipitation per month", 3, true);
+        assert_eq!(names(&weather), ["vega.airports", "vega.weather"]);
+        assert_eq!(weather.ranked[0], "vega.weather");
+        assert!(!weather.nothing_matched);
+        let events = choose_tables(&schema, &samples, None, "purchases per country", 3, true);
+        assert_eq!(names(&events), ["demo.events", "demo.products"]);
+        // Nothing named: every table, marked as a guess.
+        let guess = choose_tables(&schema, &samples, None, "how many invoices", 3, true);
+        assert_eq!(guess.tables.len(), schema.tables.len());
+        assert!(guess.nothing_matched);
+        // With join paths, only the tables joined to the question's: the weather table is
+        // joined to nothing, the events are to the products.
+        let graph = super::super::joins::by_names(&schema);
+        let alone = choose_tables(
+            &schema,
+            &samples,
+            Some(&graph),
+            "precipitation per month",
+            3,
+            true,
+        );
+        assert_eq!(names(&alone), ["vega.weather"]);
+        let joined = choose_tables(
+            &schema,
+            &samples,
+            Some(&graph),
+            "purchases per country",
+            3,
+            true,
+        );
+        assert_eq!(names(&joined), ["demo.events", "demo.products"]);
+        // Without whole schemas: the linked tables only.
+        let linked = choose_tables(&schema, &samples, None, "precipitation per month", 3, false);
+        assert_eq!(names(&linked), ["vega.weather"]);
     }
 
     #[test]

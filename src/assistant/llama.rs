@@ -611,8 +611,8 @@ impl Session<'_> {
         Ok((reused, last_index))
     }
 
-    /// Keeps a copy of sequence 0's prompt in a slot: the one holding the most similar
-    /// prompt (same tables and examples, another question), else the least recently used.
+    /// Keeps a copy of sequence 0's prompt in a slot: the one whose prompt this one holds
+    /// most of (same tables and examples, another question), else the least recently used.
     fn remember_prompt(
         &mut self,
         context: &mut LlamaContext<'_>,
@@ -620,13 +620,16 @@ impl Session<'_> {
     ) -> Result<(), AssistantError> {
         self.clock += 1;
         let clock = self.clock;
+        // A slot is replaced by a prompt that holds most of it (the same tables and examples,
+        // another question); two prompts that share only the rules (two databases' schemas)
+        // keep a slot each.
         let similar = self
             .slots
             .iter()
             .enumerate()
             .map(|(i, s)| (common_prefix(&s.tokens, prompt), i))
-            .max()
-            .filter(|(shared, _)| *shared * 2 > prompt.len());
+            .filter(|(shared, i)| *shared * 2 > self.slots[*i].tokens.len() && *shared > 0)
+            .max();
         let index = match similar {
             Some((_, i)) => i,
             None => self

@@ -12,21 +12,50 @@ pub mod catalog;
 pub mod conversation;
 pub mod error;
 pub mod grammar;
+pub mod grounding;
+pub mod joins;
 pub mod linking;
 pub mod llama;
+pub mod nest;
 pub mod openai;
 pub mod prompt;
 pub mod shape;
 pub mod suggest;
 pub mod validate;
 
-pub use ask::{Answer, AskOptions, Assistant, Attempt};
+pub use ask::{Alternative, Answer, AskOptions, Assistant, Attempt, Confidence};
 pub use backend::{ChatMessage, GenerateRequest, Generation, ModelBackend, Role};
 pub use error::AssistantError;
 
 use std::sync::Arc;
 
 use crate::config::{AssistantConfig, Backend};
+use crate::warehouse::Warehouse;
+
+/// An assistant over `warehouse` with what the config says about the schema: the databases
+/// questions are about, declared joins and synonyms.
+pub fn configured(
+    backend: Arc<dyn ModelBackend>,
+    warehouse: Arc<Warehouse>,
+    config: &AssistantConfig,
+) -> Assistant {
+    Assistant::new(backend, warehouse)
+        .with_databases(config.databases.clone())
+        .with_relationships(
+            config
+                .relationships
+                .iter()
+                .map(|r| (r.from.clone(), r.to.clone()))
+                .collect(),
+        )
+        .with_synonyms(
+            config
+                .synonyms
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+}
 
 /// The backend the config (and the `--model`/`--endpoint` flags) ask for. A local model
 /// starts loading in the background right away.

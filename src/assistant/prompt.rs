@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 
 use super::backend::ChatMessage;
+use super::joins::JoinGraph;
 use super::linking::{is_stop_word, stem, words, LinkedSchema, MatchedValue, ValueSamples};
 use crate::warehouse::query::ident as quote_ident;
 use crate::warehouse::schema::{ColumnInfo, TableInfo};
@@ -90,11 +91,13 @@ pub fn create_table(table: &TableInfo, samples: &ValueSamples) -> String {
 }
 
 /// The rules every prompt starts with. Kept identical across questions on the same tables,
-/// so the local backend reuses its evaluation.
+/// so the local backend reuses its evaluation. `joins`: the relationships to list among the
+/// tables shown (none: no list).
 pub fn system_message<'a>(
     tables: impl IntoIterator<Item = &'a TableInfo>,
     samples: &ValueSamples,
     caps: &Capabilities,
+    joins: Option<&JoinGraph>,
 ) -> String {
     let mut text = String::from(
         "You write one ClickHouse SQL SELECT query that answers the question. \
@@ -112,9 +115,21 @@ pub fn system_message<'a>(
         }
     }
     text.push_str("\nTables:\n");
-    for table in tables {
+    let tables: Vec<&TableInfo> = tables.into_iter().collect();
+    for table in &tables {
         text.push_str(&create_table(table, samples));
         text.push('\n');
+    }
+    let shown = |name: &str| tables.iter().any(|t| t.qualified_name() == name);
+    let joins: Vec<String> = joins
+        .into_iter()
+        .flat_map(|graph| &graph.relationships)
+        .filter(|r| shown(&r.left) && shown(&r.right))
+        .map(|r| format!("- {}\n", r.condition()))
+        .collect();
+    if !joins.is_empty() {
+        text.push_str("\nJoin the tables on these columns:\n");
+        text.push_str(&joins.concat());
     }
     text
 }
@@ -256,13 +271,26 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
             .iter()
             .any(|c| c.data_type().is_some_and(|d| d.is_temporal()))
     };
-    // Examples are about the facts (the table with a time column), not a lookup table.
-    let Some(main) = linked
-        .tables
+    // Examples are about the facts (the table with a time column), not a lookup table, and
+    // about the tables the question points at when it points at some. Measured against a
+    // choice from the prompt's tables alone (which every question on them would share with
+    // the warm-up): that one cost 1-2 answers in every set, so a question that points at
+    // another table pays for its own examples' evaluation once.
+    let shown = |name: &String| {
+        linked
+            .tables
+            .iter()
+            .map(|t| &t.table)
+            .find(|t| t.qualified_name() == *name)
+    };
+    let ranked: Vec<&TableInfo> = linked.ranked.iter().filter_map(shown).collect();
+    let tables: Vec<&TableInfo> = linked.tables.iter().map(|t| &t.table).collect();
+    let candidates: &[&TableInfo] = if ranked.is_empty() { &tables } else { &ranked };
+    let Some(main) = candidates
         .iter()
-        .map(|t| &t.table)
+        .copied()
         .find(|t| has_time(t))
-        .or_else(|| linked.tables.first().map(|t| &t.table))
+        .or_else(|| candidates.first().copied())
     else {
         return Examples::default();
     };
@@ -471,7 +499,20 @@ pub fn examples_for(linked: &LinkedSchema, samples: &ValueSamples) -> Examples {
             ),
         });
     }
-    if let Some(lookup) = linked.tables.iter().map(|t| &t.table).find(|t| *t != main) {
+    // The other table: the first the question points at, else the first shown, that shares a
+    // column with the facts.
+    let shares = |t: &TableInfo| {
+        t.columns
+            .iter()
+            .any(|c| main.columns.iter().any(|m| m.name == c.name))
+    };
+    let lookup = candidates
+        .iter()
+        .chain(tables.iter())
+        .copied()
+        .find(|t| *t != main && shares(t))
+        .or_else(|| tables.iter().copied().find(|t| *t != main));
+    if let Some(lookup) = lookup {
         // The join example reads the facts and looks up a label in the other table.
         let facts = main;
         let shared = facts
@@ -607,7 +648,7 @@ mod tests {
     fn system_message_carries_dialect_facts() {
         let (schema, samples) = fixture();
         let caps = Capabilities::from_version("18.16.1");
-        let text = system_message(&schema.tables[..1], &samples, &caps);
+        let text = system_message(&schema.tables[..1], &samples, &caps, None);
         assert!(text.contains("no window functions"), "{text}");
         assert!(!text.contains("demo.products"));
     }

@@ -98,8 +98,11 @@ pub fn extract_sql(prefix: &str, generated: &str) -> String {
             .strip_prefix("sql")
             .or_else(|| after.strip_prefix("SQL"))
             .unwrap_or(after);
+        let opens_the_answer = start == 0 || prefix.is_empty();
         text = match after.find("```") {
-            Some(end) if start == 0 || prefix.is_empty() => after[..end].to_string(),
+            Some(end) if opens_the_answer => after[..end].to_string(),
+            // A fence the answer opened but did not close (cut by the token limit).
+            None if opens_the_answer => after.to_string(),
             _ => text[..start].to_string(),
         };
     }
@@ -888,6 +891,11 @@ mod tests {
             "SELECT 1"
         );
         assert_eq!(extract_sql("SELECT ", "1\n```"), "SELECT 1");
+        // A fence the token limit cut before it closed.
+        assert_eq!(
+            extract_sql("", "```sql\nSELECT count()\nFROM t"),
+            "SELECT count()\nFROM t"
+        );
         assert_eq!(
             extract_sql("SELECT", "  count() FROM t"),
             "SELECT count() FROM t"

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::assistant::ask::Mode;
 use crate::assistant::conversation::Conversation;
 use crate::assistant::prompt::Example;
-use crate::assistant::{backend_for, Answer, AskOptions, Assistant};
+use crate::assistant::{backend_for, Answer, AskOptions};
 
 use super::output::{render, OutputFormat};
 use super::session::Session;
@@ -58,6 +58,10 @@ pub struct AskArgs {
     /// Tries at a valid query, each fed the previous error [default: from config]
     #[arg(long, value_name = "N")]
     pub attempts: Option<u32>,
+    /// Queries written and run for the question; the rows most of them return win (1: only
+    /// the first) [default: from config]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=8))]
+    pub candidates: Option<u32>,
     /// Time limit for the model, per attempt
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "60s")]
     pub timeout: Duration,
@@ -128,8 +132,8 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
     }
     let config = &session.config.assistant;
     let backend = backend_for(config, args.model.as_deref(), args.endpoint.as_deref())?;
-    let assistant =
-        Assistant::new(backend, Arc::clone(&session.warehouse)).with_history(load_history());
+    let assistant = crate::assistant::configured(backend, Arc::clone(&session.warehouse), config)
+        .with_history(load_history());
     let mut conversation = match (&conversation_path, args.follow_up) {
         (Some(path), true) => Conversation::load(path),
         _ => Conversation::default(),
@@ -141,9 +145,15 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
             None => eprintln!("No previous question to refine; asking it on its own."),
         }
     }
+    if let Ok(context) = assistant.schema_context().await {
+        for problem in &context.config_problems {
+            eprintln!("warning: assistant: {problem}; it is not used");
+        }
+    }
     let options = AskOptions {
         mode: if args.plain { Mode::Plain } else { Mode::Full },
         max_attempts: args.attempts.unwrap_or(config.max_attempts) as usize,
+        candidates: args.candidates.unwrap_or(config.candidates) as usize,
         generation_timeout: args.timeout,
         execute: !args.sql_only,
         max_result_rows: args.max_rows,
@@ -151,18 +161,20 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
     };
     // On a terminal, show the SQL as the model writes it.
     let live = !args.json && !args.sql_only && std::io::stderr().is_terminal();
+    // The plain baseline forces no `SELECT`: the model writes all of its answer.
+    let prefix = if args.plain {
+        ""
+    } else {
+        crate::assistant::prompt::ANSWER_PREFIX
+    };
     let (tokens, printer) = if live {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let printer = tokio::spawn(async move {
             let mut err = std::io::stderr();
-            let _ = write!(err, "\x1b[2m{}", crate::assistant::prompt::ANSWER_PREFIX);
+            let _ = write!(err, "\x1b[2m{prefix}");
             while let Some(piece) = rx.recv().await {
                 if let Some(why) = piece.strip_prefix(crate::assistant::ask::ATTEMPT_SEPARATOR) {
-                    let _ = write!(
-                        err,
-                        "\n  (refused: {why})\n{}",
-                        crate::assistant::prompt::ANSWER_PREFIX
-                    );
+                    let _ = write!(err, "\n  (refused: {why})\n{prefix}");
                     continue;
                 }
                 let _ = write!(err, "{piece}");
@@ -264,6 +276,9 @@ fn print_answer(answer: &Answer, args: &AskArgs) -> Result<ExitCode> {
         }
     }
     let Some(sql) = &answer.sql else {
+        for warning in &answer.warnings {
+            writeln!(err, "-- {warning}")?;
+        }
         writeln!(
             err,
             "error: no valid SQL after {} attempt(s): {}",
@@ -285,6 +300,26 @@ fn print_answer(answer: &Answer, args: &AskArgs) -> Result<ExitCode> {
         answer.timings.validation.as_secs_f64(),
         answer.timings.execution.as_secs_f64()
     )?;
+    for warning in &answer.warnings {
+        writeln!(err, "-- unsure: {warning}")?;
+    }
+    if let Some(c) = answer.confidence.filter(|c| !c.unanimous()) {
+        writeln!(
+            err,
+            "-- unsure: {} of {} candidate queries return these rows; the others:",
+            c.agreeing, c.candidates
+        )?;
+        for alternative in &answer.alternatives {
+            writeln!(
+                err,
+                "--   ({} of {}, {} row(s)) {}",
+                alternative.votes,
+                c.candidates,
+                alternative.rows,
+                alternative.sql.replace('\n', " ")
+            )?;
+        }
+    }
     if let Some(result) = &answer.result {
         render(result, args.format, &mut out)?;
     }

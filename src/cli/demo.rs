@@ -215,9 +215,11 @@ async fn start_live(session: &Session, args: &DemoArgs) -> Result<LiveDemo> {
 async fn workspace(session: &Session, args: &DemoArgs) -> Result<ExitCode> {
     let demo = start_live(session, args).await?;
     let server_label = super::workspace::server_label(session);
+    let mut config = session.config.clone();
+    crate::demo::add_assistant_config(&mut config.assistant);
     let context = crate::tui::TuiContext {
         warehouse: session.warehouse.clone(),
-        config: session.config.clone(),
+        config,
         server_label,
         supervisor: Some(demo.supervisor()),
         state_dir: crate::ingest::engine::default_state_dir(),

@@ -86,7 +86,25 @@ pub struct AssistantConfig {
     pub threads: u32,
     #[schemars(range(min = 1, max = 10))]
     pub max_attempts: u32,
+    #[schemars(range(min = 1, max = 8))]
+    pub candidates: u32,
+    // Databases questions are asked about; empty: every database of the server.
+    pub databases: Vec<String>,
+    // Joins the schema cannot show by names or values.
+    pub relationships: Vec<Relationship>,
+    // Other words for columns (`db.table.column`) and values (`db.table.column = value`).
+    pub synonyms: indexmap::IndexMap<String, Vec<String>>,
     pub openai: OpenAiConfig,
+}
+
+/// A join between two tables, each side as `database.table.column`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Relationship {
+    #[schemars(length(min = 5))]
+    pub from: String,
+    #[schemars(length(min = 5))]
+    pub to: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

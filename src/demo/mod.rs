@@ -32,6 +32,26 @@ pub use self::sample::{load_sample, SAMPLE_QUERY};
 pub const PIPELINE_PRESET: &str = include_str!("../../presets/pipelines/demo-clickstream.yaml");
 pub const PIPELINE_NAME: &str = "demo-clickstream";
 pub const EVENTS_TABLE: &str = "demo.events";
+/// The assistant config a user of the demo shop would write (`assets/demo/assistant.yaml`).
+const ASSISTANT_CONFIG: &str = include_str!("../../assets/demo/assistant.yaml");
+
+/// Adds the demo data's synonyms (`assets/demo/assistant.yaml`) to an assistant config, under
+/// any the user wrote for the same keys.
+pub fn add_assistant_config(config: &mut crate::config::AssistantConfig) {
+    #[derive(serde::Deserialize)]
+    struct DemoAssistant {
+        synonyms: indexmap::IndexMap<String, Vec<String>>,
+    }
+    match serde_yaml::from_str::<DemoAssistant>(ASSISTANT_CONFIG) {
+        Ok(demo) => {
+            for (key, words) in demo.synonyms {
+                config.synonyms.entry(key).or_insert(words);
+            }
+        }
+        // The file is embedded: a broken one is caught by the test below, never by a user.
+        Err(e) => tracing::warn!("assets/demo/assistant.yaml: {e}"),
+    }
+}
 pub const REJECTED_TABLE: &str = "demo.events_rejected";
 
 /// Partitions of the demo topic: several, so the pipeline's lag shows per partition.
@@ -320,6 +340,23 @@ fn unix_millis() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_brings_its_synonyms_under_the_users() {
+        let mut config = crate::config::Config::default().assistant;
+        config.synonyms.insert(
+            "demo.events.event_type = purchase".into(),
+            vec!["order".into()],
+        );
+        add_assistant_config(&mut config);
+        assert_eq!(
+            config.synonyms["demo.events.event_type = purchase"],
+            ["order"]
+        );
+        let mut config = crate::config::Config::default().assistant;
+        add_assistant_config(&mut config);
+        assert!(config.synonyms["demo.events.event_type = purchase"].contains(&"sold".into()));
+    }
 
     #[test]
     fn the_preset_becomes_this_runs_pipeline() {

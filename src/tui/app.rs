@@ -99,6 +99,9 @@ pub struct AnswerReport {
     pub attempts: Vec<AttemptLine>,
     pub result: Option<Arc<QueryResult>>,
     pub generation: Duration,
+    /// Why the answer may be wrong though it ran (candidates that disagree, a question that
+    /// names nothing in the schema); empty when nothing says so.
+    pub unsure: Vec<String>,
 }
 
 pub struct AskState {
@@ -130,6 +133,8 @@ pub struct AskState {
     pub running_sql: Option<String>,
     /// Why the model's previous attempt was refused, while it writes the next.
     pub retry_reason: Option<String>,
+    /// Why the last answer may be wrong though it ran (see `AnswerReport::unsure`).
+    pub unsure: Vec<String>,
 }
 
 impl AskState {
@@ -162,6 +167,7 @@ impl Default for AskState {
             conversation: Conversation::default(),
             export: None,
             generation_time: None,
+            unsure: Vec::new(),
             running_sql: None,
             retry_reason: None,
         }
@@ -1109,6 +1115,7 @@ fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
             state.ask.sql_edited = false;
             state.ask.attempts = report.attempts;
             state.ask.generation_time = Some(report.generation);
+            state.ask.unsure = report.unsure;
             let question = state.ask.asked.clone().unwrap_or_default();
             if let Some(sql) = &report.sql {
                 state.ask.sql = text_box(sql);

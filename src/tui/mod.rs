@@ -33,7 +33,7 @@ use ratatui::crossterm::terminal::{
 use ratatui::DefaultTerminal;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use crate::assistant::ask::{AskOptions, Assistant};
+use crate::assistant::ask::AskOptions;
 use crate::config::Config;
 use crate::ingest::supervisor::{external_snapshots, Supervisor};
 use crate::warehouse::Warehouse;
@@ -314,7 +314,8 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
 
     let assistant = match crate::assistant::backend_for(&ctx.config.assistant, None, None) {
         Ok(backend) => {
-            let assistant = Assistant::new(backend, ctx.warehouse.clone());
+            let assistant =
+                crate::assistant::configured(backend, ctx.warehouse.clone(), &ctx.config.assistant);
             state.model = ModelStatus::Ready(assistant.model_id());
             Ok(Arc::new(assistant))
         }
@@ -326,6 +327,7 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
     };
     let ask_options = AskOptions {
         max_attempts: ctx.config.assistant.max_attempts.max(1) as usize,
+        candidates: ctx.config.assistant.candidates.max(1) as usize,
         max_result_rows: ctx.config.clickhouse.max_result_rows,
         max_execution_time: ctx.config.clickhouse.query_timeout,
         ..AskOptions::default()

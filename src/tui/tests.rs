@@ -236,6 +236,7 @@ fn answer(state: &mut State, question: &str) {
                 }],
                 result: Some(fixtures::hourly()),
                 generation: Duration::from_millis(1400),
+                unsure: Vec::new(),
             })),
         ),
     );
@@ -597,6 +598,7 @@ fn a_failed_answer_lists_every_attempt() {
                 ],
                 result: None,
                 generation: Duration::from_millis(900),
+                unsure: Vec::new(),
             })),
         ),
     );
@@ -627,6 +629,21 @@ fn an_answer_says_what_was_fitted_to_the_question() {
     assert!(
         screen.contains(
             "✓ done · SQL written in 1.4 s · fitted to the question: `hr` is not a column"
+        ),
+        "{screen}"
+    );
+}
+
+#[test]
+fn an_unsure_answer_says_so_before_anything_else() {
+    let mut state = full_state();
+    answer(&mut state, "events per hour");
+    state.ask.unsure = vec!["2 of 4 candidate queries return these rows".into()];
+    state.ask.attempts[0].fixes = vec!["`hr` is not a column: used `hour`".into()];
+    let screen = render(&state, 200, 40).backend().to_string();
+    assert!(
+        screen.contains(
+            "✓ done · SQL written in 1.4 s · unsure: 2 of 4 candidate queries return these rows · fitted"
         ),
         "{screen}"
     );

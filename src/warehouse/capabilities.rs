@@ -56,6 +56,9 @@ pub struct Capabilities {
     /// `LowCardinality` columns need `allow_experimental_low_cardinality_type=1` at CREATE.
     pub low_cardinality_needs_flag: bool,
     pub window_functions: bool,
+    /// More than one JOIN in one SELECT (`a JOIN b ... JOIN c`); older servers refuse it
+    /// ("Support for more than one JOIN in query is not implemented").
+    pub multiple_joins: bool,
     pub datetime64: bool,
     pub to_start_of_interval: bool,
     pub with_fill: bool,
@@ -82,6 +85,9 @@ impl Capabilities {
             explain: v(20, 6),
             low_cardinality_needs_flag: !v(19, 9),
             window_functions: v(21, 9),
+            // Emulated by rewriting to subqueries since 19.1 behind a setting, on by default
+            // from 19.3.
+            multiple_joins: v(19, 3),
             datetime64: v(20, 1),
             to_start_of_interval: v(19, 1),
             with_fill: v(19, 14),
@@ -100,6 +106,11 @@ impl Capabilities {
         }
         if !self.window_functions {
             notes.push("no window functions (OVER ...)");
+        }
+        if !self.multiple_joins {
+            notes.push(
+                "only one JOIN per SELECT: join a third table to a subquery that joins the first two",
+            );
         }
         if !self.with_fill {
             notes.push("no ORDER BY ... WITH FILL");
@@ -146,6 +157,7 @@ mod tests {
         assert!(!caps.explain);
         assert!(caps.low_cardinality_needs_flag);
         assert!(!caps.to_start_of_interval);
+        assert!(!caps.multiple_joins);
         assert!(caps
             .dialect_notes()
             .iter()

@@ -140,17 +140,22 @@ fn status_line(state: &State) -> Line<'static> {
             if retries > 0 {
                 text.push_str(&format!(" after {retries} repair(s)"));
             }
-            let fixes = ask.attempts.last().map_or(&[][..], |a| &a.fixes[..]);
-            if fixes.is_empty() {
-                return Line::styled(text, theme.success);
+            let mut spans = vec![Span::styled(text, theme.success)];
+            // Doubt first: it is what the user must not miss.
+            if !ask.unsure.is_empty() {
+                spans.push(Span::styled(
+                    format!(" · unsure: {}", ask.unsure.join("; ")),
+                    theme.warning,
+                ));
             }
-            Line::from(vec![
-                Span::styled(text, theme.success),
-                Span::styled(
+            let fixes = ask.attempts.last().map_or(&[][..], |a| &a.fixes[..]);
+            if !fixes.is_empty() {
+                spans.push(Span::styled(
                     format!(" · fitted to the question: {}", fixes.join("; ")),
                     theme.muted,
-                ),
-            ])
+                ));
+            }
+            Line::from(spans)
         }
         Phase::Failed(_) => Line::styled(" ✗ failed (details below)", theme.danger),
     }
