@@ -228,6 +228,23 @@ impl Confidence {
     }
 }
 
+impl Answer {
+    /// Why the answer may be wrong though it ran, a sentence each: candidates that disagree,
+    /// then the warnings. What the CLI's `-- unsure:` lines and the workspace's status say.
+    pub fn doubts(&self) -> Vec<String> {
+        let disagreement = self.confidence.filter(|c| !c.unanimous()).map(|c| {
+            format!(
+                "{} of {} candidate queries return these rows",
+                c.agreeing, c.candidates
+            )
+        });
+        disagreement
+            .into_iter()
+            .chain(self.warnings.iter().cloned())
+            .collect()
+    }
+}
+
 /// Another answer the candidates gave.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Alternative {

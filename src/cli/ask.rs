@@ -300,15 +300,10 @@ fn print_answer(answer: &Answer, args: &AskArgs) -> Result<ExitCode> {
         answer.timings.validation.as_secs_f64(),
         answer.timings.execution.as_secs_f64()
     )?;
-    for warning in &answer.warnings {
-        writeln!(err, "-- unsure: {warning}")?;
+    for doubt in answer.doubts() {
+        writeln!(err, "-- unsure: {doubt}")?;
     }
     if let Some(c) = answer.confidence.filter(|c| !c.unanimous()) {
-        writeln!(
-            err,
-            "-- unsure: {} of {} candidate queries return these rows; the others:",
-            c.agreeing, c.candidates
-        )?;
         for alternative in &answer.alternatives {
             writeln!(
                 err,

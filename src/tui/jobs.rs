@@ -161,7 +161,7 @@ impl Jobs {
                 .await;
             let report = answer
                 .map(|a| AnswerReport {
-                    unsure: unsure_lines(&a),
+                    unsure: a.doubts(),
                     sql: a.sql,
                     failure: a.failure,
                     attempts: a
@@ -347,20 +347,6 @@ pub fn query_options(config: &crate::config::Config) -> QueryOptions {
         overflow: OverflowMode::Break,
         ..QueryOptions::default()
     }
-}
-
-/// What the workspace says when an answer may be wrong: how many candidates agreed, and the
-/// assistant's warnings.
-fn unsure_lines(answer: &crate::assistant::Answer) -> Vec<String> {
-    let mut lines = Vec::new();
-    if let Some(c) = answer.confidence.filter(|c| !c.unanimous()) {
-        lines.push(format!(
-            "{} of {} candidate queries return these rows",
-            c.agreeing, c.candidates
-        ));
-    }
-    lines.extend(answer.warnings.iter().cloned());
-    lines
 }
 
 #[cfg(test)]
