@@ -528,3 +528,69 @@ async fn old_servers_get_no_compressed_responses_and_no_row_validation() {
         .unwrap();
     assert_eq!(rows[0].n, 1);
 }
+
+/// Join inference on a real server: the keys a column's sampled values fall into decide the
+/// joins names leave open. `flights.carrier` and `flights.tailnum` (plain names in one table's
+/// key) and `flights.dest` (no shared name at all) join by their values; `sales.store` joins
+/// `stores.store` as an integer of the key's own name; `cars.name` (a key) and
+/// `airports.name` (an attribute) share a name but no values and do not join.
+#[tokio::test]
+async fn join_paths_come_from_key_names_and_sampled_values() {
+    use aurora::assistant::joins;
+    let w = common::warehouse().await;
+    let db = common::scratch_database(&w, "joins").await;
+    for ddl in [
+        "airlines (carrier String, name String) ORDER BY carrier",
+        "airports (faa String, name String) ORDER BY faa",
+        "planes (tailnum String, seats UInt16) ORDER BY tailnum",
+        "cars (name String, hp UInt16) ORDER BY name",
+        "flights (day Date, carrier String, tailnum Nullable(String), \
+         dest String, seats UInt16) ORDER BY day",
+        "stores (store UInt32, city String) ORDER BY store",
+        "sales (day Date, store UInt32, amount UInt32) ORDER BY day",
+    ] {
+        w.execute(
+            &format!("CREATE TABLE {db}.{ddl}").replace(") ORDER", ") ENGINE = MergeTree ORDER"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{ddl}: {e}"));
+    }
+    for insert in [
+        "airlines VALUES ('AA', 'American'), ('UA', 'United'), ('DL', 'Delta'), ('B6', 'JetBlue')",
+        "airports VALUES ('JFK', 'John F Kennedy Intl'), ('LGA', 'La Guardia'), \
+         ('ORD', 'Chicago Ohare Intl'), ('SFO', 'San Francisco Intl')",
+        "planes VALUES ('N101', 150), ('N102', 180), ('N103', 120), ('N104', 200)",
+        "cars VALUES ('amc rebel', 150), ('ford torino', 140), ('La Guardia', 90), ('plymouth', 95)",
+        "flights VALUES ('2024-01-01', 'AA', 'N101', 'ORD', 150), ('2024-01-01', 'UA', 'N102', 'SFO', 180), \
+         ('2024-01-02', 'DL', 'N103', 'LGA', 120), ('2024-01-02', 'B6', NULL, 'JFK', 200)",
+        "stores VALUES (1, 'Oslo'), (2, 'Bergen'), (3, 'Trondheim'), (4, 'Tromso')",
+        "sales VALUES ('2024-01-01', 1, 10), ('2024-01-01', 2, 20), ('2024-01-02', 3, 30), \
+         ('2024-01-02', 4, 4)",
+    ] {
+        w.execute(&format!("INSERT INTO {db}.{insert}"))
+            .await
+            .unwrap_or_else(|e| panic!("{insert}: {e}"));
+    }
+    let mut schema = (*w.schema(true).await.expect("schema")).clone();
+    schema.tables.retain(|t| t.database == db);
+    let mut graph = joins::by_names(&schema);
+    joins::by_values(&w, &schema, &mut graph)
+        .await
+        .expect("sample values");
+    let mut found: Vec<String> = graph
+        .relationships
+        .iter()
+        .map(|r| format!("{} ({:?})", r.condition(), r.found_by))
+        .collect();
+    found.sort();
+    let t = |s: &str| s.replace("DB", &db);
+    assert_eq!(
+        found,
+        vec![
+            t("DB.flights.carrier = DB.airlines.carrier (Values)"),
+            t("DB.flights.dest = DB.airports.faa (Values)"),
+            t("DB.flights.tailnum = DB.planes.tailnum (Values)"),
+            t("DB.sales.store = DB.stores.store (Values)"),
+        ]
+    );
+}

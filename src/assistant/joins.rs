@@ -6,11 +6,15 @@
 //! - **names**: the same key column in both tables (`carrier`, `playerID`), also once each
 //!   table's column prefix is set aside (`o_custkey` = `c_custkey`, the warehouse habit of
 //!   prefixing every column with its table's initials), or a column named after another
-//!   table whose key is `id` (`customer_id` = `customers.id`). A column is a key when it is in
-//!   its table's sorting key or is named like one (`id`, `*_id`, `*ID`, `*key`, `*code`);
-//!   `year` or `name` in two tables is not a join;
-//! - **values**: a text column whose sampled values are another table's key (`flights.dest`
-//!   holds `airports.faa` codes), read from the server once per session;
+//!   table whose key is `id` (`customer_id` = `customers.id`). A shared column joins when it
+//!   is named like a key (`id`, `*_id`, `*ID`, `*key`, `*code`) or is in both tables' sorting
+//!   keys; `year` or `name` in two tables is not a join;
+//! - **values**: a column whose sampled values are another table's single-column key, read
+//!   from the server once per session: a text column of any name (`flights.dest` holds
+//!   `airports.faa` codes), and a column of the key's own name that is in only one table's key
+//!   (`flights.carrier` = `airlines.carrier`, where `cars.name` and `airports.name` share no
+//!   values). Numbers only under the same name: small integers overlap any numeric key by
+//!   chance;
 //! - **the user's config** (`assistant.relationships`), for what neither can see.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -244,13 +248,11 @@ fn same_key(a: &TableInfo, b: &TableInfo) -> Option<Relationship> {
         else {
             continue;
         };
-        let in_keys = ka.contains(ca.name.as_str()) || kb.contains(cb.name.as_str());
+        // A plain name (`carrier`, `name`) in one table's key only is as likely an attribute
+        // both tables describe (a car's name, an airport's name) as a key: values decide
+        // that (`by_values`), not the name.
         let both_keys = ka.contains(ca.name.as_str()) && kb.contains(cb.name.as_str());
-        let keyish = if temporal(ca) || temporal(cb) {
-            both_keys
-        } else {
-            named_like_key(core) || in_keys
-        };
+        let keyish = both_keys || (!temporal(ca) && !temporal(cb) && named_like_key(core));
         if keyish && comparable(ca, cb) {
             columns.push((ca.name.clone(), cb.name.clone()));
         }
@@ -303,12 +305,13 @@ fn named_after(a: &TableInfo, b: &TableInfo) -> Option<Relationship> {
 
 /// Most values of a key column read for the overlap test; a larger key is not tried.
 const MAX_KEY_VALUES: usize = 50_000;
-/// Distinct values of each candidate column compared with the keys.
+/// Distinct values of each candidate column compared with the keys (its most frequent ones:
+/// `topK`, since 18.16 has no `groupUniqArray(N)`).
 const SAMPLE_VALUES: usize = 200;
 
-/// Adds the relationships that values show: a text column of one table whose sampled values
-/// are (at least 90% of them, and at least 3 distinct) the values of another table's
-/// single-column key. Only text: small integers overlap any numeric key by chance.
+/// Adds the relationships that values show: a column of one table whose sampled values are
+/// (at least 90% of them, and at least 3 distinct) the values of another table's
+/// single-column key; any text column, numbers only under the key's own name.
 pub async fn by_values(
     warehouse: &Warehouse,
     schema: &Schema,
@@ -316,14 +319,19 @@ pub async fn by_values(
 ) -> Result<(), WarehouseError> {
     let tables: Vec<&TableInfo> = user_tables(schema).collect();
     let is_text = |c: &ColumnInfo| c.data_type().is_some_and(|t| t.is_string_like());
-    // Keys: a table's only sorting-key column, when it is text.
+    let is_integer = |c: &ColumnInfo| c.data_type().is_some_and(|t| t.is_integer());
+    // Keys: a table's only sorting-key column, when it is text or an integer.
     let mut keys: Vec<(&TableInfo, &ColumnInfo, BTreeSet<String>)> = Vec::new();
     for table in &tables {
         let key = key_columns(table);
         let [name] = key.iter().copied().collect::<Vec<_>>()[..] else {
             continue;
         };
-        let Some(column) = table.columns.iter().find(|c| c.name == name && is_text(c)) else {
+        let Some(column) = table
+            .columns
+            .iter()
+            .find(|c| c.name == name && (is_text(c) || is_integer(c)))
+        else {
             continue;
         };
         let sql = format!(
@@ -351,10 +359,18 @@ pub async fn by_values(
     for table in &tables {
         let joined: BTreeSet<String> = graph.neighbours(&table.qualified_name());
         let own_key = key_columns(table);
+        let prefix = column_prefix(table);
+        let same_name_as_a_key = |c: &ColumnInfo| {
+            keys.iter().any(|(t, k, _)| {
+                t.qualified_name() != table.qualified_name()
+                    && core_name(k, column_prefix(t).as_deref()) == core_name(c, prefix.as_deref())
+            })
+        };
         let candidates: Vec<&ColumnInfo> = table
             .columns
             .iter()
-            .filter(|c| is_text(c) && !(own_key.len() == 1 && own_key.contains(c.name.as_str())))
+            .filter(|c| !(own_key.len() == 1 && own_key.contains(c.name.as_str())))
+            .filter(|c| is_text(c) || (is_integer(c) && same_name_as_a_key(c)))
             .collect();
         if candidates.is_empty()
             || keys
@@ -366,7 +382,7 @@ pub async fn by_values(
         let sql = super::linking::per_column_sample(
             table,
             &candidates,
-            &format!("groupUniqArray({SAMPLE_VALUES})"),
+            &format!("topK({SAMPLE_VALUES})"),
         );
         let row = match warehouse.query(&sql, &QueryOptions::default()).await {
             Ok(result) => result.rows.into_iter().next().unwrap_or_default(),
@@ -384,7 +400,14 @@ pub async fn by_values(
             }
             for (key_table, key_column, key_values) in &keys {
                 let name = key_table.qualified_name();
-                if name == table.qualified_name() || joined.contains(&name) {
+                let comparable_kind = if is_text(key_column) {
+                    is_text(column)
+                } else {
+                    is_integer(column)
+                        && core_name(key_column, column_prefix(key_table).as_deref())
+                            == core_name(column, prefix.as_deref())
+                };
+                if name == table.qualified_name() || joined.contains(&name) || !comparable_kind {
                     continue;
                 }
                 let shared = sample.intersection(key_values).count();
@@ -547,21 +570,45 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn same_named_keys_join_and_shared_plain_names_do_not() {
+    fn names_join_keys_in_both_tables_and_leave_one_sided_plain_names_to_values() {
         let graph = by_names(&flights());
+        // `origin, time_hour` is both tables' key; `carrier` and `tailnum` are plain names in
+        // one table's key only, as `name` is in a table ordered by name: values decide those.
         assert_eq!(
             pairs(&graph),
             vec![
-                "flights.airlines.carrier = flights.flights.carrier",
-                "flights.planes.tailnum = flights.flights.tailnum",
                 "flights.weather.origin = flights.flights.origin AND flights.weather.time_hour = flights.flights.time_hour",
             ]
         );
-        // `year` and `name` are in several tables but are nobody's key.
-        assert!(!graph
-            .relationships
-            .iter()
-            .any(|r| r.columns.iter().any(|(a, _)| a == "year" || a == "name")));
+        let cars = schema(vec![
+            table(
+                "vega",
+                "cars",
+                "name",
+                &[("name", "String"), ("hp", "UInt16")],
+            ),
+            table(
+                "vega",
+                "airports",
+                "iata",
+                &[("iata", "String"), ("name", "String")],
+            ),
+        ]);
+        assert_eq!(pairs(&by_names(&cars)), Vec::<String>::new());
+        // A name that says it is a key joins from either side.
+        let keyed = schema(vec![
+            table("s", "stores", "store_id", &[("store_id", "UInt32")]),
+            table(
+                "s",
+                "sales",
+                "day",
+                &[("day", "Date"), ("store_id", "UInt32")],
+            ),
+        ]);
+        assert_eq!(
+            pairs(&by_names(&keyed)),
+            vec!["s.stores.store_id = s.sales.store_id"]
+        );
     }
 
     /// TPC-H's customer, orders, nation and region as `load-unseen` creates them (the

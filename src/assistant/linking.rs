@@ -147,7 +147,7 @@ impl ValueSamples {
 }
 
 /// `SELECT agg(toString(c1)), ... FROM (SELECT c1, ... FROM db.t LIMIT 100000)`: one
-/// aggregate (`topK(13)`, `groupUniqArray(200)`) of each column over the table's first rows,
+/// aggregate (`topK(13)`, `topK(200)`) of each column over the table's first rows,
 /// in one scan.
 pub(crate) fn per_column_sample(
     table: &TableInfo,
