@@ -19,8 +19,10 @@ build: setup
 demo: build
 	$(AURORA) demo
 
-# The real-terminal test (tests/tui_tmux.rs) drives the release binary, built first.
+# The real-terminal test (tests/tui_tmux.rs) drives the release binary, built first; the
+# tests' own extras (llama.cpp's server) come from `scripts/setup --for-tests`.
 test: build
+	@scripts/setup --for-tests
 	@mkdir -p $(CARGO_TARGET_DIR)
 	@set -o pipefail; AURORA_BIN=$(AURORA) $(CARGO) test --locked --no-fail-fast 2>&1 | tee $(CARGO_TARGET_DIR)/test.log; \
 	  status=$$?; scripts/test-summary $(CARGO_TARGET_DIR)/test.log; exit $$status

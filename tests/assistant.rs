@@ -1617,3 +1617,151 @@ async fn a_follow_up_refines_the_previous_query() {
     .await;
     assert_eq!(counts(result).iter().sum::<u64>(), mobile, "{refined_sql}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The OpenAI-compatible path against a real llama.cpp server.
+
+/// llama.cpp's OpenAI-compatible server (`llama_cpp.server` of llama-cpp-python, which
+/// `scripts/setup --for-tests` builds into this virtual environment), serving the default
+/// model on a free loopback port; stopped when dropped.
+struct LlamaServer {
+    child: std::process::Child,
+    base_url: String,
+}
+
+impl LlamaServer {
+    async fn start() -> Self {
+        let python = std::env::var_os("AURORA_LLAMA_SERVER_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                    .join(".cache/aurora/llama-server/bin/python")
+            });
+        assert!(
+            python.exists(),
+            "{} is missing: run `scripts/setup --for-tests` (make test does), which installs \
+             llama-cpp-python[server] there",
+            python.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log = std::env::temp_dir().join(format!("aurora-llama-server-{port}.log"));
+        let out = std::fs::File::create(&log).expect("server log");
+        let child = std::process::Command::new(&python)
+            .args([
+                "-m",
+                "llama_cpp.server",
+                "--host",
+                "127.0.0.1",
+                "--n_threads",
+                "1",
+            ])
+            .args(["--n_ctx", "4096", "--port", &port.to_string(), "--model"])
+            .arg(model_path())
+            .stdout(out.try_clone().expect("server log"))
+            .stderr(out)
+            .spawn()
+            .expect("start llama_cpp.server");
+        let server = Self {
+            child,
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+        };
+        let models = format!("{}/models", server.base_url);
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            if let Ok(r) = reqwest::get(&models).await {
+                if r.status().is_success() {
+                    return server;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "llama_cpp.server did not answer within 180 s; its log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `assistant.openai.grammar: auto` finds out that llama.cpp's server applies grammars; a
+/// grammar that allows one answer gets exactly that answer back through the root that writes
+/// the forced prefix; the grammar Aurora makes from the live schema is one the server's
+/// parser takes (a grammar it cannot parse drops the connection); and a question asked
+/// through the endpoint ends in a checked query whose rows came from the server.
+#[tokio::test]
+async fn the_openai_path_sends_the_grammar_to_a_real_llama_cpp_server() {
+    use aurora::assistant::openai::{GrammarField, OpenAiBackend};
+    setup().await;
+    let server = LlamaServer::start().await;
+    let backend = OpenAiBackend::new(&server.base_url, "", None)
+        .expect("backend")
+        .with_grammar(GrammarField::Auto);
+    assert!(
+        backend.takes_grammar().await,
+        "the probe saw no grammar applied"
+    );
+    let question = |grammar: Option<String>| GenerateRequest {
+        messages: vec![
+            aurora::assistant::ChatMessage::system("You write ClickHouse SQL."),
+            aurora::assistant::ChatMessage::user("How many events are in demo.events?"),
+        ],
+        answer_prefix: "SELECT ".into(),
+        max_tokens: 48,
+        stop: vec!["\n\n".into()],
+        grammar,
+        timeout: Duration::from_secs(120),
+        temperature: 0.0,
+        seed: 0,
+    };
+    let forced = backend
+        .generate(
+            question(Some("root ::= \"4711 AS answer\"".into())),
+            None,
+            CancellationToken::new(),
+        )
+        .await
+        .expect("a forced answer");
+    assert_eq!(forced.text, "4711 AS answer");
+
+    let w = Arc::new(common::warehouse().await);
+    let schema_owner = Assistant::new(model(), Arc::clone(&w));
+    let context = schema_owner.schema_context().await.expect("schema");
+    let tables: Vec<_> = aurora::assistant::linking::user_tables(&context.schema).collect();
+    let gbnf = aurora::assistant::grammar::for_tables(tables, &context.functions);
+    let constrained = backend
+        .generate(question(Some(gbnf)), None, CancellationToken::new())
+        .await
+        .expect("the server takes Aurora's grammar");
+    assert!(
+        normalized(&constrained.text).contains("demo.events"),
+        "{}",
+        constrained.text
+    );
+
+    let assistant = Assistant::new(Arc::new(backend), Arc::clone(&w));
+    let answer = ask(
+        &assistant,
+        "How many events are there?",
+        None,
+        &AskOptions::default(),
+    )
+    .await
+    .expect("an answer");
+    let sql = answer
+        .sql
+        .clone()
+        .unwrap_or_else(|| panic!("no query: {answer:?}"));
+    assert!(answer.result.is_some(), "{sql}: not run");
+    assert!(answer.model.starts_with("openai:"), "{}", answer.model);
+    drop(server);
+}

@@ -71,7 +71,9 @@ pub fn backend_for(
         let key = std::env::var(&openai.api_key_env)
             .ok()
             .filter(|k| !k.is_empty());
-        return Ok(Arc::new(openai::OpenAiBackend::new(base_url, model, key)?));
+        return Ok(Arc::new(
+            openai::OpenAiBackend::new(base_url, model, key)?.with_grammar(openai.grammar),
+        ));
     }
     let resolved = catalog::resolve(model_flag, config)?;
     let threads = match config.threads {

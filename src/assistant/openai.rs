@@ -8,9 +8,14 @@
 //!
 //! Chat endpoints cannot be made to continue a given answer prefix, so the prefix is asked for
 //! in words and stripped when the model obeyed; see [`OpenAiBackend`] for what
-//! `Generation::text` holds. Nor can they take a GBNF grammar (llama-server could, under a
-//! non-standard field), so `GenerateRequest::grammar` is ignored; the validator checks the
-//! answer as it does for every backend.
+//! `Generation::text` holds.
+//!
+//! A GBNF grammar (`GenerateRequest::grammar`) goes in the non-standard `grammar` field that
+//! llama.cpp's servers (`llama-server`, `llama_cpp.server`) read, when the endpoint takes it:
+//! [`GrammarField`] says whether to send it, or to find out with one tiny request per process
+//! (`auto`) whose grammar allows only one reply. The grammar describes the answer after its
+//! forced prefix, so the server gets a root that writes the prefix first. Servers that refuse
+//! the field (OpenAI) or ignore it get none; the validator checks every answer either way.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +36,12 @@ const ERROR_BODY_CHARS: usize = 300;
 /// An error body is read only up to this size; the start is all the message shows.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest the grammar probe may take before the endpoint counts as taking no grammar.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
+/// What the probe's grammar forces the reply to be; a model left to itself says other things.
+const PROBE_REPLY: &str = "4711";
+
+pub use crate::config::GrammarField;
 
 /// A model behind an OpenAI-compatible `chat/completions` endpoint.
 ///
@@ -51,6 +62,9 @@ pub struct OpenAiBackend {
     host: String,
     api_key: Option<String>,
     http: reqwest::Client,
+    grammar_field: GrammarField,
+    /// Whether the endpoint applies a grammar, once `auto` has asked it.
+    takes_grammar: tokio::sync::OnceCell<bool>,
 }
 
 impl std::fmt::Debug for OpenAiBackend {
@@ -113,7 +127,64 @@ impl OpenAiBackend {
             host,
             api_key: api_key.filter(|k| !k.trim().is_empty()),
             http,
+            grammar_field: GrammarField::Off,
+            takes_grammar: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// Whether requests carry the grammar (`off` unless set: see [`GrammarField`]).
+    pub fn with_grammar(mut self, field: GrammarField) -> Self {
+        self.grammar_field = field;
+        self
+    }
+
+    /// Whether this endpoint's requests carry a grammar; `auto` asks the endpoint once.
+    pub async fn takes_grammar(&self) -> bool {
+        match self.grammar_field {
+            GrammarField::Off => false,
+            GrammarField::Gbnf => true,
+            GrammarField::Auto => *self.takes_grammar.get_or_init(|| self.probe()).await,
+        }
+    }
+
+    /// One short request whose grammar allows only [`PROBE_REPLY`]: a server that applies
+    /// the `grammar` field answers exactly that; one that refuses the field answers with an
+    /// error, one that ignores it with what the model likes.
+    async fn probe(&self) -> bool {
+        let mut body = serde_json::json!({
+            "messages": [{"role": "user", "content": "Say hello."}],
+            "max_tokens": 8,
+            "temperature": 0,
+            "stream": false,
+            "grammar": format!("root ::= \"{PROBE_REPLY}\""),
+        });
+        if !self.model.is_empty() {
+            body["model"] = self.model.clone().into();
+        }
+        let mut post = self
+            .http
+            .post(&self.endpoint)
+            .timeout(PROBE_TIMEOUT)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body.to_string());
+        if let Some(key) = &self.api_key {
+            post = post.bearer_auth(key.trim());
+        }
+        let reply = async {
+            let response = post.send().await.ok()?.error_for_status().ok()?;
+            let document: Json = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
+            document["choices"][0]["message"]["content"]
+                .as_str()
+                .map(str::to_string)
+        }
+        .await;
+        let takes = reply.as_deref().map(str::trim) == Some(PROBE_REPLY);
+        tracing::info!(
+            "{} {} a grammar (probe answered {reply:?})",
+            self.endpoint,
+            if takes { "applies" } else { "does not apply" }
+        );
+        takes
     }
 
     /// The URL requests go to.
@@ -121,8 +192,8 @@ impl OpenAiBackend {
         &self.endpoint
     }
 
-    /// The JSON body for `request`.
-    fn body(&self, request: &GenerateRequest) -> Json {
+    /// The JSON body for `request`; `grammar` says whether it carries the request's grammar.
+    fn body(&self, request: &GenerateRequest, grammar: bool) -> Json {
         let mut body = serde_json::Map::new();
         if !self.model.is_empty() {
             body.insert("model".into(), self.model.clone().into());
@@ -149,6 +220,12 @@ impl OpenAiBackend {
         } else {
             body.insert("temperature".into(), 0.into());
         }
+        if let Some(g) = request.grammar.as_deref().filter(|_| grammar) {
+            body.insert(
+                "grammar".into(),
+                with_prefix_rule(g, &request.answer_prefix).into(),
+            );
+        }
         Json::Object(body)
     }
 
@@ -158,7 +235,9 @@ impl OpenAiBackend {
         tokens: Option<&UnboundedSender<String>>,
     ) -> Result<Generation, AssistantError> {
         let started = Instant::now();
-        let body = serde_json::to_vec(&self.body(request)).map_err(|e| self.protocol(e))?;
+        let grammar = request.grammar.is_some() && self.takes_grammar().await;
+        let body =
+            serde_json::to_vec(&self.body(request, grammar)).map_err(|e| self.protocol(e))?;
         let mut post = self
             .http
             .post(&self.endpoint)
@@ -438,6 +517,26 @@ impl ModelBackend for OpenAiBackend {
             }
         })
     }
+}
+
+/// A grammar for what follows `prefix`, as one for the whole answer: its `root` renamed
+/// and a new root that writes the prefix first.
+fn with_prefix_rule(grammar: &str, prefix: &str) -> String {
+    if prefix.is_empty() {
+        return grammar.to_string();
+    }
+    let renamed: Vec<String> = grammar
+        .lines()
+        .map(|line| match line.strip_prefix("root ::=") {
+            Some(rest) => format!("aurora-answer ::={rest}"),
+            None => line.to_string(),
+        })
+        .collect();
+    let quoted = prefix.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(
+        "root ::= \"{quoted}\" aurora-answer\n{}",
+        renamed.join("\n")
+    )
 }
 
 /// The messages with "Start your answer with `prefix`." appended to the last user message
@@ -1237,12 +1336,86 @@ mod tests {
         let mut req = request("", &[], Duration::from_secs(1));
         req.temperature = 0.2;
         req.seed = 42;
-        let body = backend.body(&req);
+        let body = backend.body(&req, false);
         assert_eq!(body["temperature"].as_f64(), Some(0.2));
         assert_eq!(body["seed"], 42);
         // No prefix: no instruction, and no stop field when there are no stops.
         assert_eq!(body["messages"][1]["content"], "How many events?");
         assert!(body.get("stop").is_none());
+    }
+
+    #[test]
+    fn the_grammar_goes_to_the_server_with_a_root_that_writes_the_prefix() {
+        let backend = OpenAiBackend::new("http://127.0.0.1:1/v1", "m", None).unwrap();
+        let mut req = request("SELECT ", &[], Duration::from_secs(1));
+        req.grammar = Some("root ::= item*\nitem ::= [a-z]".into());
+        assert!(backend.body(&req, false).get("grammar").is_none());
+        assert_eq!(
+            backend.body(&req, true)["grammar"],
+            "root ::= \"SELECT \" aurora-answer\naurora-answer ::= item*\nitem ::= [a-z]"
+        );
+        req.answer_prefix = "say \"hi\" ".into();
+        let grammar = backend.body(&req, true)["grammar"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            grammar.starts_with("root ::= \"say \\\"hi\\\" \" aurora-answer\n"),
+            "{grammar}"
+        );
+    }
+
+    fn json_reply(status: &str, body: &str) -> Vec<Step> {
+        vec![write(format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))]
+    }
+
+    /// `auto` asks once: the forced reply means the server applies grammars, an error or any
+    /// other reply that it does not; `gbnf` and `off` ask nothing.
+    #[tokio::test]
+    async fn auto_finds_out_once_whether_the_endpoint_applies_a_grammar() {
+        let reply = |content: &str| {
+            serde_json::json!({"choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": content}}]})
+            .to_string()
+        };
+        let (base, received) = serve(json_reply("200 OK", &reply(PROBE_REPLY))).await;
+        let backend = OpenAiBackend::new(&base, "m", None)
+            .unwrap()
+            .with_grammar(GrammarField::Auto);
+        assert!(backend.takes_grammar().await);
+        let probe = received.await.unwrap();
+        assert_eq!(probe.body["grammar"], format!("root ::= \"{PROBE_REPLY}\""));
+        assert_eq!(probe.body["stream"], false);
+        // The answer is kept: no second request (the mock serves only one).
+        assert!(backend.takes_grammar().await);
+
+        let (base, _) = serve(json_reply("200 OK", &reply("Hello! How can I help?"))).await;
+        let ignoring = OpenAiBackend::new(&base, "m", None)
+            .unwrap()
+            .with_grammar(GrammarField::Auto);
+        assert!(!ignoring.takes_grammar().await);
+
+        let refusal = r#"{"error":{"message":"Unrecognized request argument supplied: grammar"}}"#;
+        let (base, _) = serve(json_reply("400 Bad Request", refusal)).await;
+        let refusing = OpenAiBackend::new(&base, "m", None)
+            .unwrap()
+            .with_grammar(GrammarField::Auto);
+        assert!(!refusing.takes_grammar().await);
+
+        let nowhere = "http://127.0.0.1:1/v1";
+        let forced = OpenAiBackend::new(nowhere, "m", None)
+            .unwrap()
+            .with_grammar(GrammarField::Gbnf);
+        assert!(forced.takes_grammar().await);
+        assert!(
+            !OpenAiBackend::new(nowhere, "m", None)
+                .unwrap()
+                .takes_grammar()
+                .await
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@ use serde_yaml::Value as Yaml;
 
 pub use diagnostic::{render_all, summary, Diagnostic, Severity};
 pub use model::{
-    AssistantConfig, Backend, ClickHouseConfig, Config, KafkaConfig, LocalServerConfig,
-    OpenAiConfig, PipelineRef, TlsConfig, UiConfig, KNOWN_THEMES,
+    AssistantConfig, Backend, ClickHouseConfig, Config, GrammarField, KafkaConfig,
+    LocalServerConfig, OpenAiConfig, PipelineRef, TlsConfig, UiConfig, KNOWN_THEMES,
 };
 pub(crate) use validate::did_you_mean;
 

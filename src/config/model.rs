@@ -121,6 +121,20 @@ pub struct OpenAiConfig {
     pub model: String,
     // The name of the variable holding the key, so the secret itself never sits in the file.
     pub api_key_env: String,
+    pub grammar: GrammarField,
+}
+
+/// Whether requests to an OpenAI-compatible endpoint carry the assistant's GBNF grammar in
+/// the `grammar` field llama.cpp's servers read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GrammarField {
+    /// Ask the endpoint once per process, with a request whose grammar allows one reply.
+    Auto,
+    /// Always send it (a llama.cpp server).
+    Gbnf,
+    /// Never send it (OpenAI and servers that refuse unknown fields).
+    Off,
 }
 
 // The doc comment below becomes the schema's description, which `validate` shows as the hint
