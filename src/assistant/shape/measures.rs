@@ -1,5 +1,5 @@
-//! Measures: the top one of a ranking, one count instead of one per bucket, shares of the
-//! total, and counts instead of sums.
+//! Measures: the top one of a ranking, every group where none is asked for, one count
+//! instead of one per bucket, shares of the total, and counts instead of sums.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -13,7 +13,7 @@ use super::sql::{
     aggregate_refs, column_name, function_arg, has_aggregate, item_names, item_parts, parse_expr,
     replace_everywhere, resolve, QueryTable,
 };
-use super::time::is_bucket;
+use super::time::{is_bucket, relative_period_in};
 use super::{Fit, QuestionText};
 use crate::assistant::linking::{is_stop_word, stem, words};
 use crate::warehouse::types::DataType;
@@ -93,6 +93,41 @@ pub(super) fn superlative(
     Some(format!(
         "ORDER BY {by} {direction}: the question asks for the top one"
     ))
+}
+
+/// "How many purchases per country?" cut to its first row (`LIMIT 1`) although the question
+/// asks for no top one: the limit goes, so every group is shown.
+pub(super) fn every_group(
+    select: &Select,
+    limit: &mut Option<sqlparser::ast::LimitClause>,
+    question: &QuestionText,
+) -> Option<String> {
+    let first = question.lower.split_whitespace().next().unwrap_or("");
+    let one_asked = question.has_any(MOST)
+        || question.has_any(LEAST)
+        || question.has_any(&["top", "first", "latest", "earliest", "single", "one"])
+        // "the last order", but not "in the last hour".
+        || (question.has_any(&["last"]) && relative_period_in(&question.lower).is_none())
+        || matches!(first, "which" | "who");
+    if one_asked || !question.has_any(&["per", "each", "every", "by"]) {
+        return None;
+    }
+    let GroupByExpr::Expressions(groups, _) = &select.group_by else {
+        return None;
+    };
+    let Some(sqlparser::ast::LimitClause::LimitOffset {
+        limit: Some(n),
+        offset: None,
+        limit_by,
+    }) = limit.as_ref()
+    else {
+        return None;
+    };
+    if groups.is_empty() || n.to_string() != "1" || !limit_by.is_empty() {
+        return None;
+    }
+    *limit = None;
+    Some("no LIMIT 1: the question asks for every group, not the top one".into())
 }
 
 /// "On how many days was there frost?" answered day by day: a "how many" question that asks

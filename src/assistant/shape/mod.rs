@@ -26,12 +26,12 @@ mod time;
 mod values;
 
 use grouping::{filter_not_group, shown_groups, ungrouped_columns};
-use measures::{counted_not_summed, one_count, share_of_total, superlative};
+use measures::{counted_not_summed, every_group, one_count, share_of_total, superlative};
 use names::replace_unknown_column;
 pub(crate) use names::spelled_like;
 use sql::query_tables;
 pub(crate) use sql::{resolve, string_literal, QueryTable};
-use time::{aggregate_buckets, bucket_names, named_dates, redundant_buckets};
+use time::{aggregate_buckets, bucket_names, named_dates, redundant_buckets, relative_period};
 use values::{known_values, named_values, stated_having, unnamed_values};
 
 /// What the fitting needs besides the query.
@@ -55,6 +55,7 @@ pub const RULES: &[&str] = &[
     "unnamed_values",
     "named_values",
     "named_dates",
+    "relative_period",
     "aggregate_buckets",
     "share_of_total",
     "ungrouped_columns",
@@ -64,6 +65,7 @@ pub const RULES: &[&str] = &[
     "counted_not_summed",
     "known_values",
     "stated_having",
+    "every_group",
     "superlative",
 ];
 
@@ -145,6 +147,9 @@ pub fn fit(sql: &str, ctx: &Fit<'_>) -> (String, Vec<String>) {
         if on("named_dates", true) {
             fixes.push(named_dates(select, &question, &tables));
         }
+        if on("relative_period", true) {
+            fixes.push(relative_period(select, &question, &tables));
+        }
         if on("aggregate_buckets", true) {
             fixes.push(aggregate_buckets(select, order, limit, &question, &tables));
         }
@@ -171,6 +176,9 @@ pub fn fit(sql: &str, ctx: &Fit<'_>) -> (String, Vec<String>) {
         }
         if on("stated_having", true) {
             fixes.push(stated_having(select, limit, &question, &tables));
+        }
+        if on("every_group", true) {
+            fixes.push(every_group(select, limit, &question));
         }
         if on("superlative", true) {
             fixes.push(superlative(select, order, limit, &question));

@@ -286,6 +286,13 @@ fn how_many_of_a_named_thing_counts_rows() {
     );
     assert_eq!(
         fitted(
+            "How many purchases per country in the last hour?",
+            "SELECT country, count() FROM demo.events WHERE event_type = 'purchase' GROUP BY country LIMIT 1"
+        ),
+        "SELECT country, count() FROM demo.events WHERE event_type = 'purchase' AND event_time >= now() - INTERVAL 1 HOUR GROUP BY country"
+    );
+    assert_eq!(
+        fitted(
             "How many purchases per country?",
             "SELECT country, sum(quantity) FROM demo.events WHERE event_type = 'purchase' GROUP BY country"
         ),
@@ -531,4 +538,114 @@ fn a_bucket_without_an_aggregate_is_aggregated() {
     );
     let rows = "SELECT toDate(event_time) AS day, revenue FROM demo.events LIMIT 5";
     assert_eq!(fitted("show five events with their day", rows), rows);
+}
+
+#[test]
+fn periods_counted_back_from_now() {
+    use super::time::{relative_period_in, RelativePeriod};
+    let calendar = |bucket, unit, back| RelativePeriod::Calendar { bucket, unit, back };
+    for (question, period) in [
+        (
+            "purchases per country in the last hour",
+            Some(RelativePeriod::Rolling(1, "HOUR")),
+        ),
+        (
+            "revenue over the past 7 days",
+            Some(RelativePeriod::Rolling(7, "DAY")),
+        ),
+        (
+            "errors in the last two weeks",
+            Some(RelativePeriod::Rolling(2, "WEEK")),
+        ),
+        (
+            "signups in the last month",
+            Some(RelativePeriod::Rolling(1, "MONTH")),
+        ),
+        (
+            "orders last month",
+            Some(calendar("toStartOfMonth", "MONTH", 1)),
+        ),
+        (
+            "orders in the previous year",
+            Some(calendar("toYear", "YEAR", 1)),
+        ),
+        ("how many events today", Some(calendar("toDate", "DAY", 0))),
+        (
+            "visits yesterday by device",
+            Some(calendar("toDate", "DAY", 1)),
+        ),
+        ("revenue this week", Some(calendar("toMonday", "WEEK", 0))),
+        // Not periods: a last name, the last orders, or two periods at once.
+        ("the player's first and last name", None),
+        ("the last 5 orders", None),
+        ("today and yesterday", None),
+        ("this days", None),
+    ] {
+        assert_eq!(relative_period_in(question), period, "{question}");
+    }
+}
+
+#[test]
+fn a_period_counted_back_from_now_is_a_condition() {
+    assert_eq!(
+        fitted(
+            "How many purchases per country in the last hour?",
+            "SELECT country, count() FROM demo.events WHERE event_type = 'purchase' GROUP BY country"
+        ),
+        "SELECT country, count() FROM demo.events WHERE event_type = 'purchase' AND event_time >= now() - INTERVAL 1 HOUR GROUP BY country"
+    );
+    // Dates the model made up for it are replaced.
+    assert_eq!(
+        fitted(
+            "How many purchases yesterday?",
+            "SELECT count() FROM demo.events WHERE event_type = 'purchase' AND toDate(event_time) = '2024-01-01'"
+        ),
+        "SELECT count() FROM demo.events WHERE event_type = 'purchase' AND toDate(event_time) = toDate(today() - INTERVAL 1 DAY)"
+    );
+    // A Date column gets a date bound.
+    assert_eq!(
+        fitted(
+            "Average high over the past 30 days",
+            "SELECT avg(temp_max) FROM vega.weather"
+        ),
+        "SELECT avg(temp_max) FROM vega.weather WHERE date >= toDate(now() - INTERVAL 30 DAY)"
+    );
+    // "Of data": from the newest row.
+    assert_eq!(
+        fitted(
+            "How many events per minute in the last hour of data?",
+            "SELECT toStartOfMinute(event_time) AS minute, count() FROM demo.events GROUP BY minute"
+        ),
+        "SELECT toStartOfMinute(event_time) AS minute, count() FROM demo.events WHERE event_time >= (SELECT max(event_time) FROM demo.events) - INTERVAL 1 HOUR GROUP BY minute"
+    );
+    // The model's own relative condition stays.
+    let own = "SELECT count() FROM demo.events WHERE event_time > now() - INTERVAL 60 MINUTE";
+    assert_eq!(fitted("How many events in the last hour?", own), own);
+}
+
+#[test]
+fn every_group_unless_the_top_one_is_asked_for() {
+    assert_eq!(
+        fitted(
+            "How many purchases per country?",
+            "SELECT country, count() AS purchases FROM demo.events WHERE event_type = 'purchase' GROUP BY country ORDER BY country DESC LIMIT 1"
+        ),
+        "SELECT country, count() AS purchases FROM demo.events WHERE event_type = 'purchase' GROUP BY country ORDER BY country DESC"
+    );
+    for (question, sql) in [
+        (
+            "Which country has the most events?",
+            "SELECT country, count() AS n FROM demo.events GROUP BY country ORDER BY n DESC LIMIT 1",
+        ),
+        (
+            "The top country by events",
+            "SELECT country, count() AS n FROM demo.events GROUP BY country ORDER BY n DESC LIMIT 1",
+        ),
+        (
+            "How many events per country, top 3?",
+            "SELECT country, count() AS n FROM demo.events GROUP BY country ORDER BY n DESC LIMIT 3",
+        ),
+    ] {
+        assert_eq!(fitted(question, sql), sql, "{question}");
+    }
 }

@@ -1,5 +1,6 @@
-//! Time buckets and dates: buckets named by their alias, dates the question names, bare
-//! numbers next to a bucket, and coarser buckets of the same time.
+//! Time buckets and dates: buckets named by their alias, dates the question names, periods
+//! it counts back from now, bare numbers next to a bucket, and coarser buckets of the same
+//! time.
 
 use std::collections::BTreeSet;
 
@@ -12,6 +13,8 @@ use super::sql::{
     QueryTable,
 };
 use super::QuestionText;
+use crate::warehouse::query::ident;
+use crate::warehouse::types::DataType;
 
 /// Time units a column may be made up for, and the bucket that computes it.
 const TIME_UNITS: &[(&str, &str)] = &[
@@ -270,6 +273,182 @@ pub(super) fn named_dates(
             return None;
         }
     }
+    let note = if replaced.is_empty() {
+        format!("added {condition}: the question names that period")
+    } else {
+        format!("{condition} instead of {}", replaced.join(" AND "))
+    };
+    all.push(condition);
+    select.selection = and_all(all);
+    Some(note)
+}
+
+/// A period the question counts back from now.
+#[derive(Debug, PartialEq)]
+pub(super) enum RelativePeriod {
+    /// The last `n` units up to now ("in the last hour", "over the past 7 days"): the unit as
+    /// an `INTERVAL` names it.
+    Rolling(u32, &'static str),
+    /// The calendar day, week, month or year `back` periods before the current one ("today",
+    /// "yesterday", "this month", "last year"): the bucket function and the interval unit.
+    Calendar {
+        bucket: &'static str,
+        unit: &'static str,
+        back: u32,
+    },
+}
+
+/// Calendar units: the word, its `INTERVAL` unit, its bucket.
+const PERIOD_UNITS: &[(&str, &str, &str)] = &[
+    ("minute", "MINUTE", "toStartOfMinute"),
+    ("hour", "HOUR", "toStartOfHour"),
+    ("day", "DAY", "toDate"),
+    ("week", "WEEK", "toMonday"),
+    ("month", "MONTH", "toStartOfMonth"),
+    ("year", "YEAR", "toYear"),
+];
+
+const NUMBER_WORDS: &[&str] = &[
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve",
+];
+
+/// The one period the question counts back from now, if it names exactly one.
+pub(super) fn relative_period_in(question: &str) -> Option<RelativePeriod> {
+    let tokens: Vec<String> = question
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    let unit_of = |t: &str| {
+        let singular = t.strip_suffix('s').unwrap_or(t);
+        PERIOD_UNITS.iter().find(|(w, _, _)| *w == singular)
+    };
+    let number_of = |t: &str| -> Option<u32> {
+        t.parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .or_else(|| {
+                NUMBER_WORDS
+                    .iter()
+                    .position(|w| *w == t)
+                    .map(|i| i as u32 + 1)
+            })
+    };
+    let mut found = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let next = |k: usize| tokens.get(i + k).map(String::as_str).unwrap_or("");
+        let calendar = |(_, unit, bucket): &(&str, &'static str, &'static str), back| {
+            RelativePeriod::Calendar { bucket, unit, back }
+        };
+        match t.as_str() {
+            "today" => found.push(calendar(&PERIOD_UNITS[2], 0)),
+            "yesterday" => found.push(calendar(&PERIOD_UNITS[2], 1)),
+            "this" | "current" => {
+                if let Some(u) = unit_of(next(1)).filter(|_| !next(1).ends_with('s')) {
+                    found.push(calendar(u, 0));
+                }
+            }
+            "last" | "past" | "previous" => {
+                let counted = number_of(next(1));
+                let word = if counted.is_some() { next(2) } else { next(1) };
+                let Some(u) = unit_of(word) else { continue };
+                let the = i > 0 && tokens[i - 1] == "the";
+                let coarse = matches!(u.1, "WEEK" | "MONTH" | "YEAR");
+                found.push(match counted {
+                    Some(n) => RelativePeriod::Rolling(n, u.1),
+                    // "last month", "previous year": the calendar period before this one;
+                    // "the last month", "the past week", "last hour": up to now.
+                    None if coarse && (t == "previous" || (t == "last" && !the)) => calendar(u, 1),
+                    None => RelativePeriod::Rolling(1, u.1),
+                });
+            }
+            _ => {}
+        }
+    }
+    match found.len() {
+        1 => found.pop(),
+        _ => None,
+    }
+}
+
+/// "How many purchases in the last hour?" with no condition on time, or with dates the
+/// model made up: the period counted back from now (from the newest row for "the last hour of
+/// data") is the condition. A condition the query already puts on `now()`, `today()`,
+/// `yesterday()` or a `max(..)` is the model's own and stays.
+pub(super) fn relative_period(
+    select: &mut Select,
+    question: &QuestionText,
+    tables: &[QueryTable<'_>],
+) -> Option<String> {
+    let period = relative_period_in(&question.lower)?;
+    if named_dates_in(&question.lower) != NamedDates::default() {
+        return None;
+    }
+    let time = time_column(tables)?;
+    let time_name = column_name(&time)?.to_string();
+    let owner = tables
+        .iter()
+        .find(|t| t.table.columns.iter().any(|c| c.name == time_name))?;
+    let is_date = owner.table.columns.iter().any(|c| {
+        c.name == time_name
+            && c.data_type()
+                .is_some_and(|d| matches!(d.unwrap_wrappers(), DataType::Date | DataType::Date32))
+    });
+    // "the last hour of data": counted back from the newest row, not from now.
+    let of_data = ["of data", "of the data", "in the data"]
+        .iter()
+        .any(|p| question.lower.contains(p));
+    let end = if of_data {
+        format!(
+            "(SELECT max({}) FROM {}.{})",
+            ident(&time_name),
+            ident(&owner.table.database),
+            ident(&owner.table.name)
+        )
+    } else {
+        "now()".to_string()
+    };
+    let condition = match period {
+        RelativePeriod::Rolling(n, unit) if is_date => {
+            format!("{time} >= toDate({end} - INTERVAL {n} {unit})")
+        }
+        RelativePeriod::Rolling(n, unit) => format!("{time} >= {end} - INTERVAL {n} {unit}"),
+        RelativePeriod::Calendar { .. } if of_data => return None,
+        RelativePeriod::Calendar {
+            bucket, back: 0, ..
+        } => {
+            format!("{bucket}({time}) = {bucket}(today())")
+        }
+        RelativePeriod::Calendar { bucket, unit, back } => {
+            format!("{bucket}({time}) = {bucket}(today() - INTERVAL {back} {unit})")
+        }
+    };
+    let condition = parse_expr(&condition)?;
+    let mut all = Vec::new();
+    if let Some(existing) = select.selection.take() {
+        conjuncts(existing, &mut all);
+    }
+    let on_time = |c: &Expr| references_column(c, &time_name) && !has_aggregate(c);
+    let relative = |c: &Expr| {
+        let text = c.to_string().to_lowercase();
+        ["now()", "today()", "yesterday()", "max("]
+            .iter()
+            .any(|f| text.contains(f))
+    };
+    if all.iter().any(|c| on_time(c) && relative(c)) {
+        select.selection = and_all(all);
+        return None;
+    }
+    // Conditions on the time column with literals are the model's guess at the period.
+    let guessed = |c: &Expr| on_time(c) && !literals(c).is_empty();
+    let replaced: Vec<String> = all
+        .iter()
+        .filter(|c| guessed(c))
+        .map(ToString::to_string)
+        .collect();
+    all.retain(|c| !guessed(c));
     let note = if replaced.is_empty() {
         format!("added {condition}: the question names that period")
     } else {
