@@ -289,8 +289,9 @@ pub struct Assistant {
     backend: Arc<dyn ModelBackend>,
     warehouse: Arc<Warehouse>,
     context: OnceCell<Arc<SchemaContext>>,
-    /// Questions the user accepted before, used as examples.
-    history: Vec<Example>,
+    /// Questions the user confirmed, used as examples (see `examples.rs`); more are added
+    /// while the assistant runs (`remember`).
+    history: std::sync::RwLock<Vec<Example>>,
     /// The databases questions are about; empty: all of them.
     databases: Vec<String>,
     /// Joins the user declared (`assistant.relationships`), as `db.table.column` pairs.
@@ -305,7 +306,7 @@ impl Assistant {
             backend,
             warehouse,
             context: OnceCell::new(),
-            history: Vec::new(),
+            history: std::sync::RwLock::new(Vec::new()),
             databases: Vec::new(),
             relationships: Vec::new(),
             synonyms: Vec::new(),
@@ -333,9 +334,17 @@ impl Assistant {
         self
     }
 
-    pub fn with_history(mut self, history: Vec<Example>) -> Self {
-        self.history = history;
+    /// The examples the user confirmed before (`examples::load`).
+    pub fn with_history(self, history: Vec<Example>) -> Self {
+        *self.history.write().unwrap_or_else(|e| e.into_inner()) = history;
         self
+    }
+
+    /// Keeps a confirmed answer as an example for the questions that follow, in place of an
+    /// earlier answer to the same question (the caller stores it: `examples::append`).
+    pub fn remember(&self, example: Example) {
+        let mut history = self.history.write().unwrap_or_else(|e| e.into_inner());
+        super::examples::replace_or_add(&mut history, example);
     }
 
     pub fn model_id(&self) -> String {
@@ -961,8 +970,9 @@ impl Assistant {
     }
 
     /// Worked examples for the prompt: the core ones for the linked tables (the same for
-    /// every question on them, so the local model reuses their evaluation), then the one most
-    /// similar to the question among the other idioms and the questions the user confirmed.
+    /// every question on them, so the local model reuses their evaluation), then the
+    /// questions the user confirmed on those tables most similar to this one (BM25), then
+    /// the idioms most similar to it, `extra` in all.
     fn examples(
         &self,
         question: &str,
@@ -972,15 +982,13 @@ impl Assistant {
     ) -> (Vec<Example>, Option<prompt::FollowUpExample>) {
         let names = linked.table_names();
         let built = prompt::examples_for(linked, samples);
-        let mut candidates: Vec<Example> = self
-            .history
-            .iter()
-            .filter(|e| names.iter().any(|t| e.sql.contains(t.as_str())))
-            .cloned()
-            .collect();
-        candidates.extend(built.more);
+        let confirmed = {
+            let history = self.history.read().unwrap_or_else(|e| e.into_inner());
+            super::examples::similar(question, &history, &names, extra)
+        };
+        let idioms = prompt::choose(question, &built.more, extra - confirmed.len());
         let mut chosen = built.core;
-        for e in prompt::choose(question, &candidates, extra) {
+        for e in confirmed.into_iter().chain(idioms) {
             if !chosen.contains(&e) {
                 chosen.push(e);
             }
@@ -1068,7 +1076,7 @@ fn whole_prompt_sets<'a>(
 
 /// The names of the server's functions, and the capitalised form of those it takes in any
 /// case (`COUNT`); none when the server does not say (the grammar then leaves names free).
-async fn server_functions(warehouse: &Warehouse) -> Result<Vec<String>, WarehouseError> {
+pub async fn server_functions(warehouse: &Warehouse) -> Result<Vec<String>, WarehouseError> {
     let sql = "SELECT name, case_insensitive FROM system.functions";
     let result = match warehouse.query(sql, &QueryOptions::default()).await {
         Ok(r) => r,

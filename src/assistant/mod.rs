@@ -11,6 +11,7 @@ pub mod backend;
 pub mod catalog;
 pub mod conversation;
 pub mod error;
+pub mod examples;
 pub mod grammar;
 pub mod grounding;
 pub mod joins;
@@ -32,8 +33,9 @@ use std::sync::Arc;
 use crate::config::{AssistantConfig, Backend};
 use crate::warehouse::Warehouse;
 
-/// An assistant over `warehouse` with what the config says about the schema: the databases
-/// questions are about, declared joins and synonyms.
+/// An assistant over `warehouse` with what the config says about the schema (the databases
+/// questions are about, declared joins and synonyms) and the examples the user confirmed
+/// (`examples::default_path`).
 pub fn configured(
     backend: Arc<dyn ModelBackend>,
     warehouse: Arc<Warehouse>,
@@ -54,6 +56,11 @@ pub fn configured(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+        )
+        .with_history(
+            examples::default_path()
+                .map(|p| examples::load(&p))
+                .unwrap_or_default(),
         )
 }
 

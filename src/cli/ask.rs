@@ -4,7 +4,6 @@
 //! `--sql-only` only the query. Exit code 1 when no valid SQL was found.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::assistant::ask::Mode;
 use crate::assistant::conversation::Conversation;
+use crate::assistant::examples;
 use crate::assistant::prompt::Example;
 use crate::assistant::{backend_for, Answer, AskOptions};
 
@@ -76,44 +76,6 @@ pub struct AskArgs {
     pub plain: bool,
 }
 
-/// Questions the user confirmed (`--remember`), kept as examples for later prompts. Only
-/// confirmed ones: a query that runs is not necessarily right, and a wrong example would be
-/// copied into every similar answer.
-fn history_path() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "aurora")
-        .map(|d| d.data_dir().join("assistant-history.jsonl"))
-}
-
-fn load_history() -> Vec<Example> {
-    let Some(text) = history_path().and_then(|p| std::fs::read_to_string(p).ok()) else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
-}
-
-fn remember(example: &Example) {
-    let Some(path) = history_path() else { return };
-    let line = match serde_json::to_string(example) {
-        Ok(l) => l,
-        Err(_) => return,
-    };
-    let write = || -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
-        writeln!(file, "{line}")
-    };
-    if let Err(e) = write() {
-        tracing::debug!("cannot record the question in {}: {e}", path.display());
-    }
-}
-
 pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
     let conversation_path = Conversation::default_path();
     if args.clear {
@@ -132,8 +94,7 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
     }
     let config = &session.config.assistant;
     let backend = backend_for(config, args.model.as_deref(), args.endpoint.as_deref())?;
-    let assistant = crate::assistant::configured(backend, Arc::clone(&session.warehouse), config)
-        .with_history(load_history());
+    let assistant = crate::assistant::configured(backend, Arc::clone(&session.warehouse), config);
     let mut conversation = match (&conversation_path, args.follow_up) {
         (Some(path), true) => Conversation::load(path),
         _ => Conversation::default(),
@@ -200,10 +161,14 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
     let answer = asked?;
     if let Some(sql) = &answer.sql {
         if answer.result.is_some() && args.remember {
-            remember(&Example {
+            let example = Example {
                 question: answer.question.clone(),
                 sql: sql.clone(),
-            });
+            };
+            if let Some(path) = examples::default_path() {
+                examples::append(&path, &example)
+                    .with_context(|| format!("cannot keep the example in {}", path.display()))?;
+            }
         }
         if let Some(path) = &conversation_path {
             if !args.follow_up {

@@ -44,6 +44,8 @@ pub enum Action {
     ResumePipeline,
     RestartPipeline,
     ToggleFavourite,
+    /// Keep the answer (or History entry) as a worked example for later questions.
+    AcceptAnswer,
 }
 
 impl Action {
@@ -79,6 +81,7 @@ impl Action {
         Action::ResumePipeline,
         Action::RestartPipeline,
         Action::ToggleFavourite,
+        Action::AcceptAnswer,
         Action::Quit,
     ];
 
@@ -132,6 +135,7 @@ impl Action {
             Action::ResumePipeline => "resume the pipeline",
             Action::RestartPipeline => "restart the pipeline",
             Action::ToggleFavourite => "mark or unmark as favourite",
+            Action::AcceptAnswer => "the answer is right: keep it as an example",
         }
     }
 }

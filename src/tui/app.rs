@@ -12,6 +12,8 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Size;
 use tui_textarea::TextArea;
 
+use super::completion::{complete, Completion};
+
 use crate::assistant::conversation::Conversation;
 use crate::assistant::suggest::Suggestion;
 use crate::ingest::supervisor::{PipelineControl, PipelineSnapshot};
@@ -135,6 +137,14 @@ pub struct AskState {
     pub retry_reason: Option<String>,
     /// Why the last answer may be wrong though it ran (see `AnswerReport::unsure`).
     pub unsure: Vec<String>,
+    /// Names that complete the word at the SQL box's cursor, while they are shown.
+    pub completion: Option<Completion>,
+    /// The server's function names, for completion (empty until read).
+    pub functions: Vec<String>,
+    /// The last question asked, kept when its SQL is edited and run (a correction).
+    pub last_question: Option<String>,
+    /// The SQL whose rows the result shows.
+    pub shown_sql: Option<String>,
 }
 
 impl AskState {
@@ -170,6 +180,10 @@ impl Default for AskState {
             unsure: Vec::new(),
             running_sql: None,
             retry_reason: None,
+            completion: None,
+            functions: Vec::new(),
+            last_question: None,
+            shown_sql: None,
         }
     }
 }
@@ -313,6 +327,10 @@ pub enum Msg {
     /// The rows of a table the Schema view asked to see.
     Sample(JobId, Result<Arc<QueryResult>, String>),
     Schema(Result<(Arc<Schema>, Vec<Suggestion>), String>),
+    /// The server's function names, for completion in the SQL box.
+    Functions(Vec<String>),
+    /// An answer kept as an example (where), or why it could not be.
+    Kept(Result<String, String>),
     EditorClosed(Result<String, String>),
     PipelineControlled {
         name: String,
@@ -362,6 +380,11 @@ pub enum Command {
     },
     SaveHistory,
     OpenEditor(String),
+    /// Keep a confirmed question and its SQL as an example (`assistant::examples`).
+    KeepExample {
+        question: String,
+        sql: String,
+    },
     Quit,
 }
 
@@ -577,8 +600,24 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
             state.schema.error = Some(e);
             Vec::new()
         }
+        Msg::Functions(names) => {
+            state.ask.functions = names;
+            Vec::new()
+        }
+        Msg::Kept(Ok(_)) => {
+            state.notify(
+                Level::Info,
+                "kept as an example: later questions on these tables see it",
+            );
+            Vec::new()
+        }
+        Msg::Kept(Err(e)) => {
+            state.notify(Level::Error, e);
+            Vec::new()
+        }
         Msg::EditorClosed(Ok(sql)) => {
             state.ask.sql = text_box(sql.trim_end());
+            state.ask.completion = None;
             state.ask.sql_edited = true;
             state.ask.focus = AskFocus::Sql;
             state.notify(Level::Info, "SQL from the editor; Enter runs it");
@@ -660,6 +699,9 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Command> {
         state.help = false;
         return Vec::new();
     }
+    if let Some(commands) = on_completion_key(state, &key) {
+        return commands;
+    }
     if state.typing() {
         if let Some(action) = state.keymap.action_while_typing(&key) {
             return apply(state, action);
@@ -724,13 +766,69 @@ fn on_typing_key(state: &mut State, key: KeyEvent) -> Vec<Command> {
             } else {
                 key
             };
+            let typed = matches!(key.code, KeyCode::Char(_) | KeyCode::Backspace);
             if state.ask.sql.input(key) {
                 state.ask.sql_edited = true;
+            }
+            if typed {
+                refresh_completion(state);
+            } else {
+                state.ask.completion = None;
             }
             Vec::new()
         }
         AskFocus::Result => Vec::new(),
     }
+}
+
+/// Tab takes the chosen name, ↑/↓ choose, Esc closes the list; other keys go on to the box
+/// (and the list follows what is typed).
+fn on_completion_key(state: &mut State, key: &KeyEvent) -> Option<Vec<Command>> {
+    let open = state.view == View::Ask
+        && state.ask.focus == AskFocus::Sql
+        && state.filter.is_none()
+        && state.ask.export.is_none();
+    if !open {
+        state.ask.completion = None;
+        return None;
+    }
+    let completion = state.ask.completion.as_mut()?;
+    match key.code {
+        KeyCode::Tab => {
+            let completion = state.ask.completion.take()?;
+            let item = completion.chosen()?;
+            for _ in 0..completion.typed_chars {
+                state.ask.sql.delete_char();
+            }
+            state.ask.sql.insert_str(&item.text);
+            state.ask.sql_edited = true;
+        }
+        KeyCode::Down => completion.step(1),
+        KeyCode::Up => completion.step(-1),
+        KeyCode::Esc => state.ask.completion = None,
+        _ => return None,
+    }
+    Some(Vec::new())
+}
+
+/// The names that complete the word at the SQL box's cursor, from the schema and the server's
+/// functions.
+fn refresh_completion(state: &mut State) {
+    let Some(schema) = state.schema.schema.clone() else {
+        state.ask.completion = None;
+        return;
+    };
+    let (row, col) = state.ask.sql.cursor();
+    let lines = state.ask.sql.lines();
+    let mut cursor = 0;
+    for line in &lines[..row.min(lines.len())] {
+        cursor += line.len() + 1;
+    }
+    if let Some(line) = lines.get(row) {
+        cursor += line.chars().take(col).map(char::len_utf8).sum::<usize>();
+    }
+    let text = lines.join("\n");
+    state.ask.completion = complete(&schema, &state.ask.functions, &text, cursor);
 }
 
 fn walk_history(state: &mut State, step: isize) {
@@ -915,6 +1013,7 @@ fn submit_question(state: &mut State) -> Vec<Command> {
     state.ask.question = text_box("");
     if looks_like_sql(&text) {
         state.ask.sql = text_box(&text);
+        state.ask.completion = None;
         state.ask.asked = None;
         return run_sql(state, text, None);
     }
@@ -928,11 +1027,13 @@ fn ask_question(state: &mut State, question: String) -> Vec<Command> {
         (!state.ask.conversation.turns.is_empty()).then(|| state.ask.conversation.clone());
     state.ask.job = Some(job);
     state.ask.asked = Some(question.clone());
+    state.ask.last_question = Some(question.clone());
     state.ask.phase = Phase::Generating {
         attempt: 1,
         started_ms: state.now,
     };
     state.ask.sql = text_box(crate::assistant::prompt::ANSWER_PREFIX);
+    state.ask.completion = None;
     state.ask.sql_edited = false;
     state.ask.attempts.clear();
     state.ask.generation_time = None;
@@ -990,7 +1091,37 @@ fn run_sql(state: &mut State, sql: String, question: Option<String>) -> Vec<Comm
     commands
 }
 
+/// `a` in the Ask view: the question and the SQL whose rows are shown, which may be the
+/// model's answer or the user's correction of it.
+fn accept_answer(state: &mut State) -> Vec<Command> {
+    let ask = &state.ask;
+    let question = ask.asked.clone().or_else(|| ask.last_question.clone());
+    match (
+        question,
+        ask.shown_sql.clone().filter(|_| ask.result.is_some()),
+    ) {
+        (Some(question), Some(sql)) => vec![Command::KeepExample { question, sql }],
+        (None, _) => {
+            state.notify(
+                Level::Info,
+                "no question to keep this query for: ask one first",
+            );
+            Vec::new()
+        }
+        (Some(_), None) => {
+            state.notify(
+                Level::Info,
+                "nothing to keep yet: no query has returned rows",
+            );
+            Vec::new()
+        }
+    }
+}
+
 fn ask_action(state: &mut State, action: Action) -> Vec<Command> {
+    if action == Action::AcceptAnswer {
+        return accept_answer(state);
+    }
     let viewport = layout::result_inner(state);
     let ask = &mut state.ask;
     let showing_suggestions = ask.shows_suggestions();
@@ -1029,6 +1160,7 @@ fn ask_action(state: &mut State, action: Action) -> Vec<Command> {
         Action::Select if showing_suggestions => {
             if let Some(s) = ask.suggestions.get(ask.selected_suggestion).cloned() {
                 ask.sql = text_box(&s.sql);
+                ask.completion = None;
                 return run_sql(state, s.sql, Some(s.question));
             }
         }
@@ -1104,6 +1236,7 @@ fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
                 }
                 state.ask.retry_reason = (!why.is_empty()).then(|| why.to_string());
                 state.ask.sql = text_box(crate::assistant::prompt::ANSWER_PREFIX);
+                state.ask.completion = None;
             } else {
                 state.ask.sql.move_cursor(tui_textarea::CursorMove::Bottom);
                 state.ask.sql.move_cursor(tui_textarea::CursorMove::End);
@@ -1119,8 +1252,10 @@ fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
             let question = state.ask.asked.clone().unwrap_or_default();
             if let Some(sql) = &report.sql {
                 state.ask.sql = text_box(sql);
+                state.ask.completion = None;
                 state.ask.conversation.push(&question, sql);
             }
+            state.ask.shown_sql = report.sql.clone().filter(|_| report.result.is_some());
             match (report.result, report.failure) {
                 (Some(result), _) => {
                     state.ask.phase = Phase::Done;
@@ -1150,6 +1285,7 @@ fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
                 .take()
                 .unwrap_or_else(|| text_of(&state.ask.sql));
             let question = state.ask.asked.clone();
+            state.ask.shown_sql = result.is_ok().then(|| sql.clone());
             match result {
                 Ok(result) => {
                     state.ask.phase = Phase::Done;
@@ -1413,6 +1549,7 @@ fn schema_action(state: &mut State, action: Action) -> Vec<Command> {
             if let Some(s) = state.table_suggestions().first().copied().cloned() {
                 state.view = View::Ask;
                 state.ask.sql = text_box(&s.sql);
+                state.ask.completion = None;
                 return run_sql(state, s.sql, Some(s.question));
             }
         }
@@ -1428,6 +1565,27 @@ fn history_action(state: &mut State, action: Action) -> Vec<Command> {
     }
     let selected = history.listed.get(history.selected).copied();
     match action {
+        Action::AcceptAnswer => {
+            let entry = selected.and_then(|i| history.history.entries.get(i));
+            match entry {
+                Some(HistoryEntry {
+                    question: Some(question),
+                    sql,
+                    outcome: Outcome::Rows { .. },
+                    ..
+                }) => {
+                    return vec![Command::KeepExample {
+                        question: question.clone(),
+                        sql: sql.clone(),
+                    }]
+                }
+                Some(_) => state.notify(
+                    Level::Info,
+                    "only a question whose query returned rows can be kept as an example",
+                ),
+                None => {}
+            }
+        }
         Action::ToggleFavourite => {
             if let Some(entry) = selected.and_then(|i| history.history.entries.get_mut(i)) {
                 entry.favourite = !entry.favourite;
@@ -1450,6 +1608,7 @@ fn history_action(state: &mut State, action: Action) -> Vec<Command> {
                 return Vec::new();
             }
             state.ask.sql = text_box(&entry.sql);
+            state.ask.completion = None;
             if action == Action::EditSql {
                 state.ask.sql_edited = true;
                 state.ask.focus = AskFocus::Sql;

@@ -226,7 +226,17 @@ impl Jobs {
                     suggest::for_schema(&schema, warehouse.capabilities(), SUGGESTIONS_PER_TABLE);
                 (schema, suggestions)
             });
+            let loaded = msg.is_ok();
             let _ = tx.send(Msg::Schema(msg));
+            // For completion in the SQL box; without them it offers names and keywords.
+            if loaded {
+                match crate::assistant::ask::server_functions(&warehouse).await {
+                    Ok(names) => {
+                        let _ = tx.send(Msg::Functions(names));
+                    }
+                    Err(e) => tracing::debug!("no function names for completion: {e}"),
+                }
+            }
         });
     }
 
@@ -261,6 +271,26 @@ impl Jobs {
             let path = absolute_export_path(&path);
             let outcome = export_to(result.as_deref(), &path).map(|()| path);
             let _ = tx.send(Msg::Exported(outcome));
+        });
+    }
+
+    /// Keeps a confirmed answer as an example: in the examples file, and at once for the
+    /// running assistant's later questions.
+    pub fn keep_example(&self, question: String, sql: String) {
+        let tx = self.tx.clone();
+        let assistant = self.assistant.clone().ok();
+        tokio::task::spawn_blocking(move || {
+            let example = crate::assistant::prompt::Example { question, sql };
+            let kept = match crate::assistant::examples::default_path() {
+                Some(path) => crate::assistant::examples::append(&path, &example)
+                    .map(|()| path.display().to_string())
+                    .map_err(|e| format!("cannot keep the example in {}: {e}", path.display())),
+                None => Err("no data directory to keep examples in".into()),
+            };
+            if let (Ok(_), Some(assistant)) = (&kept, assistant) {
+                assistant.remember(example);
+            }
+            let _ = tx.send(Msg::Kept(kept));
         });
     }
 

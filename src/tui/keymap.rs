@@ -197,6 +197,7 @@ const DEFAULTS: &[(Action, &str)] = &[
     (Action::ResumePipeline, "r"),
     (Action::RestartPipeline, "R"),
     (Action::ToggleFavourite, "f"),
+    (Action::AcceptAnswer, "a"),
 ];
 
 #[derive(Debug, Clone)]

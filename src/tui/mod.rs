@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod app;
+pub mod completion;
 #[cfg(test)]
 pub mod fixtures;
 pub mod history;
@@ -482,6 +483,7 @@ fn run_command(jobs: &mut Jobs, command: Command) {
             table,
         } => jobs.sample_table(job, &database, &table),
         Command::ControlPipeline { name, control } => jobs.control(name, control),
+        Command::KeepExample { question, sql } => jobs.keep_example(question, sql),
         Command::Export { .. } | Command::SaveHistory | Command::OpenEditor(_) | Command::Quit => {}
     }
 }

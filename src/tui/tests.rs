@@ -387,6 +387,133 @@ fn sql_typed_in_the_question_box_runs_as_written_and_edits_run_as_written() {
     assert_eq!(state.ask.sql.lines().join("\n"), "SELECT 2");
 }
 
+/// The SQL box offers the names that complete the word being typed: tables after `FROM`,
+/// then the named table's columns and the server's functions; ↓ chooses, Tab inserts, Esc
+/// closes, and Tab without the list still switches views.
+#[test]
+fn the_sql_box_completes_names_as_they_are_typed() {
+    let mut state = full_state();
+    update(
+        &mut state,
+        Msg::Functions(vec!["count".into(), "COUNT".into(), "countIf".into()]),
+    );
+    typed(&mut state, "SELECT 1");
+    update(&mut state, key(KeyCode::Enter));
+    update(&mut state, key(KeyCode::Esc));
+    update(&mut state, key(KeyCode::Char('e')));
+    assert_eq!(state.ask.focus, AskFocus::Sql);
+    update(&mut state, key(KeyCode::Backspace));
+    assert_eq!(
+        state.ask.completion, None,
+        "nothing to complete after `SELECT `"
+    );
+    typed(&mut state, "count() FROM demo.ev");
+    let names = |state: &State| -> Vec<String> {
+        let c = state.ask.completion.as_ref().expect("a completion list");
+        c.items.iter().map(|i| i.text.clone()).collect()
+    };
+    assert_eq!(names(&state), ["events"]);
+    let screen = render(&state, 120, 40).backend().to_string();
+    assert!(screen.contains("Tab inserts"), "{screen}");
+    update(&mut state, key(KeyCode::Tab));
+    assert_eq!(state.view, View::Ask, "Tab took the name");
+    assert_eq!(
+        state.ask.sql.lines().join("\n"),
+        "SELECT count() FROM demo.events"
+    );
+    assert_eq!(state.ask.completion, None);
+    typed(&mut state, " WHERE co");
+    assert_eq!(names(&state), ["country", "count", "countIf"]);
+    update(&mut state, key(KeyCode::Down));
+    update(&mut state, key(KeyCode::Tab));
+    assert_eq!(
+        state.ask.sql.lines().join("\n"),
+        "SELECT count() FROM demo.events WHERE count"
+    );
+    typed(&mut state, "I");
+    assert_eq!(names(&state), ["countIf"]);
+    update(&mut state, key(KeyCode::Esc));
+    assert_eq!(state.ask.completion, None);
+    assert_eq!(state.ask.focus, AskFocus::Sql, "Esc closed only the list");
+    update(&mut state, key(KeyCode::Tab));
+    assert_ne!(state.view, View::Ask, "without the list Tab switches views");
+}
+
+/// `a` keeps a right answer as an example: the model's query, or the user's correction of
+/// it (edited and run), under the question it answers; from History, an entry that answered
+/// a question and returned rows. Nothing to keep is said, not done.
+#[test]
+fn a_confirmed_answer_or_its_correction_is_kept_as_an_example() {
+    let mut state = full_state();
+    update(&mut state, key(KeyCode::Esc));
+    assert!(update(&mut state, key(KeyCode::Char('a'))).is_empty());
+    update(&mut state, key(KeyCode::Char('i')));
+    answer(&mut state, "events per hour");
+    let keep = |state: &mut State| update(state, key(KeyCode::Char('a')));
+    let sql = "SELECT toStartOfHour(event_time) AS hour, count() AS events, sum(revenue) AS revenue FROM demo.events GROUP BY hour ORDER BY hour";
+    assert_eq!(
+        keep(&mut state),
+        [Command::KeepExample {
+            question: "events per hour".into(),
+            sql: sql.into()
+        }]
+    );
+    // Corrected by hand and run: the correction is kept for the same question.
+    update(&mut state, key(KeyCode::Char('e')));
+    for _ in 0.." ORDER BY hour".len() {
+        update(&mut state, key(KeyCode::Backspace));
+    }
+    let commands = update(&mut state, key(KeyCode::Enter));
+    let Some(Command::RunSql {
+        job,
+        sql: corrected,
+    }) = commands.last().cloned()
+    else {
+        panic!("{commands:?}");
+    };
+    update(
+        &mut state,
+        Msg::Job(job, JobOutput::Query(Ok(fixtures::hourly()))),
+    );
+    assert_eq!(
+        keep(&mut state),
+        [Command::KeepExample {
+            question: "events per hour".into(),
+            sql: corrected
+        }]
+    );
+    update(
+        &mut state,
+        Msg::Kept(Ok("/data/assistant-history.jsonl".into())),
+    );
+    let screen = render(&state, 120, 40).backend().to_string();
+    assert!(screen.contains("kept as an example"), "{screen}");
+    // From History: the answered question, not a failed query.
+    update(&mut state, key(KeyCode::Char('4')));
+    let entry = |state: &State, question: Option<&str>, failed: bool| {
+        state.history.listed.iter().position(|&i| {
+            let e = &state.history.history.entries[i];
+            e.question.as_deref() == question && matches!(e.outcome, Outcome::Failed(_)) == failed
+        })
+    };
+    // The correction's own entry is the user's query (no question); the answer's has one.
+    state.history.selected = entry(&state, None, false).expect("the corrected query");
+    assert!(update(&mut state, key(KeyCode::Char('a'))).is_empty());
+    state.history.selected = entry(&state, Some("events per hour"), false).expect("the answer");
+    let kept = update(&mut state, key(KeyCode::Char('a')));
+    let failed = state
+        .history
+        .listed
+        .iter()
+        .position(|&i| matches!(state.history.history.entries[i].outcome, Outcome::Failed(_)));
+    assert!(
+        matches!(&kept[..], [Command::KeepExample { question, .. }] if question == "events per hour"),
+        "{kept:?}"
+    );
+    state.history.selected = failed.expect("a failed entry");
+    assert!(update(&mut state, key(KeyCode::Char('a'))).is_empty());
+}
+
 #[test]
 fn question_history_walks_with_up_and_down() {
     let mut state = full_state();

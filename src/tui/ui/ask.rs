@@ -3,12 +3,13 @@
 
 use ratatui::layout::{Alignment, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{Clear, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::{draw_block, fit, panel, placeholder};
 use crate::tui::action::Action;
 use crate::tui::app::{AskFocus, Phase, State};
+use crate::tui::completion::Completion;
 use crate::tui::layout;
 use crate::tui::widgets::chart::ResultChart;
 use crate::tui::widgets::result_table::ResultTable;
@@ -85,6 +86,81 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
     }
 
     draw_result(frame, areas.result, state);
+    if let (true, Some(completion)) = (sql_focused, &ask.completion) {
+        draw_completion(frame, inner, ask.sql.cursor(), completion, state);
+    }
+}
+
+/// Names shown at most at once in the completion list.
+const COMPLETION_ROWS: usize = 8;
+
+/// The completion list under the word being typed (above it when there is no room below),
+/// drawn over whatever is there.
+fn draw_completion(
+    frame: &mut Frame,
+    sql_area: Rect,
+    (row, col): (usize, usize),
+    completion: &Completion,
+    state: &State,
+) {
+    let theme = &state.theme;
+    let screen = frame.area();
+    let rows = completion.items.len().min(COMPLETION_ROWS);
+    let label = |item: &crate::tui::completion::Item| {
+        if item.detail.is_empty() {
+            item.kind.label().to_string()
+        } else {
+            item.detail.clone()
+        }
+    };
+    // Sized to the names in view, so one long name further down does not widen the list.
+    let first = completion.selected.saturating_sub(rows.saturating_sub(1));
+    let shown = &completion.items[first..(first + rows).min(completion.items.len())];
+    let name_width = shown
+        .iter()
+        .map(|i| i.text.chars().count())
+        .max()
+        .unwrap_or(0);
+    let label_width = shown
+        .iter()
+        .map(|i| label(i).chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(24);
+    let title = " Tab inserts · ↑↓ · Esc ";
+    let width = (name_width + label_width + 5)
+        .max(title.chars().count() + 2)
+        .min(usize::from(screen.width)) as u16;
+    let height = rows as u16 + 2;
+    let word_start = col.saturating_sub(completion.typed_chars) as u16;
+    let x = (sql_area.x + word_start).min(screen.right().saturating_sub(width));
+    let below = sql_area.y + row as u16 + 1;
+    let y = if below + height <= screen.bottom() {
+        below
+    } else {
+        (sql_area.y + row as u16).saturating_sub(height)
+    };
+    let area = Rect::new(x, y, width, height).intersection(screen);
+    let items: Vec<ListItem> = shown
+        .iter()
+        .map(|item| {
+            let name = format!("{:<name_width$}  ", item.text);
+            let detail = fit(&label(item), label_width, false).0.into_owned();
+            ListItem::new(Line::from(vec![
+                Span::styled(name, theme.text),
+                Span::styled(detail, theme.muted),
+            ]))
+        })
+        .collect();
+    frame.render_widget(Clear, area);
+    let block = panel(title, true, theme);
+    let inner = draw_block(frame, area, block);
+    let mut list_state = ListState::default().with_selected(Some(completion.selected - first));
+    frame.render_stateful_widget(
+        List::new(items).highlight_style(theme.selection),
+        inner,
+        &mut list_state,
+    );
 }
 
 fn status_line(state: &State) -> Line<'static> {

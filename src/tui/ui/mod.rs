@@ -275,6 +275,7 @@ pub fn help_actions(view: View) -> Vec<Action> {
             CycleChart,
             ExportResult,
             ClearConversation,
+            AcceptAnswer,
         ],
         View::Pipelines => &[
             MoveUp,
@@ -301,6 +302,7 @@ pub fn help_actions(view: View) -> Vec<Action> {
             Select,
             EditSql,
             ToggleFavourite,
+            AcceptAnswer,
             StartFilter,
             GoToTop,
             GoToBottom,
@@ -317,9 +319,9 @@ pub fn help_actions(view: View) -> Vec<Action> {
 fn typing_help(view: View) -> &'static str {
     match view {
         View::Ask => {
-            "In the question box: Enter asks (SQL typed there runs as written), ↑/↓ recall \
-             earlier questions. In the SQL box: Enter runs, Alt-Enter adds a line. Esc leaves \
-             a box; while typing, only Ctrl/Alt keys, F-keys, Tab and Esc are commands."
+            "Question box: Enter asks (SQL runs as written), ↑/↓ recall questions. SQL box: \
+             Enter runs, Alt-Enter adds a line, Tab takes the listed name. While typing, only \
+             Ctrl/Alt keys, F-keys, Tab and Esc are commands."
         }
         _ => "While typing a filter, Enter keeps it and Esc clears it.",
     }
