@@ -37,7 +37,11 @@
 //! error; `NL2SQL_OUT=FILE` writes one JSON line per answer (set, id, mode, correct,
 //! seconds, sql) for comparing runs question by question; `NL2SQL_ONESHOT=N` times the first
 //! N questions of each set as `aurora ask` processes of their own (default 10; 0: none);
-//! `NL2SQL_CANDIDATES=N` asks with N self-consistency candidates (default: Aurora's, 1).
+//! `NL2SQL_CANDIDATES=N` asks with N self-consistency candidates (default: Aurora's, 1);
+//! `NL2SQL_REFINE=0` skips the refinement-turns comparison (`refine.rs`), which otherwise
+//! runs after the sets in the plain and full modes.
+
+mod refine;
 
 use std::io::Write;
 use std::path::Path;
@@ -198,6 +202,7 @@ fn run() -> Result<()> {
         .map(|s| Ok((s, read_set(&root, s)?)))
         .collect::<Result<_>>()?;
     let bare = std::env::var("NL2SQL_BARE").as_deref() != Ok("0");
+    let refine_on = std::env::var("NL2SQL_REFINE").as_deref() != Ok("0");
     let variants = variants()?;
     let threads = env_usize("NL2SQL_THREADS").map_or_else(default_threads, |n| n as u32);
     let model_path = match std::env::var("NL2SQL_MODEL") {
@@ -220,7 +225,10 @@ fn run() -> Result<()> {
         .build()?;
     let result = rt.block_on(async {
         let warehouse = Arc::new(Warehouse::connect(ConnectionSettings::new(server.url())).await?);
-        let needs = |db: &str| sets.iter().any(|(s, _)| s.databases.contains(&db));
+        let needs = |db: &str| {
+            sets.iter().any(|(s, _)| s.databases.contains(&db))
+                || (refine_on && refine::FILES.iter().any(|(_, d)| *d == db))
+        };
         if needs("demo") {
             aurora::cli::demo::load_sample(&warehouse, false).await?;
         }
@@ -271,6 +279,17 @@ fn run() -> Result<()> {
             }
         }
         report(&runs);
+        if refine_on {
+            let modes: Vec<Variant> = variants
+                .iter()
+                .filter(|v| v.name == "plain" || v.name == "full")
+                .cloned()
+                .collect();
+            for (file, database) in refine::FILES {
+                let scripts = refine::read(&root, file)?;
+                refine::run(&backend, &warehouse, database, &scripts, &modes).await?;
+            }
+        }
         let one_shot_count = env_usize("NL2SQL_ONESHOT").unwrap_or(10);
         if one_shot_count > 0 {
             one_shot(
@@ -488,8 +507,10 @@ async fn run_set(
     if spec.databases.contains(&"demo") {
         aurora::demo::add_assistant_config(&mut config);
     }
+    // No confirmed examples from the machine's data directory: they are not the product's.
     let assistant =
-        aurora::assistant::configured(Arc::clone(backend), Arc::clone(warehouse), &config);
+        aurora::assistant::configured(Arc::clone(backend), Arc::clone(warehouse), &config)
+            .with_history(Vec::new());
     assistant.schema_context().await?;
     let warm = env_usize("NL2SQL_WARM").unwrap_or(WARM_TABLES);
     let started = Instant::now();

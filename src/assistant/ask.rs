@@ -601,7 +601,7 @@ impl Assistant {
                     },
                     failure.as_ref(),
                 ),
-                Mode::Plain => prompt::plain_messages(tables.iter().copied(), question),
+                Mode::Plain => prompt::plain_messages(tables.iter().copied(), question, previous),
             };
             // The plain baseline lets the model answer as it likes (usually a fenced block);
             // the first statement of the reply is taken as it is.

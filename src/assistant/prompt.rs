@@ -224,22 +224,33 @@ pub fn prefix_messages(system: String, examples: &[Example]) -> Vec<ChatMessage>
 }
 
 /// The baseline prompt (benchmark mode "plain"): every table's `CREATE TABLE`, the
-/// question, nothing else.
+/// question, nothing else; a follow-up also has the previous question and its query, as the
+/// turns of a plain chat.
 pub fn plain_messages<'a>(
     tables: impl IntoIterator<Item = &'a TableInfo>,
     question: &str,
+    previous: Option<&Turn>,
 ) -> Vec<ChatMessage> {
     let empty = ValueSamples::default();
     let schema: Vec<String> = tables
         .into_iter()
         .map(|t| create_table(t, &empty))
         .collect();
-    vec![
-        ChatMessage::system(
-            "You write ClickHouse SQL. Reply with one SELECT query only.".to_string(),
-        ),
-        ChatMessage::user(format!("{}\n\nQuestion: {question}", schema.join("\n"))),
-    ]
+    let system = ChatMessage::system(
+        "You write ClickHouse SQL. Reply with one SELECT query only.".to_string(),
+    );
+    let ask = |q: &str| format!("{}\n\nQuestion: {q}", schema.join("\n"));
+    match previous {
+        // A follow-up as a plain chat would have it: the earlier question, its query as the
+        // reply, then the new words.
+        Some(turn) => vec![
+            system,
+            ChatMessage::user(ask(&turn.question)),
+            ChatMessage::assistant(turn.sql.clone()),
+            ChatMessage::user(format!("Question: {question}")),
+        ],
+        None => vec![system, ChatMessage::user(ask(question))],
+    }
 }
 
 /// Worked examples over the linked tables' own columns.
@@ -623,6 +634,28 @@ pub fn choose(question: &str, candidates: &[Example], n: usize) -> Vec<Example> 
 mod tests {
     use super::*;
     use crate::assistant::linking::{link, tests::fixture};
+
+    /// The baseline: the schema and the question, nothing else; a follow-up as a plain chat
+    /// (the earlier question, its query as the reply, the new words).
+    #[test]
+    fn the_plain_prompt_is_the_schema_and_the_question() {
+        let (schema, _) = fixture();
+        let tables = schema.tables.iter().take(1);
+        let first = plain_messages(tables.clone(), "How many events?", None);
+        assert_eq!(first.len(), 2);
+        assert!(first[1].content.starts_with("CREATE TABLE demo.events"));
+        assert!(first[1].content.ends_with("\n\nQuestion: How many events?"));
+        let turn = Turn {
+            question: "How many events?".into(),
+            sql: "SELECT count() FROM demo.events".into(),
+        };
+        let next = plain_messages(tables, "only purchases", Some(&turn));
+        assert_eq!(next.len(), 4);
+        assert_eq!(next[1].content, first[1].content);
+        assert_eq!(next[2].role, crate::assistant::Role::Assistant);
+        assert_eq!(next[2].content, turn.sql);
+        assert_eq!(next[3].content, "Question: only purchases");
+    }
 
     #[test]
     fn create_table_shows_comments_and_values() {
