@@ -507,10 +507,8 @@ async fn run_set(
     if spec.databases.contains(&"demo") {
         aurora::demo::add_assistant_config(&mut config);
     }
-    // No confirmed examples from the machine's data directory: they are not the product's.
     let assistant =
-        aurora::assistant::configured(Arc::clone(backend), Arc::clone(warehouse), &config)
-            .with_history(Vec::new());
+        aurora::assistant::configured(Arc::clone(backend), Arc::clone(warehouse), &config);
     assistant.schema_context().await?;
     let warm = env_usize("NL2SQL_WARM").unwrap_or(WARM_TABLES);
     let started = Instant::now();

@@ -54,10 +54,8 @@ pub async fn run(
     let warehouse = Arc::new(Warehouse::connect(settings).await?);
     let mut config = Config::default().assistant;
     config.databases = vec![database.to_string()];
-    // No confirmed examples from the machine's data directory: they are not the product's.
     let assistant =
-        aurora::assistant::configured(Arc::clone(backend), Arc::clone(&warehouse), &config)
-            .with_history(Vec::new());
+        aurora::assistant::configured(Arc::clone(backend), Arc::clone(&warehouse), &config);
     println!(
         "\nrefinement: {} scripted conversations over `{database}` (turns until the rows are right)",
         scripts.len()

@@ -20,6 +20,11 @@ pub fn default_path() -> Option<PathBuf> {
         .map(|d| d.data_dir().join("assistant-history.jsonl"))
 }
 
+/// The confirmed examples in the data directory (none when it has no file).
+pub fn load_default() -> Vec<Example> {
+    default_path().map(|p| load(&p)).unwrap_or_default()
+}
+
 /// The confirmed examples in `path`, the latest per question, oldest first. A missing file
 /// is no examples; a line that is not an example is skipped.
 pub fn load(path: &Path) -> Vec<Example> {

@@ -360,23 +360,25 @@ pub async fn by_values(
         let joined: BTreeSet<String> = graph.neighbours(&table.qualified_name());
         let own_key = key_columns(table);
         let prefix = column_prefix(table);
-        let same_name_as_a_key = |c: &ColumnInfo| {
-            keys.iter().any(|(t, k, _)| {
-                t.qualified_name() != table.qualified_name()
-                    && core_name(k, column_prefix(t).as_deref()) == core_name(c, prefix.as_deref())
-            })
+        // Whether `column` of this table may hold another table's `key`: any text for a text
+        // key, an integer of the key's own name for an integer key.
+        let may_hold = |key_table: &TableInfo, key: &ColumnInfo, column: &ColumnInfo| {
+            key_table.qualified_name() != table.qualified_name()
+                && if is_text(key) {
+                    is_text(column)
+                } else {
+                    is_integer(column)
+                        && core_name(key, column_prefix(key_table).as_deref())
+                            == core_name(column, prefix.as_deref())
+                }
         };
         let candidates: Vec<&ColumnInfo> = table
             .columns
             .iter()
             .filter(|c| !(own_key.len() == 1 && own_key.contains(c.name.as_str())))
-            .filter(|c| is_text(c) || (is_integer(c) && same_name_as_a_key(c)))
+            .filter(|c| keys.iter().any(|(t, k, _)| may_hold(t, k, c)))
             .collect();
-        if candidates.is_empty()
-            || keys
-                .iter()
-                .all(|(t, _, _)| t.qualified_name() == table.qualified_name())
-        {
+        if candidates.is_empty() {
             continue;
         }
         let sql = super::linking::per_column_sample(
@@ -400,14 +402,7 @@ pub async fn by_values(
             }
             for (key_table, key_column, key_values) in &keys {
                 let name = key_table.qualified_name();
-                let comparable_kind = if is_text(key_column) {
-                    is_text(column)
-                } else {
-                    is_integer(column)
-                        && core_name(key_column, column_prefix(key_table).as_deref())
-                            == core_name(column, prefix.as_deref())
-                };
-                if name == table.qualified_name() || joined.contains(&name) || !comparable_kind {
+                if joined.contains(&name) || !may_hold(key_table, key_column, column) {
                     continue;
                 }
                 let shared = sample.intersection(key_values).count();

@@ -33,9 +33,9 @@ use std::sync::Arc;
 use crate::config::{AssistantConfig, Backend};
 use crate::warehouse::Warehouse;
 
-/// An assistant over `warehouse` with what the config says about the schema (the databases
-/// questions are about, declared joins and synonyms) and the examples the user confirmed
-/// (`examples::default_path`).
+/// An assistant over `warehouse` with what the config says about the schema: the databases
+/// questions are about, declared joins and synonyms. The examples the user confirmed are the
+/// front end's to add (`examples::load_default`), so a benchmark runs without them.
 pub fn configured(
     backend: Arc<dyn ModelBackend>,
     warehouse: Arc<Warehouse>,
@@ -56,11 +56,6 @@ pub fn configured(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-        )
-        .with_history(
-            examples::default_path()
-                .map(|p| examples::load(&p))
-                .unwrap_or_default(),
         )
 }
 

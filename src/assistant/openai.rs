@@ -161,16 +161,8 @@ impl OpenAiBackend {
         if !self.model.is_empty() {
             body["model"] = self.model.clone().into();
         }
-        let mut post = self
-            .http
-            .post(&self.endpoint)
-            .timeout(PROBE_TIMEOUT)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(body.to_string());
-        if let Some(key) = &self.api_key {
-            post = post.bearer_auth(key.trim());
-        }
         let reply = async {
+            let post = self.post(&body).ok()?.timeout(PROBE_TIMEOUT);
             let response = post.send().await.ok()?.error_for_status().ok()?;
             let document: Json = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
             document["choices"][0]["message"]["content"]
@@ -185,6 +177,30 @@ impl OpenAiBackend {
             if takes { "applies" } else { "does not apply" }
         );
         takes
+    }
+
+    /// A POST of `body` to the endpoint, with the key when there is one.
+    fn post(&self, body: &Json) -> Result<reqwest::RequestBuilder, AssistantError> {
+        let body = serde_json::to_vec(body).map_err(|e| self.protocol(e))?;
+        let mut post = self
+            .http
+            .post(&self.endpoint)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(
+                ACCEPT,
+                HeaderValue::from_static("text/event-stream, application/json"),
+            )
+            .body(body);
+        if let Some(key) = &self.api_key {
+            let value = HeaderValue::from_str(&format!("Bearer {}", key.trim())).map_err(|_| {
+                AssistantError::EndpointUnreachable {
+                    url: self.endpoint.clone(),
+                    reason: "the API key holds characters an HTTP header cannot carry".into(),
+                }
+            })?;
+            post = post.header(AUTHORIZATION, value);
+        }
+        Ok(post)
     }
 
     /// The URL requests go to.
@@ -236,26 +252,7 @@ impl OpenAiBackend {
     ) -> Result<Generation, AssistantError> {
         let started = Instant::now();
         let grammar = request.grammar.is_some() && self.takes_grammar().await;
-        let body =
-            serde_json::to_vec(&self.body(request, grammar)).map_err(|e| self.protocol(e))?;
-        let mut post = self
-            .http
-            .post(&self.endpoint)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(
-                ACCEPT,
-                HeaderValue::from_static("text/event-stream, application/json"),
-            )
-            .body(body);
-        if let Some(key) = &self.api_key {
-            let value = HeaderValue::from_str(&format!("Bearer {}", key.trim())).map_err(|_| {
-                AssistantError::EndpointUnreachable {
-                    url: self.endpoint.clone(),
-                    reason: "the API key holds characters an HTTP header cannot carry".into(),
-                }
-            })?;
-            post = post.header(AUTHORIZATION, value);
-        }
+        let post = self.post(&self.body(request, grammar))?;
         let mut response = post.send().await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         if !status.is_success() {

@@ -94,7 +94,8 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
     }
     let config = &session.config.assistant;
     let backend = backend_for(config, args.model.as_deref(), args.endpoint.as_deref())?;
-    let assistant = crate::assistant::configured(backend, Arc::clone(&session.warehouse), config);
+    let assistant = crate::assistant::configured(backend, Arc::clone(&session.warehouse), config)
+        .with_history(examples::load_default());
     let mut conversation = match (&conversation_path, args.follow_up) {
         (Some(path), true) => Conversation::load(path),
         _ => Conversation::default(),

@@ -148,6 +148,13 @@ pub struct AskState {
 }
 
 impl AskState {
+    /// Replaces the SQL box's text (an answer, a suggestion, a history entry); the completion
+    /// list of the old text goes with it.
+    pub fn set_sql(&mut self, text: &str) {
+        self.sql = text_box(text);
+        self.completion = None;
+    }
+
     /// True when the result area lists the suggestions (no result and no error to show), so
     /// that keys act on what is on screen.
     pub fn shows_suggestions(&self) -> bool {
@@ -616,8 +623,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
             Vec::new()
         }
         Msg::EditorClosed(Ok(sql)) => {
-            state.ask.sql = text_box(sql.trim_end());
-            state.ask.completion = None;
+            state.ask.set_sql(sql.trim_end());
             state.ask.sql_edited = true;
             state.ask.focus = AskFocus::Sql;
             state.notify(Level::Info, "SQL from the editor; Enter runs it");
@@ -1012,8 +1018,7 @@ fn submit_question(state: &mut State) -> Vec<Command> {
     state.ask.history_cursor = None;
     state.ask.question = text_box("");
     if looks_like_sql(&text) {
-        state.ask.sql = text_box(&text);
-        state.ask.completion = None;
+        state.ask.set_sql(&text);
         state.ask.asked = None;
         return run_sql(state, text, None);
     }
@@ -1032,8 +1037,7 @@ fn ask_question(state: &mut State, question: String) -> Vec<Command> {
         attempt: 1,
         started_ms: state.now,
     };
-    state.ask.sql = text_box(crate::assistant::prompt::ANSWER_PREFIX);
-    state.ask.completion = None;
+    state.ask.set_sql(crate::assistant::prompt::ANSWER_PREFIX);
     state.ask.sql_edited = false;
     state.ask.attempts.clear();
     state.ask.generation_time = None;
@@ -1159,8 +1163,7 @@ fn ask_action(state: &mut State, action: Action) -> Vec<Command> {
         }
         Action::Select if showing_suggestions => {
             if let Some(s) = ask.suggestions.get(ask.selected_suggestion).cloned() {
-                ask.sql = text_box(&s.sql);
-                ask.completion = None;
+                ask.set_sql(&s.sql);
                 return run_sql(state, s.sql, Some(s.question));
             }
         }
@@ -1235,8 +1238,7 @@ fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
                     *attempt += 1;
                 }
                 state.ask.retry_reason = (!why.is_empty()).then(|| why.to_string());
-                state.ask.sql = text_box(crate::assistant::prompt::ANSWER_PREFIX);
-                state.ask.completion = None;
+                state.ask.set_sql(crate::assistant::prompt::ANSWER_PREFIX);
             } else {
                 state.ask.sql.move_cursor(tui_textarea::CursorMove::Bottom);
                 state.ask.sql.move_cursor(tui_textarea::CursorMove::End);
@@ -1251,8 +1253,7 @@ fn on_job(state: &mut State, job: JobId, output: JobOutput) -> Vec<Command> {
             state.ask.unsure = report.unsure;
             let question = state.ask.asked.clone().unwrap_or_default();
             if let Some(sql) = &report.sql {
-                state.ask.sql = text_box(sql);
-                state.ask.completion = None;
+                state.ask.set_sql(sql);
                 state.ask.conversation.push(&question, sql);
             }
             state.ask.shown_sql = report.sql.clone().filter(|_| report.result.is_some());
@@ -1548,8 +1549,7 @@ fn schema_action(state: &mut State, action: Action) -> Vec<Command> {
             // Runs the table's first suggestion in the Ask view.
             if let Some(s) = state.table_suggestions().first().copied().cloned() {
                 state.view = View::Ask;
-                state.ask.sql = text_box(&s.sql);
-                state.ask.completion = None;
+                state.ask.set_sql(&s.sql);
                 return run_sql(state, s.sql, Some(s.question));
             }
         }
@@ -1607,8 +1607,7 @@ fn history_action(state: &mut State, action: Action) -> Vec<Command> {
                 }
                 return Vec::new();
             }
-            state.ask.sql = text_box(&entry.sql);
-            state.ask.completion = None;
+            state.ask.set_sql(&entry.sql);
             if action == Action::EditSql {
                 state.ask.sql_edited = true;
                 state.ask.focus = AskFocus::Sql;

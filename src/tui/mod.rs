@@ -316,7 +316,8 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
     let assistant = match crate::assistant::backend_for(&ctx.config.assistant, None, None) {
         Ok(backend) => {
             let assistant =
-                crate::assistant::configured(backend, ctx.warehouse.clone(), &ctx.config.assistant);
+                crate::assistant::configured(backend, ctx.warehouse.clone(), &ctx.config.assistant)
+                    .with_history(crate::assistant::examples::load_default());
             state.model = ModelStatus::Ready(assistant.model_id());
             Ok(Arc::new(assistant))
         }

@@ -256,23 +256,38 @@ pub(super) fn named_dates(
             && !lits.is_empty()
             && lits.iter().all(|l| l.starts_with(&prefix))
     };
-    let replaced: Vec<String> = all
-        .iter()
-        .filter(|c| inside(c))
-        .map(|c| c.to_string())
-        .collect();
-    all.retain(|c| !inside(c));
+    let replaced = take_conditions(&mut all, inside);
     let still_named = all
         .iter()
         .any(|c| literals(c).iter().any(|l| l.contains(&prefix)))
         || literals(&*select).iter().any(|l| l.contains(&prefix));
-    if still_named {
+    if still_named && replaced.is_empty() {
         // The period is already used elsewhere (a countIf, a join): nothing to add.
-        if replaced.is_empty() {
-            select.selection = and_all(all);
-            return None;
-        }
+        select.selection = and_all(all);
+        return None;
     }
+    Some(put_period(select, all, &replaced, condition))
+}
+
+/// Takes the conditions `stale` picks out of `all`, as text for the note.
+fn take_conditions(all: &mut Vec<Expr>, stale: impl Fn(&Expr) -> bool) -> Vec<String> {
+    let taken = all
+        .iter()
+        .filter(|c| stale(c))
+        .map(ToString::to_string)
+        .collect();
+    all.retain(|c| !stale(c));
+    taken
+}
+
+/// The WHERE clause: the remaining conditions `all` and the period's `condition`, in place of
+/// the `replaced` ones; returns the note that says what changed.
+fn put_period(
+    select: &mut Select,
+    mut all: Vec<Expr>,
+    replaced: &[String],
+    condition: Expr,
+) -> String {
     let note = if replaced.is_empty() {
         format!("added {condition}: the question names that period")
     } else {
@@ -280,7 +295,7 @@ pub(super) fn named_dates(
     };
     all.push(condition);
     select.selection = and_all(all);
-    Some(note)
+    note
 }
 
 /// A period the question counts back from now.
@@ -442,21 +457,8 @@ pub(super) fn relative_period(
         return None;
     }
     // Conditions on the time column with literals are the model's guess at the period.
-    let guessed = |c: &Expr| on_time(c) && !literals(c).is_empty();
-    let replaced: Vec<String> = all
-        .iter()
-        .filter(|c| guessed(c))
-        .map(ToString::to_string)
-        .collect();
-    all.retain(|c| !guessed(c));
-    let note = if replaced.is_empty() {
-        format!("added {condition}: the question names that period")
-    } else {
-        format!("{condition} instead of {}", replaced.join(" AND "))
-    };
-    all.push(condition);
-    select.selection = and_all(all);
-    Some(note)
+    let replaced = take_conditions(&mut all, |c| on_time(c) && !literals(c).is_empty());
+    Some(put_period(select, all, &replaced, condition))
 }
 
 /// `SELECT toDate(t) AS day, revenue ...` for "revenue for each day", or `SELECT wind ...
