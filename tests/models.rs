@@ -400,3 +400,74 @@ fn model_help_documents_the_order_of_choice() {
     .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{help}");
 }
+
+/// Where `scripts/setup --for-tests` unpacks llama.cpp's vocabulary-only GGUF files.
+fn vocab_file(name: &str) -> PathBuf {
+    let path = PathBuf::from(std::env::var_os("HOME").unwrap())
+        .join(".cache/aurora/vocab")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: `scripts/setup --for-tests` (run by make test) unpacks it",
+        path.display()
+    );
+    path
+}
+
+/// Code Llama's and DeepSeek Coder's GGUF files (the catalog's) carry no chat template: the
+/// assistant gives each its publisher's layout, recognised from the tokenizer, and ends an
+/// answer at the family's end-of-turn token, which DeepSeek Coder's files do not mark as an
+/// end. Checked on the tokenizers of those families (llama.cpp's vocabulary-only files from
+/// llama-cpp-python's PyPI sdist); the default Qwen file keeps its own template.
+#[test]
+fn code_llama_and_deepseek_coder_get_their_publishers_prompt_layout() {
+    use aurora::assistant::backend::ChatMessage;
+    use aurora::assistant::llama::prompt_layout;
+    let messages = [
+        ChatMessage::system("Answer with one ClickHouse query."),
+        ChatMessage::user("How many orders?"),
+    ];
+    let llama = prompt_layout(
+        &vocab_file("ggml-vocab-llama-spm.gguf"),
+        &messages,
+        "SELECT",
+    )
+    .expect("llama vocabulary");
+    assert_eq!(llama.layout, "llama2-sys-bos (from its tokenizer)");
+    assert_eq!(
+        llama.prompt,
+        "[INST] <<SYS>>\nAnswer with one ClickHouse query.\n<</SYS>>\n\nHow many orders? [/INST]SELECT"
+    );
+    assert_eq!(llama.ends, vec!["</s>".to_string()]);
+
+    let deepseek = prompt_layout(
+        &vocab_file("ggml-vocab-deepseek-coder.gguf"),
+        &messages,
+        "SELECT",
+    )
+    .expect("deepseek coder vocabulary");
+    assert_eq!(deepseek.layout, "deepseek (from its tokenizer)");
+    assert_eq!(
+        deepseek.prompt,
+        "Answer with one ClickHouse query.### Instruction:\nHow many orders?\n### Response:\nSELECT"
+    );
+    assert!(
+        deepseek.ends.contains(&"<|EOT|>".to_string()),
+        "{:?}",
+        deepseek.ends
+    );
+
+    let qwen = prompt_layout(&real_default_model(), &messages, "SELECT").expect("default model");
+    assert_eq!(qwen.layout, "the file's own");
+    assert!(
+        qwen.prompt
+            .contains("<|im_start|>user\nHow many orders?<|im_end|>"),
+        "{}",
+        qwen.prompt
+    );
+    assert!(
+        qwen.ends.contains(&"<|im_end|>".to_string()),
+        "{:?}",
+        qwen.ends
+    );
+}

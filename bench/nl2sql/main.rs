@@ -23,7 +23,8 @@
 //!
 //! The full pipeline can also run with one mechanism off at a time (`NL2SQL_ABLATE=examples,
 //! grammar` or `all`, names as in `Mechanisms::NAMES`): the report then says, per set, how
-//! many answers each mechanism turns right and wrong. For the fitting rules (`shape::RULES`)
+//! many answers each mechanism turns right and wrong; `NL2SQL_ADD=columns` likewise runs it
+//! with a mechanism Aurora leaves off (`Mechanisms::DEFAULT`). For the fitting rules (`shape::RULES`)
 //! that is measured without asking again: every query a rule changed is made again without
 //! it, run, and compared with the gold.
 //!
@@ -318,17 +319,18 @@ fn run() -> Result<()> {
 }
 
 /// `plain` and `full`, or the one `NL2SQL_MODES` names (`none`: neither); then `full` without
-/// each mechanism `NL2SQL_ABLATE` names (`all`: every one).
+/// each mechanism `NL2SQL_ABLATE` names (`all`: every one `full` uses), and `full` with each
+/// one `NL2SQL_ADD` names that Aurora leaves off.
 fn variants() -> Result<Vec<Variant>> {
     let plain = Variant {
         name: "plain".into(),
         mode: Mode::Plain,
-        mechanisms: Mechanisms::ALL,
+        mechanisms: Mechanisms::DEFAULT,
     };
     let full = Variant {
         name: "full".into(),
         mode: Mode::Full,
-        mechanisms: Mechanisms::ALL,
+        mechanisms: Mechanisms::DEFAULT,
     };
     let mut out = match std::env::var("NL2SQL_MODES").as_deref() {
         Ok("full") => vec![full],
@@ -340,18 +342,33 @@ fn variants() -> Result<Vec<Variant>> {
     let ablate = std::env::var("NL2SQL_ABLATE").unwrap_or_default();
     let names: Vec<&str> = match ablate.as_str() {
         "" => Vec::new(),
-        "all" => Mechanisms::NAMES.to_vec(),
+        "all" => Mechanisms::NAMES
+            .iter()
+            .copied()
+            .filter(|n| Mechanisms::DEFAULT.has(n) == Some(true))
+            .collect(),
         list => list.split(',').map(str::trim).collect(),
     };
-    for name in names {
-        let Some(mechanisms) = Mechanisms::ALL.without(name) else {
+    let added = std::env::var("NL2SQL_ADD").unwrap_or_default();
+    let added = added.split(',').map(str::trim).filter(|n| !n.is_empty());
+    for (sign, name) in names
+        .into_iter()
+        .map(|n| ('-', n))
+        .chain(added.map(|n| ('+', n)))
+    {
+        let switched = if sign == '-' {
+            Mechanisms::DEFAULT.without(name)
+        } else {
+            Mechanisms::DEFAULT.with(name)
+        };
+        let Some(mechanisms) = switched else {
             bail!(
-                "NL2SQL_ABLATE: no mechanism `{name}`; they are {}",
+                "NL2SQL_ABLATE/NL2SQL_ADD: no mechanism `{name}`; they are {}",
                 Mechanisms::NAMES.join(", ")
             );
         };
         out.push(Variant {
-            name: format!("-{name}"),
+            name: format!("{sign}{name}"),
             mode: Mode::Full,
             mechanisms,
         });
@@ -900,7 +917,7 @@ fn report(runs: &[Run]) {
     // with the questions it turns right and wrong.
     let ablated: Vec<&str> = runs
         .iter()
-        .filter(|r| r.variant.starts_with('-'))
+        .filter(|r| r.variant.starts_with(['-', '+']))
         .map(|r| r.variant.as_str())
         .fold(Vec::new(), |mut v, name| {
             if !v.contains(&name) {
@@ -912,12 +929,19 @@ fn report(runs: &[Run]) {
         return;
     }
     println!("\nablation: correct answers the full pipeline gains by each mechanism, per set");
-    println!("  (gain = full - without; +k/-j: questions it turns right / wrong)");
+    println!("  (gain = full - without, or with - full for a mechanism Aurora leaves off (+name);");
+    println!("   +k/-j: questions it turns right / wrong)");
     for name in ablated {
         let mut cells = Vec::new();
         for (set, _) in &sets {
             let (Some(full), Some(without)) = (find(set, "full"), find(set, name)) else {
                 continue;
+            };
+            // With the mechanism first, without it second.
+            let (full, without) = if name.starts_with('+') {
+                (without, full)
+            } else {
+                (full, without)
             };
             let pairs = full.outcomes.iter().zip(&without.outcomes);
             let right = pairs

@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::backend::{millis, GenerateRequest, Generation, ModelBackend};
+use super::columns::NameGuard;
 use super::conversation::Conversation;
 use super::error::AssistantError;
 use super::grammar;
@@ -62,6 +63,9 @@ pub struct Mechanisms {
     pub values: bool,
     /// The GBNF grammar (tables, functions, keywords) during decoding.
     pub grammar: bool,
+    /// Column-constrained decoding: names must be columns of the prompt's tables, functions,
+    /// keywords or the query's own aliases (`columns::NameGuard`).
+    pub columns: bool,
     /// Mechanical repair of columns the validator does not know (`shape::repair_names`).
     pub names: bool,
     /// The fitting rules that compare the query with the question (`shape::fit`).
@@ -82,6 +86,7 @@ impl Mechanisms {
         examples: true,
         values: true,
         grammar: true,
+        columns: true,
         names: true,
         fitting: true,
         grounding: true,
@@ -89,13 +94,21 @@ impl Mechanisms {
         repair: true,
     };
 
-    /// The names `without` takes, for the benchmark's ablation.
+    /// What Aurora uses: every mechanism but column-constrained decoding, which measured no
+    /// better than without it and slower (docs/testing.md, "Column-constrained decoding").
+    pub const DEFAULT: Mechanisms = Mechanisms {
+        columns: false,
+        ..Mechanisms::ALL
+    };
+
+    /// The names `without` and `with` take, for the benchmark's ablation.
     pub const NAMES: &'static [&'static str] = &[
         "whole_schema",
         "joins",
         "examples",
         "values",
         "grammar",
+        "columns",
         "names",
         "fitting",
         "grounding",
@@ -105,13 +118,33 @@ impl Mechanisms {
 
     /// These mechanisms with one switched off; `None` for an unknown name.
     pub fn without(self, name: &str) -> Option<Self> {
-        let mut m = self;
+        self.switched(name, false)
+    }
+
+    /// These mechanisms with one switched on; `None` for an unknown name.
+    pub fn with(self, name: &str) -> Option<Self> {
+        self.switched(name, true)
+    }
+
+    /// Whether the named mechanism is on; `None` for an unknown name.
+    pub fn has(mut self, name: &str) -> Option<bool> {
+        self.flag(name).map(|f| *f)
+    }
+
+    fn switched(mut self, name: &str, on: bool) -> Option<Self> {
+        *self.flag(name)? = on;
+        Some(self)
+    }
+
+    fn flag(&mut self, name: &str) -> Option<&mut bool> {
+        let m = self;
         let flag = match name {
             "whole_schema" => &mut m.whole_schema,
             "joins" => &mut m.joins,
             "examples" => &mut m.examples,
             "values" => &mut m.values,
             "grammar" => &mut m.grammar,
+            "columns" => &mut m.columns,
             "names" => &mut m.names,
             "fitting" => &mut m.fitting,
             "grounding" => &mut m.grounding,
@@ -119,8 +152,7 @@ impl Mechanisms {
             "repair" => &mut m.repair,
             _ => return None,
         };
-        *flag = false;
-        Some(m)
+        Some(flag)
     }
 }
 
@@ -149,7 +181,7 @@ impl Default for AskOptions {
     fn default() -> Self {
         Self {
             mode: Mode::Full,
-            mechanisms: Mechanisms::ALL,
+            mechanisms: Mechanisms::DEFAULT,
             max_attempts: 3,
             generation_timeout: Duration::from_secs(60),
             max_answer_tokens: 200,
@@ -443,6 +475,7 @@ impl Assistant {
                 max_tokens: 0,
                 stop: Vec::new(),
                 grammar: None,
+                names: None,
                 timeout: Duration::from_secs(300),
                 temperature: 0.0,
                 seed: 0,
@@ -525,6 +558,13 @@ impl Assistant {
                 tables.iter().copied(),
                 &context.functions,
             )),
+            _ => None,
+        };
+        let names = match options.mode {
+            Mode::Full if m.columns => Some(Arc::new(NameGuard::new(
+                tables.iter().copied(),
+                &context.functions,
+            ))),
             _ => None,
         };
         let default_database = self.warehouse.settings().database.clone();
@@ -617,6 +657,7 @@ impl Assistant {
                 max_tokens: options.max_answer_tokens,
                 stop,
                 grammar: grammar.clone(),
+                names: names.clone(),
                 timeout: options.generation_timeout,
                 temperature: if attempt_number == 0 { 0.0 } else { 0.7 },
                 seed: attempt_number as u64,

@@ -68,6 +68,9 @@ pub struct GenerateRequest {
     /// A GBNF grammar the answer (after `answer_prefix`) must follow. Backends that cannot
     /// constrain decoding ignore it; the validator checks the result either way.
     pub grammar: Option<String>,
+    /// The names the answer may use, checked on the text so far as each token is chosen
+    /// (column-constrained decoding). Backends that cannot check ignore it.
+    pub names: Option<std::sync::Arc<super::columns::NameGuard>>,
     /// The whole generation, prompt processing included, must end within this time.
     pub timeout: Duration,
     /// 0: always the most likely token (the same prompt gives the same answer). Repair

@@ -23,7 +23,7 @@ use super::validate::FOREIGN_FUNCTIONS;
 use crate::warehouse::schema::TableInfo;
 
 /// Upper-case words a read-only query may contain.
-const KEYWORDS: &[&str] = &[
+pub(super) const KEYWORDS: &[&str] = &[
     "ALL",
     "AND",
     "ANY",
@@ -165,7 +165,7 @@ fn alternatives<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
 }
 
 /// Suffixes ClickHouse adds to any aggregate function (`countIf`, `sumArray`, `uniqState`).
-const COMBINATORS: &[&str] = &[
+pub(super) const COMBINATORS: &[&str] = &[
     "If",
     "Array",
     "State",

@@ -789,7 +789,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn table(database: &str, name: &str, columns: Vec<ColumnInfo>) -> TableInfo {
+    pub(crate) fn table(database: &str, name: &str, columns: Vec<ColumnInfo>) -> TableInfo {
         TableInfo {
             database: database.into(),
             name: name.into(),

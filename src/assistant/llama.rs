@@ -24,10 +24,13 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::vocab::LlamaVocab;
 use llama_cpp_2::DecodeError;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+
+use super::columns::NameGuard;
 
 use super::backend::{cut_at_stop, ChatMessage, GenerateRequest, Generation, ModelBackend};
 use super::error::AssistantError;
@@ -77,9 +80,15 @@ pub struct ModelFacts {
     pub size_bytes: u64,
     pub context_tokens: u32,
     pub has_chat_template: bool,
+    /// The chat layout the assistant uses with it (see [`ChatFormat`]).
+    pub chat_layout: String,
 }
 
 fn load_model(path: &Path) -> Result<LlamaModel, AssistantError> {
+    load_model_with(path, &LlamaModelParams::default())
+}
+
+fn load_model_with(path: &Path, params: &LlamaModelParams) -> Result<LlamaModel, AssistantError> {
     let load_error = |reason: String| AssistantError::ModelLoad {
         path: path.to_path_buf(),
         reason,
@@ -91,7 +100,7 @@ fn load_model(path: &Path) -> Result<LlamaModel, AssistantError> {
         });
     }
     let backend = llama_backend().map_err(load_error)?;
-    LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(|e| {
+    LlamaModel::load_from_file(backend, path, params).map_err(|e| {
         load_error(format!(
             "{e} (llama.cpp could not read it as a GGUF model; the file may be truncated)"
         ))
@@ -109,6 +118,172 @@ pub fn inspect(path: &Path) -> Result<ModelFacts, AssistantError> {
         size_bytes: model.size(),
         context_tokens: model.n_ctx_train(),
         has_chat_template: model.chat_template(None).is_ok(),
+        chat_layout: ChatFormat::of(&model).layout,
+    })
+}
+
+/// Built-in llama.cpp chat layouts for model families whose GGUF files often carry no
+/// template (older conversions), recognised by their tokenizer: (`tokenizer.ggml.model`,
+/// `tokenizer.ggml.pre`, a special token only that family has) → layout.
+/// - DeepSeek Coder: its BPE tokenizer with `<|EOT|>`; the publisher's instruct layout
+///   (system text, `### Instruction:`, `### Response:`), llama.cpp's `deepseek`.
+/// - Llama 2 and Code Llama: Llama's SentencePiece tokenizer; `[INST] <<SYS>>…<</SYS>> …
+///   [/INST]`, each earlier turn closed by `</s>` and the next opened by `<s>`: llama.cpp's
+///   `llama2-sys-bos`.
+struct Family {
+    /// `tokenizer.ggml.model`, `tokenizer.ggml.pre`, and a special token of the vocabulary;
+    /// `None` matches anything.
+    tokenizer: Option<&'static str>,
+    pre: Option<&'static str>,
+    token: Option<&'static str>,
+    /// llama.cpp's name of the layout.
+    layout: &'static str,
+}
+
+/// The families, tried in order.
+const FAMILY_LAYOUTS: &[Family] = &[
+    Family {
+        tokenizer: None,
+        pre: Some("deepseek-coder"),
+        token: None,
+        layout: "deepseek",
+    },
+    // Older DeepSeek Coder conversions name no pre-tokenizer.
+    Family {
+        tokenizer: Some("gpt2"),
+        pre: None,
+        token: Some("<|EOT|>"),
+        layout: "deepseek",
+    },
+    Family {
+        tokenizer: Some("llama"),
+        pre: None,
+        token: None,
+        layout: "llama2-sys-bos",
+    },
+];
+
+/// Texts of end-of-turn tokens some families do not mark as end of generation in their
+/// files (DeepSeek Coder's instruct models end a reply with `<|EOT|>`).
+const END_OF_TURN: &[&str] = &[
+    "<|EOT|>",
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|end|>",
+    "<end_of_turn>",
+];
+
+/// How the assistant prompts a model file: its own chat template, else the built-in layout
+/// of its family (from the tokenizer), else a plain ChatML-like layout; and the tokens that
+/// end an answer besides the file's end-of-generation ones.
+struct ChatFormat {
+    template: Option<LlamaChatTemplate>,
+    /// `the file's own`, `<name> (from its tokenizer)` or `plain`, for reports.
+    layout: String,
+    ends: Vec<LlamaToken>,
+}
+
+impl ChatFormat {
+    fn of(model: &LlamaModel) -> Self {
+        let vocab = model.vocab();
+        // A text that is one special token of this vocabulary, and not already an end.
+        let special = |text: &str| {
+            let tokens = vocab.tokenize(text.as_bytes(), false, true);
+            match tokens.as_slice() {
+                [one] => Some(*one),
+                _ => None,
+            }
+        };
+        let ends = END_OF_TURN
+            .iter()
+            .filter_map(|text| special(text))
+            .filter(|t| !vocab.is_eog(*t))
+            .collect();
+        if let Ok(template) = model.chat_template(None) {
+            return ChatFormat {
+                template: Some(template),
+                layout: "the file's own".into(),
+                ends,
+            };
+        }
+        let meta = |key: &str| model.meta_val_str(key).ok().filter(|s| !s.is_empty());
+        let (kind, pre) = (meta("tokenizer.ggml.model"), meta("tokenizer.ggml.pre"));
+        let family = FAMILY_LAYOUTS.iter().find(|f| {
+            f.tokenizer.is_none_or(|k| kind.as_deref() == Some(k))
+                && f.pre.is_none_or(|p| pre.as_deref() == Some(p))
+                && f.token.is_none_or(|t| special(t).is_some())
+        });
+        match family.and_then(|f| Some((f.layout, LlamaChatTemplate::new(f.layout).ok()?))) {
+            Some((name, template)) => ChatFormat {
+                template: Some(template),
+                layout: format!("{name} (from its tokenizer)"),
+                ends,
+            },
+            None => ChatFormat {
+                template: None,
+                layout: "plain".into(),
+                ends,
+            },
+        }
+    }
+
+    /// The prompt text for `messages`, ending with `answer_prefix`.
+    fn prompt(&self, model: &LlamaModel, messages: &[ChatMessage], answer_prefix: &str) -> String {
+        let templated = self.template.as_ref().and_then(|template| {
+            let chat: Vec<LlamaChatMessage> = messages
+                .iter()
+                .map(|m| LlamaChatMessage::new(m.role.as_str().into(), m.content.clone()))
+                .collect::<Result<_, _>>()
+                .ok()?;
+            model.apply_chat_template(template, &chat, true).ok()
+        });
+        let mut text = templated.unwrap_or_else(|| plain_prompt(messages));
+        text.push_str(answer_prefix);
+        text
+    }
+}
+
+/// How a model file would be prompted, read from its tokenizer alone (a vocabulary-only
+/// GGUF will do): the layout, the prompt for `messages`, and the texts of the tokens that end
+/// an answer (the file's end-of-generation tokens among `END_OF_TURN` and its EOS, and those
+/// added for its family).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptLayout {
+    pub layout: String,
+    pub prompt: String,
+    pub ends: Vec<String>,
+}
+
+pub fn prompt_layout(
+    path: &Path,
+    messages: &[ChatMessage],
+    answer_prefix: &str,
+) -> Result<PromptLayout, AssistantError> {
+    let model = load_model_with(path, &LlamaModelParams::default().with_vocab_only(true))?;
+    let format = ChatFormat::of(&model);
+    let vocab = model.vocab();
+    let piece = |t: LlamaToken| {
+        let mut bytes = Vec::new();
+        vocab.token_to_piece_into(t, &mut bytes, true, None);
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    let mut ends: Vec<String> = END_OF_TURN
+        .iter()
+        .filter_map(
+            |text| match vocab.tokenize(text.as_bytes(), false, true).as_slice() {
+                [one] if vocab.is_eog(*one) => Some(piece(*one)),
+                _ => None,
+            },
+        )
+        .chain(std::iter::once(piece(vocab.eos())))
+        .chain(format.ends.iter().map(|t| piece(*t)))
+        .collect();
+    ends.sort();
+    ends.dedup();
+    Ok(PromptLayout {
+        layout: format.layout.clone(),
+        prompt: format.prompt(&model, messages, answer_prefix),
+        ends,
     })
 }
 
@@ -299,10 +474,11 @@ fn serve(path: &Path, threads: u32, cache: Option<&Path>, jobs: &mpsc::Receiver<
             return;
         }
     };
-    let template = model.chat_template(None).ok();
+    let format = ChatFormat::of(&model);
+    tracing::debug!("chat layout of {}: {}", path.display(), format.layout);
     let mut session = Session {
         model: &model,
-        template,
+        format,
         evaluated: Vec::new(),
         slots: (1..=PROMPT_SLOTS)
             .map(|seq| Slot {
@@ -377,8 +553,8 @@ fn clone_load_error(e: &AssistantError) -> AssistantError {
 
 struct Session<'m> {
     model: &'m LlamaModel,
-    /// The chat template stored in the GGUF file, if any.
-    template: Option<LlamaChatTemplate>,
+    /// The chat layout and the extra end tokens.
+    format: ChatFormat,
     /// The tokens the context's sequence 0 (the one generating) holds, in order.
     evaluated: Vec<LlamaToken>,
     /// Earlier prompts kept in other sequences of the same cache, so that questions about
@@ -418,17 +594,7 @@ impl Session<'_> {
 
     /// The prompt text: the file's own chat template when it has one, else a plain format.
     fn prompt_text(&self, messages: &[ChatMessage], answer_prefix: &str) -> String {
-        let templated = self.template.as_ref().and_then(|template| {
-            let chat: Vec<LlamaChatMessage> = messages
-                .iter()
-                .map(|m| LlamaChatMessage::new(m.role.as_str().into(), m.content.clone()))
-                .collect::<Result<_, _>>()
-                .ok()?;
-            self.model.apply_chat_template(template, &chat, true).ok()
-        });
-        let mut text = templated.unwrap_or_else(|| plain_prompt(messages));
-        text.push_str(answer_prefix);
-        text
+        self.format.prompt(self.model, messages, answer_prefix)
     }
 
     fn run(
@@ -498,10 +664,30 @@ impl Session<'_> {
             if Instant::now() > deadline {
                 return Err(AssistantError::Timeout(request.timeout));
             }
-            let (token, resampled) =
-                pick_token(context, logits_index, grammar.as_mut(), &mut sampler);
+            // The names check reads the query so far: the prefix and what was written.
+            let names = request.names.as_deref().map(|guard| Names {
+                guard,
+                so_far: format!(
+                    "{}{}",
+                    request.answer_prefix,
+                    String::from_utf8_lossy(&bytes)
+                ),
+                vocab: &vocab,
+            });
+            let ends = Ends {
+                tokens: &self.format.ends,
+                eos: vocab.eos(),
+            };
+            let (token, resampled) = pick_token(
+                context,
+                logits_index,
+                grammar.as_mut(),
+                names.as_ref(),
+                &ends,
+                &mut sampler,
+            );
             generation.grammar_resamples += u32::from(resampled);
-            if vocab.is_eog(token) {
+            if vocab.is_eog(token) || self.format.ends.contains(&token) {
                 break;
             }
             if let Some(g) = grammar.as_mut() {
@@ -739,14 +925,49 @@ impl Sampler {
     }
 }
 
+/// Column-constrained decoding's check (`columns::NameGuard`) with the answer so far.
+struct Names<'a> {
+    guard: &'a NameGuard,
+    so_far: String,
+    vocab: &'a LlamaVocab<'a>,
+}
+
+impl Names<'_> {
+    /// Whether the query so far followed by `token` names only what it may.
+    fn allow(&self, token: LlamaToken) -> bool {
+        if self.vocab.is_eog(token) {
+            return self.guard.allows(&self.so_far, true);
+        }
+        let mut bytes = Vec::new();
+        self.vocab
+            .token_to_piece_into(token, &mut bytes, false, None);
+        let text = format!("{}{}", self.so_far, String::from_utf8_lossy(&bytes));
+        self.guard.allows(&text, false)
+    }
+}
+
+/// End-of-turn tokens the file does not mark as end of generation, and its EOS, which
+/// stands for them when the grammar is asked whether the answer may end here.
+struct Ends<'a> {
+    tokens: &'a [LlamaToken],
+    eos: LlamaToken,
+}
+
+/// Candidates the names check looks at, best first, before it gives up on this token (and
+/// lets the grammar's choice stand: the validator still checks the query).
+const NAMES_CANDIDATES: usize = 64;
+
 /// The next token. With a grammar, the token chosen without it is checked first, and the
 /// whole vocabulary is filtered only when that token is refused: the full check costs a pass
 /// over ~150k tokens, the single check almost nothing, and the model usually writes what the
-/// grammar allows anyway. Returns whether it had to choose again.
+/// grammar allows anyway. The names check, when there is one, then goes down the allowed
+/// tokens from the most likely. Returns whether it had to choose again.
 fn pick_token(
     context: &LlamaContext<'_>,
     index: i32,
     grammar: Option<&mut LlamaSampler>,
+    names: Option<&Names<'_>>,
+    ends: &Ends<'_>,
     sampler: &mut Sampler,
 ) -> (LlamaToken, bool) {
     let logits = context.get_logits_ith(index);
@@ -759,26 +980,52 @@ fn pick_token(
     } else {
         argmax(logits)
     };
-    let Some(grammar) = grammar else {
-        return (LlamaToken(first as i32), false);
+    let named = |token: usize| names.is_none_or(|n| n.allow(LlamaToken(token as i32)));
+    let mut grammar = grammar;
+    let token = LlamaToken(first as i32);
+    let probe = if ends.tokens.contains(&token) {
+        ends.eos
+    } else {
+        token
     };
-    if grammar_allows(grammar, LlamaToken(first as i32), logits[first]) {
+    let grammatical = grammar
+        .as_deref_mut()
+        .is_none_or(|g| grammar_allows(g, probe, logits[first]));
+    if grammatical && named(first) {
         return (LlamaToken(first as i32), false);
     }
-    let mut all = LlamaTokenDataArray::from_iter(
-        logits
-            .iter()
-            .enumerate()
-            .map(|(id, &logit)| LlamaTokenData::new(LlamaToken(id as i32), logit, 0.0)),
-        false,
-    );
-    grammar.apply(&mut all);
-    let allowed: Vec<(usize, f32)> = all
-        .data
-        .iter()
-        .filter(|d| d.logit().is_finite())
-        .map(|d| (d.id().0 as usize, d.logit()))
-        .collect();
+    let mut allowed: Vec<(usize, f32)> = match grammar {
+        Some(grammar) => {
+            let mut all = LlamaTokenDataArray::from_iter(
+                logits
+                    .iter()
+                    .enumerate()
+                    .map(|(id, &logit)| LlamaTokenData::new(LlamaToken(id as i32), logit, 0.0)),
+                false,
+            );
+            grammar.apply(&mut all);
+            all.data
+                .iter()
+                .filter(|d| d.logit().is_finite())
+                .map(|d| (d.id().0 as usize, d.logit()))
+                .collect()
+        }
+        None => logits.iter().copied().enumerate().collect(),
+    };
+    if names.is_some() {
+        allowed.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+        let grammatical = allowed.first().map(|c| c.0);
+        allowed = allowed
+            .into_iter()
+            .take(NAMES_CANDIDATES)
+            .filter(|c| named(c.0))
+            .collect();
+        if allowed.is_empty() {
+            // Nothing likely names what it may: a dead end the validator will report.
+            let chosen = grammatical.unwrap_or(first);
+            return (LlamaToken(chosen as i32), true);
+        }
+    }
     let chosen = sampler.choose(allowed).unwrap_or(first);
     (LlamaToken(chosen as i32), true)
 }

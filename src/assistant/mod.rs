@@ -9,6 +9,7 @@
 pub mod ask;
 pub mod backend;
 pub mod catalog;
+pub mod columns;
 pub mod conversation;
 pub mod error;
 pub mod examples;

@@ -1020,6 +1020,7 @@ mod tests {
             max_tokens: 64,
             stop: stop.iter().map(|s| s.to_string()).collect(),
             grammar: Some("root ::= \"SELECT\"".into()),
+            names: None,
             timeout,
             temperature: 0.0,
             seed: 7,

@@ -631,10 +631,16 @@ async fn add(catalog: &Catalog, dir: &Path, path: &Path, id: Option<String>) -> 
          {id}`, or pass --model {id}\n",
         path.display()
     ))?;
-    if !facts.has_chat_template {
+    if facts.chat_layout == "plain" {
         eprintln!(
-            "warning: the file has no chat template, so the assistant falls back to a generic \
-             prompt format; instruction-tuned models work best"
+            "warning: the file has no chat template and its tokenizer is not of a family Aurora \
+             knows, so the assistant falls back to a generic prompt format; instruction-tuned \
+             models work best"
+        );
+    } else if !facts.has_chat_template {
+        eprintln!(
+            "note: the file has no chat template; the assistant's prompt layout: {}",
+            facts.chat_layout
         );
     }
     Ok(ExitCode::SUCCESS)

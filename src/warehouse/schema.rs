@@ -12,7 +12,7 @@ use super::error::Result;
 /// Databases that hold ClickHouse's own bookkeeping, hidden from users' schema views.
 const HIDDEN_DATABASES: &str = "('system', 'information_schema', 'INFORMATION_SCHEMA')";
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ColumnInfo {
     pub name: String,
     pub type_name: String,
@@ -37,7 +37,7 @@ impl ColumnInfo {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TableInfo {
     pub database: String,
     pub name: String,
