@@ -631,6 +631,8 @@ async fn the_grammar_takes_real_queries_and_refuses_made_up_functions() {
         .collect();
     let wrong = [
         "madeUpFunction(revenue) FROM demo.events",
+        // All capitals: only keywords and the schema's names.
+        "count() AS PURCHASES FROM demo.events",
         "count() FROM demo.events; DROP TABLE demo.events",
         "count() FROM demo.nonexistent",
     ];

@@ -22,7 +22,7 @@ use super::nest;
 use super::prompt::{self, Example, Failure, ANSWER_PREFIX};
 use super::shape;
 use super::validate::{self, Problem};
-use crate::warehouse::schema::{Schema, TableInfo};
+use crate::warehouse::schema::{ColumnInfo, Schema, TableInfo};
 use crate::warehouse::value::Value;
 use crate::warehouse::{QueryOptions, QueryResult, Warehouse, WarehouseError};
 
@@ -709,6 +709,9 @@ impl Assistant {
                 {
                     error = format!("{error}. {hint}");
                 }
+                if let Some(hint) = not_a_date(&error, &sql, &tables) {
+                    error = format!("{error}. {hint}");
+                }
                 failure = Some(Failure { sql, error });
                 answer.attempts.push(attempt);
                 continue;
@@ -1193,6 +1196,70 @@ fn column_elsewhere(
     Some(hint)
 }
 
+/// Date and time functions by their names (`toStartOfMonth`, `toYear`, `dateDiff`, …).
+fn is_date_function(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("date")
+        || (lower.starts_with("to")
+            && [
+                "year", "quarter", "month", "week", "day", "hour", "minute", "second", "date",
+                "time", "startof", "monday",
+            ]
+            .iter()
+            .any(|part| lower.contains(part)))
+}
+
+/// For the server's "Illegal type … of argument of function F": the columns of the prompt's
+/// tables that the query hands to a date function but that hold no date (a `year` number, a
+/// time of day as `hhmm`), with the date and time columns their tables do have. Triggered by
+/// the server's error only; names come from the schema.
+fn not_a_date(error: &str, sql: &str, tables: &[&TableInfo]) -> Option<String> {
+    if !error.contains("Illegal type") {
+        return None;
+    }
+    let temporal = |c: &ColumnInfo| c.type_name.contains("Date");
+    let mut notes = Vec::new();
+    for (function, name) in super::columns::calls_on_names(sql) {
+        if !is_date_function(function) {
+            continue;
+        }
+        let Some((table, column)) = tables.iter().find_map(|t| {
+            t.columns
+                .iter()
+                .find(|c| c.name == name && !temporal(c))
+                .map(|c| (t, c))
+        }) else {
+            continue;
+        };
+        let dates: Vec<String> = table
+            .columns
+            .iter()
+            .filter(|c| temporal(c))
+            .map(|c| format!("`{}` ({})", c.name, c.type_name))
+            .collect();
+        let instead = if dates.is_empty() {
+            format!(
+                "{} has no date or time column: compare the number columns as numbers",
+                table.qualified_name()
+            )
+        } else {
+            format!(
+                "the date and time columns of {} are {}",
+                table.qualified_name(),
+                dates.join(", ")
+            )
+        };
+        let note = format!(
+            "`{name}` is {} (not a date), so `{function}` cannot take it; {instead}",
+            column.type_name
+        );
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
+    (!notes.is_empty()).then(|| notes.join(". "))
+}
+
 /// The server's message without the stack trace and version noise.
 fn plain_server_message(message: &str) -> String {
     let first = message.lines().next().unwrap_or(message);
@@ -1236,6 +1303,58 @@ fn no_such_data(schema: &Schema, linked: &LinkedSchema) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_number_handed_to_a_date_function_is_named_with_the_real_date_columns() {
+        use crate::assistant::linking::tests::{column, table};
+        let flights = table(
+            "f",
+            "flights",
+            vec![
+                column("year", "UInt16", ""),
+                column("time_hour", "DateTime", ""),
+            ],
+        );
+        let weather = table(
+            "f",
+            "weather",
+            vec![column("month", "UInt8", ""), column("temp", "Float64", "")],
+        );
+        let error =
+            "ClickHouse error 43: Illegal type UInt16 of argument of function toStartOfMonth";
+        assert_eq!(
+            not_a_date(
+                error,
+                "SELECT toStartOfMonth(m.year), count() FROM f.flights AS m GROUP BY 1",
+                &[&flights, &weather]
+            )
+            .as_deref(),
+            Some(
+                "`year` is UInt16 (not a date), so `toStartOfMonth` cannot take it; the date and \
+                 time columns of f.flights are `time_hour` (DateTime)"
+            )
+        );
+        assert_eq!(
+            not_a_date(
+                error,
+                "SELECT toMonth(month) FROM f.weather",
+                &[&flights, &weather]
+            )
+            .as_deref(),
+            Some(
+                "`month` is UInt8 (not a date), so `toMonth` cannot take it; f.weather has no \
+                 date or time column: compare the number columns as numbers"
+            )
+        );
+        // Only on the server's type error, and only for columns that hold no date.
+        let fine = "SELECT toStartOfMonth(time_hour) FROM f.flights";
+        assert_eq!(not_a_date(error, fine, &[&flights]), None);
+        let other = "ClickHouse error 47: Unknown identifier: year";
+        assert_eq!(
+            not_a_date(other, "SELECT toYear(year) FROM f.flights", &[&flights]),
+            None
+        );
+    }
 
     #[test]
     fn the_rows_most_candidates_return_win() {

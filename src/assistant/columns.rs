@@ -217,6 +217,35 @@ fn tokens(sql: &str) -> Vec<Token<'_>> {
     out
 }
 
+/// The calls in `sql` whose first argument is a plain name: (function, the name without
+/// its qualifier), e.g. `toStartOfMonth(f.year)` → (`toStartOfMonth`, `year`).
+pub(super) fn calls_on_names(sql: &str) -> Vec<(&str, &str)> {
+    let significant: Vec<Token<'_>> = tokens(sql)
+        .into_iter()
+        .filter(|t| t.kind != Kind::Space)
+        .collect();
+    let mut out = Vec::new();
+    for (i, window) in significant.windows(3).enumerate() {
+        let [function, open, first] = window else {
+            continue;
+        };
+        if function.kind != Kind::Name || open.kind != Kind::Punct('(') || first.kind != Kind::Name
+        {
+            continue;
+        }
+        // `alias.column`: the column is two tokens on.
+        let rest = &significant[i + 3..];
+        let name = match rest {
+            [dot, column, ..] if dot.kind == Kind::Punct('.') && column.kind == Kind::Name => {
+                column.text
+            }
+            _ => first.text,
+        };
+        out.push((function.text, name));
+    }
+    out
+}
+
 /// What the query around a token is doing, per level of parentheses.
 #[derive(Debug, Clone, Copy, Default)]
 struct Scope {
