@@ -8,8 +8,10 @@
 pub mod assistant;
 pub mod cli;
 pub mod config;
+pub mod dashboards;
 pub mod demo;
 pub mod ingest;
+pub mod numbers;
 pub mod telemetry;
 pub mod tui;
 pub mod warehouse;

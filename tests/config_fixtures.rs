@@ -3,22 +3,15 @@
 //! exactly the report stored beside it in `NAME.expected`.
 //! `UPDATE_EXPECT=1 cargo test --test config_fixtures` rewrites those goldens; review the diff.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aurora::config::{self, Backend, Config, ConfigError, PipelineRef};
 
 fn fixtures(kind: &str) -> Vec<PathBuf> {
-    // Relative paths, so the goldens hold the file names exactly as a user would type them.
-    let dir = Path::new("tests/fixtures").join(kind);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
-    files
+    common::yaml_fixtures(&Path::new("tests/fixtures").join(kind))
 }
 
 fn load(path: &Path) -> Config {

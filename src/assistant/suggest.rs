@@ -12,7 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::warehouse::query::quote_ident;
+use crate::dashboards::roles::{Judged, Role};
+use crate::warehouse::query::sql_name as ident;
 use crate::warehouse::schema::{ColumnInfo, Schema, TableInfo};
 use crate::warehouse::types::DataType;
 use crate::warehouse::Capabilities;
@@ -34,13 +35,6 @@ const UNREADABLE_ENGINES: [&str; 9] = [
 ];
 /// The columns of the dead-letter tables the ingestion sink creates.
 const DEAD_LETTER_COLUMNS: [&str; 6] = ["pipeline", "source", "offset", "raw", "error", "at"];
-/// Words that must be quoted to be read as a name by ClickHouse and by the SQL parser.
-const RESERVED: [&str; 42] = [
-    "ALL", "AND", "ANY", "ARRAY", "AS", "ASC", "BETWEEN", "BY", "CASE", "CAST", "CROSS", "DESC",
-    "DISTINCT", "ELSE", "END", "EXCEPT", "FINAL", "FROM", "FULL", "GLOBAL", "GROUP", "HAVING",
-    "IN", "INNER", "INTERVAL", "IS", "JOIN", "LEFT", "LIKE", "LIMIT", "NOT", "NULL", "ON", "OR",
-    "ORDER", "PREWHERE", "RIGHT", "SELECT", "THEN", "UNION", "WHEN", "WHERE",
-];
 
 /// A question and the SQL that answers it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -55,10 +49,16 @@ pub struct Suggestion {
 /// otherwise in the schema's order (database, then name). ClickHouse's own databases,
 /// materialized views' inner tables, Aurora's dead-letter tables and queue engines (which a
 /// `SELECT` would consume) are left out. Deterministic for a given schema.
-pub fn for_schema(schema: &Schema, caps: &Capabilities, per_table: usize) -> Vec<Suggestion> {
+pub fn for_schema(
+    schema: &Schema,
+    caps: &Capabilities,
+    per_table: usize,
+    default_database: &str,
+) -> Vec<Suggestion> {
     let mut tables: Vec<&TableInfo> = schema.tables.iter().filter(|t| is_suggestable(t)).collect();
-    // Stable: equal keys keep the schema's order.
-    tables.sort_by_key(|t| is_known_empty(t));
+    // Stable: equal keys keep the schema's order. The default database's tables first: they
+    // are the ones the user's questions name without a database.
+    tables.sort_by_key(|t| (is_known_empty(t), t.database != default_database));
     let no_samples = BTreeMap::new();
     tables
         .into_iter()
@@ -259,21 +259,6 @@ fn quoted_table(table: &TableInfo) -> String {
     format!("{}.{}", ident(&table.database), ident(&table.name))
 }
 
-/// `name` as written in SQL: bare when it is a plain identifier, else quoted.
-fn ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !RESERVED.contains(&name.to_ascii_uppercase().as_str());
-    if plain {
-        name.to_string()
-    } else {
-        quote_ident(name)
-    }
-}
-
 /// `preferred`, or with underscores appended until no column has the name: ClickHouse lets
 /// an alias shadow a column everywhere in the query, which would change what `WHERE` sees.
 fn free_alias(table: &TableInfo, preferred: &str) -> String {
@@ -392,10 +377,6 @@ const AVERAGED: [&str; 16] = [
 const KEY_SUFFIXES: [&str; 9] = [
     "_id", "_key", "_hash", "_code", "_offset", "_version", "_port", "_ip", "_number",
 ];
-/// Names that are numbers but not quantities.
-const NOT_QUANTITIES: [&str; 10] = [
-    "id", "year", "month", "day", "hour", "minute", "second", "port", "version", "offset",
-];
 
 impl TableShape {
     fn of(table: &TableInfo, samples: &BTreeMap<String, Vec<String>>) -> Self {
@@ -502,15 +483,14 @@ fn category_rank(column: &ColumnInfo, ty: &DataType, samples: Option<&Vec<String
     })
 }
 
-/// A number that is worth adding up or averaging: not an identifier, not a key column, not
-/// a calendar part.
+/// A number that is worth adding up or averaging, as the dashboards' column roles judge it:
+/// not an identifier or key, not a calendar part, a clock time (`hhmm`), a coordinate or a
+/// code.
 fn is_quantity(column: &ColumnInfo, ty: &DataType) -> bool {
-    let lower = column.name.to_ascii_lowercase();
     ty.is_numeric()
         && !matches!(ty, DataType::LowCardinality(_))
-        && !column.in_primary_key
         && !is_identifier_name(&column.name)
-        && !NOT_QUANTITIES.contains(&lower.as_str())
+        && Judged::new(column, None, 0).is_some_and(|j| j.fit(Role::Measure).is_some())
 }
 
 fn is_identifier_name(name: &str) -> bool {
@@ -933,7 +913,7 @@ mod tests {
                 table("system", "query_log", "MergeTree", 9, demo_events().columns),
             ],
         };
-        let suggestions = for_schema(&schema, &old(), 3);
+        let suggestions = for_schema(&schema, &old(), 3, "demo");
         let tables: Vec<&str> = suggestions.iter().map(|s| s.table.as_str()).collect();
         assert_eq!(
             tables,
@@ -954,9 +934,51 @@ mod tests {
             suggestions[..3],
             for_table(&demo_events(), &old(), &BTreeMap::new())[..3]
         );
-        assert_eq!(suggestions, for_schema(&schema, &old(), 3), "deterministic");
-        assert!(for_schema(&schema, &old(), 0).is_empty());
+        assert_eq!(
+            suggestions,
+            for_schema(&schema, &old(), 3, "demo"),
+            "deterministic"
+        );
+        assert!(for_schema(&schema, &old(), 0, "demo").is_empty());
         assert_parses(&suggestions);
+    }
+
+    #[test]
+    fn clock_times_coordinates_and_ids_are_never_totalled_and_the_default_database_leads() {
+        let flights = table(
+            "air",
+            "flights",
+            "MergeTree",
+            100,
+            vec![
+                column("flight_date", "Date", ""),
+                column("dep_time", "Int32", ""),
+                column("lat", "Float64", ""),
+                column("flight_id", "UInt64", ""),
+                column("carrier", "LowCardinality(String)", ""),
+                column("distance", "Float32", ""),
+            ],
+        );
+        let other = table("aaa", "t", "MergeTree", 100, demo_events().columns);
+        let schema = Schema {
+            databases: vec!["aaa".into(), "air".into()],
+            tables: vec![other, flights],
+        };
+        let suggestions = for_schema(&schema, &old(), 7, "air");
+        assert_eq!(suggestions[0].table, "air.flights");
+        let sql: Vec<&str> = suggestions
+            .iter()
+            .filter(|s| s.table == "air.flights")
+            .map(|s| s.sql.as_str())
+            .collect();
+        assert!(sql.iter().any(|q| q.contains("distance")), "{sql:#?}");
+        for q in &sql {
+            for column in ["dep_time", "lat", "flight_id"] {
+                for f in ["sum(", "avg(", "min(", "max("] {
+                    assert!(!q.contains(&format!("{f}{column})")), "{q}");
+                }
+            }
+        }
     }
 
     #[test]

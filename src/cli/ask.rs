@@ -187,7 +187,12 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
 async fn print_suggestions(session: &Session, json: bool) -> Result<ExitCode> {
     let warehouse = &session.warehouse;
     let schema = warehouse.schema(false).await?;
-    let suggestions = crate::assistant::suggest::for_schema(&schema, warehouse.capabilities(), 5);
+    let suggestions = crate::assistant::suggest::for_schema(
+        &schema,
+        warehouse.capabilities(),
+        5,
+        &warehouse.settings().database,
+    );
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &suggestions)?;

@@ -4,6 +4,7 @@
 
 mod ask;
 mod config_cmd;
+mod dashboard;
 pub mod demo;
 mod model;
 pub mod output;
@@ -105,6 +106,8 @@ pub enum Command {
     Config(config_cmd::ConfigArgs),
     /// Validate and run ingestion pipelines (CSV files, Kafka, PostgreSQL, MySQL)
     Pipeline(pipeline::PipelineArgs),
+    /// Dashboards: templates that fit your tables, deploy, show, export to Grafana
+    Dashboard(dashboard::DashboardArgs),
     /// Start the private server, load the sample data set and show it
     Demo(demo::DemoArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -160,6 +163,7 @@ pub fn main() -> ExitCode {
             Command::Server(args) => server::run(&global, args).await,
             Command::Config(args) => config_cmd::run(&global, args),
             Command::Demo(args) => demo::run(&global, args).await,
+            Command::Dashboard(args) => dashboard::run(&global, args).await,
             Command::Pipeline(args) => pipeline::run(&global, args).await,
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
@@ -203,6 +207,7 @@ fn print_overview() {
          \x20 aurora schema [TABLE]    list tables or describe one\n\
          \x20 aurora server status     the private server (start|stop|status)\n\
          \x20 aurora pipeline run F    ingest CSV, Kafka, PostgreSQL, MySQL (init|validate|run|status)\n\
+         \x20 aurora dashboard suggest templates that fit your tables (list|deploy|show|export)\n\
          \x20 aurora config check      validate the config file\n\n\
          Run `aurora --help` for all options.",
         env!("CARGO_PKG_VERSION")

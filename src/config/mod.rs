@@ -317,6 +317,120 @@ where
     })
 }
 
+/// A document read by [`parse_document_mapped`]: it still knows where each value was
+/// written, so checks made after parsing (names used twice, references between values) can
+/// point at the right line and column.
+pub struct DocumentMap {
+    name: String,
+    text: String,
+    tree: Node,
+}
+
+/// One step of a path into a document: a mapping key or a list index.
+#[derive(Debug, Clone, Copy)]
+pub enum PathStep<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl DocumentMap {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The 1-based line and column of the value at `path`, or of the nearest enclosing value
+    /// the file does write (a default filled in by serde has no place of its own).
+    pub fn position(&self, path: &[PathStep]) -> (usize, usize) {
+        let src = SourceFile::new(&self.name, &self.text);
+        let segs: Vec<yaml::Seg> = path
+            .iter()
+            .map(|s| match s {
+                PathStep::Key(k) => yaml::Seg::Key((*k).to_owned()),
+                PathStep::Index(i) => yaml::Seg::Index(*i),
+            })
+            .collect();
+        for len in (0..=segs.len()).rev() {
+            if let Some((key, node)) = yaml::lookup(&self.tree, &segs[..len]) {
+                let pos = match (node, key) {
+                    (Node::Scalar(_), Some(k)) if len == segs.len() => {
+                        // A block scalar (`query: |`) starts at its indicator; point at the
+                        // key, which a reader finds first.
+                        let value = src.node_pos(node);
+                        if value.line == yaml::scalar_pos(k).line {
+                            value
+                        } else {
+                            yaml::scalar_pos(k)
+                        }
+                    }
+                    _ => src.node_pos(node),
+                };
+                return (pos.line, pos.column);
+            }
+        }
+        (1, 1)
+    }
+
+    /// Where `needle` first occurs at or after the value at `path` (a macro inside a
+    /// query, say); the value's own place when it is not found there.
+    pub fn position_of_text(&self, path: &[PathStep], needle: &str) -> (usize, usize) {
+        let (line, column) = self.position(path);
+        for (i, text) in self.text.lines().enumerate().skip(line.saturating_sub(1)) {
+            let from = if i + 1 == line {
+                text.char_indices()
+                    .nth(column.saturating_sub(1))
+                    .map_or(text.len(), |(b, _)| b)
+            } else {
+                0
+            };
+            if let Some(b) = text.get(from..).and_then(|rest| rest.find(needle)) {
+                return (i + 1, text[..from + b].chars().count() + 1);
+            }
+        }
+        (line, column)
+    }
+
+    /// An error on the `width` characters at `(line, column)`.
+    pub fn error_on(
+        &self,
+        (line, column): (usize, usize),
+        width: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Diagnostic {
+        let src = SourceFile::new(&self.name, &self.text);
+        src.diagnostic_with_width(Pos { line, column }, width, message.into(), hint)
+    }
+
+    /// An error at `(line, column)` of this document, showing its source line.
+    pub fn error(
+        &self,
+        (line, column): (usize, usize),
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Diagnostic {
+        let src = SourceFile::new(&self.name, &self.text);
+        src.diagnostic(Pos { line, column }, message.into(), hint)
+    }
+}
+
+/// [`parse_document`], keeping the positions of the values for later checks.
+pub fn parse_document_mapped<T>(name: &str, text: &str) -> Result<(T, DocumentMap), Vec<Diagnostic>>
+where
+    T: serde::de::DeserializeOwned + schemars::JsonSchema,
+{
+    let value = parse_document::<T>(name, text)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let tree = yaml::parse(&SourceFile::new(name, text)).map_err(|d| vec![*d])?;
+    Ok((
+        value,
+        DocumentMap {
+            name: name.to_owned(),
+            text: text.to_owned(),
+            tree,
+        },
+    ))
+}
+
 fn evaluate(name: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
     // Some Windows editors start files with a byte-order mark, which YAML would otherwise
     // glue onto the first key.

@@ -222,8 +222,12 @@ impl Jobs {
         tokio::spawn(async move {
             let loaded = warehouse.schema(true).await.map_err(|e| e.to_string());
             let msg = loaded.map(|schema| {
-                let suggestions =
-                    suggest::for_schema(&schema, warehouse.capabilities(), SUGGESTIONS_PER_TABLE);
+                let suggestions = suggest::for_schema(
+                    &schema,
+                    warehouse.capabilities(),
+                    SUGGESTIONS_PER_TABLE,
+                    &warehouse.settings().database,
+                );
                 (schema, suggestions)
             });
             let loaded = msg.is_ok();

@@ -6,6 +6,7 @@ pub mod capabilities;
 pub mod client;
 pub mod error;
 pub mod local_server;
+pub mod profile;
 pub mod query;
 pub mod result;
 pub mod schema;

@@ -98,6 +98,24 @@ pub fn ident(name: &str) -> String {
     }
 }
 
+/// Words that must be quoted to be read as a name by ClickHouse and by the SQL parser.
+const RESERVED: [&str; 42] = [
+    "ALL", "AND", "ANY", "ARRAY", "AS", "ASC", "BETWEEN", "BY", "CASE", "CAST", "CROSS", "DESC",
+    "DISTINCT", "ELSE", "END", "EXCEPT", "FINAL", "FROM", "FULL", "GLOBAL", "GROUP", "HAVING",
+    "IN", "INNER", "INTERVAL", "IS", "JOIN", "LEFT", "LIKE", "LIMIT", "NOT", "NULL", "ON", "OR",
+    "ORDER", "PREWHERE", "RIGHT", "SELECT", "THEN", "UNION", "WHEN", "WHERE",
+];
+
+/// `name` as written in a query Aurora generates: bare when it is a plain identifier that is
+/// not an SQL word, quoted otherwise (`order` and `from` are quoted).
+pub fn sql_name(name: &str) -> String {
+    if RESERVED.contains(&name.to_ascii_uppercase().as_str()) {
+        quote_ident(name)
+    } else {
+        ident(name)
+    }
+}
+
 /// A plain lower-case identifier made from any text ("Page views" → `page_views`): letters
 /// and digits kept, everything else `_`, no leading or trailing `_`. Empty when `text` has
 /// no letter or digit.

@@ -373,6 +373,20 @@ pub fn format_float(v: f64) -> String {
 }
 
 impl Value {
+    /// The value as a finite number, for the integer, float and decimal kinds.
+    pub fn as_f64(&self) -> Option<f64> {
+        let number = match self {
+            Value::Int(v) => *v as f64,
+            Value::UInt(v) => *v as f64,
+            Value::Int128(v) => **v as f64,
+            Value::UInt128(v) => **v as f64,
+            Value::Float(v) => *v,
+            Value::Decimal(text) | Value::BigInt(text) => text.parse().ok()?,
+            _ => return None,
+        };
+        number.is_finite().then_some(number)
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }

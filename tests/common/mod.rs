@@ -115,6 +115,19 @@ pub fn empty_config() -> PathBuf {
     path
 }
 
+/// The `.yaml` files of a fixture directory, sorted, by relative path (so goldens hold the
+/// file names exactly as a user would type them); panics when there are none.
+pub fn yaml_fixtures(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("read a fixture entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    files
+}
+
 /// The first cell of a query's result as text; panics on a query error.
 pub async fn scalar(warehouse: &Warehouse, sql: &str) -> String {
     let r = warehouse

@@ -155,7 +155,7 @@ impl SeriesSet {
             };
             let x = match x_kind {
                 XAxisKind::Time => time_seconds(&x_value.to_string()).unwrap_or(f64::NAN),
-                XAxisKind::Number => number(x_value).unwrap_or(f64::NAN),
+                XAxisKind::Number => x_value.as_f64().unwrap_or(f64::NAN),
                 XAxisKind::Category => position as f64,
             };
             rows.push((x, row));
@@ -185,7 +185,7 @@ impl SeriesSet {
             .map(|&column| {
                 let values: Vec<Option<f64>> = rows
                     .iter()
-                    .map(|(_, row)| row.get(column).and_then(number))
+                    .map(|(_, row)| row.get(column).and_then(Value::as_f64))
                     .collect();
                 let points: Vec<(f64, f64)> = rows
                     .iter()
@@ -268,19 +268,6 @@ impl SeriesSet {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
-}
-
-fn number(value: &Value) -> Option<f64> {
-    let number = match value {
-        Value::Int(v) => *v as f64,
-        Value::UInt(v) => *v as f64,
-        Value::Int128(v) => **v as f64,
-        Value::UInt128(v) => **v as f64,
-        Value::Float(v) => *v,
-        Value::Decimal(text) | Value::BigInt(text) => text.parse().ok()?,
-        _ => return None,
-    };
-    number.is_finite().then_some(number)
 }
 
 /// Seconds since 1970 of `YYYY-MM-DD`, `YYYY-MM-DD hh:mm:ss[.fff]` (a `T` also separates), or

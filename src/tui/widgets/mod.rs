@@ -4,6 +4,6 @@
 
 pub mod cell_text;
 pub mod chart;
-pub mod numbers;
+pub use crate::numbers;
 pub mod result_table;
 pub mod sql;

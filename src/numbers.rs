@@ -1,4 +1,4 @@
-//! Numbers and durations as people read them in a status line or on a chart axis:
+//! Numbers and durations as people read them in a status line, on a chart axis or a panel:
 //! `1,000,000 rows`, `3.4M`, `120 ms`. Used by the result table's summary and the charts.
 
 use std::time::Duration;
