@@ -511,3 +511,148 @@ fn the_provisioning_folder_has_a_provider_a_datasource_and_the_dashboard() {
     );
     assert!(dashboard.get("__inputs").is_none());
 }
+
+/// Each published dashboard: how many of its panels must import, and a reason that must be
+/// given for one that does not.
+const GRAFANA_FIXTURES: &[(&str, usize, &str)] = &[
+    ("system-dashboards.json", 40, ""),
+    ("query-analysis.json", 10, ""),
+    ("otel-logs-explorer.json", 2, ""),
+    (
+        "delta_deltaColumns_increase_increaseColumns.json",
+        0,
+        "rewrites the whole query",
+    ),
+    ("logs_volume_histogram_782.json", 4, ""),
+    ("template-variable-test-dashboard.json", 10, ""),
+];
+
+#[test]
+fn real_grafana_dashboards_import_with_a_report_and_survive_the_round_trip() {
+    use aurora::dashboards::grafana::export;
+    use aurora::dashboards::grafana_import::import;
+    for (file, at_least, reason) in GRAFANA_FIXTURES {
+        let path = Path::new("tests/fixtures/grafana/import").join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let report = match import(&text) {
+            Ok(r) => r,
+            Err(e) if *at_least == 0 => {
+                // Nothing translatable: the error names what was found.
+                assert!(
+                    e.to_string().contains("ClickHouse") || e.to_string().contains(reason),
+                    "{file}: {e}"
+                );
+                continue;
+            }
+            Err(e) => panic!("{file}: {e}"),
+        };
+        let imported: Vec<_> = report
+            .panels
+            .iter()
+            .filter(|p| p.skipped.is_none())
+            .collect();
+        assert!(imported.len() >= *at_least, "{file}: {:#?}", report.panels);
+        if !reason.is_empty() {
+            assert!(
+                report
+                    .panels
+                    .iter()
+                    .any(|p| p.skipped.as_deref().is_some_and(|s| s.contains(reason))),
+                "{file}: {:#?}",
+                report.panels
+            );
+        }
+        for p in report.panels.iter().filter(|p| p.skipped.is_some()) {
+            assert!(!p.skipped.as_deref().unwrap().is_empty(), "{file}: {p:?}");
+        }
+        // What imports is a valid dashboard file.
+        let yaml = serde_yaml::to_string(&report.dashboard).unwrap();
+        if let Err(d) = check_str(file, &yaml) {
+            panic!("{file}:\n{}", aurora::config::render_all(&d, Some(&yaml)));
+        }
+        // The round trip keeps every panel's title, type, place and query.
+        let again = import(&serde_json::to_string(&export(&report.dashboard)).unwrap()).unwrap();
+        let shape = |d: &aurora::dashboards::Dashboard| {
+            d.panels
+                .iter()
+                .map(|p| (p.title.clone(), p.kind, p.grid, p.query.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shape(&again.dashboard), shape(&report.dashboard), "{file}");
+        assert_eq!(
+            again.dashboard.variables, report.dashboard.variables,
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn import_writes_a_file_that_runs_and_reports_what_it_left_out() {
+    let config = fresh_config("import");
+    let o = aurora(
+        &config,
+        &[
+            "dashboard",
+            "import",
+            "tests/fixtures/grafana/import/logs_volume_histogram_782.json",
+        ],
+    );
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("panels imported"), "{out}");
+    assert!(out.contains("✓"), "{out}");
+    let o = aurora(
+        &config,
+        &[
+            "dashboard",
+            "import",
+            "tests/fixtures/grafana/import/delta_deltaColumns_increase_increaseColumns.json",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("none of its panels could be translated")
+            && text(&o).contains("rewrites the whole query"),
+        "{}",
+        text(&o)
+    );
+    let not = config.parent().unwrap().join("not-a-dashboard.json");
+    std::fs::write(&not, "{\"apiVersion\": 1, \"datasources\": []}").unwrap();
+    let o = aurora(&config, &["dashboard", "import", not.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains(
+            "not a Grafana dashboard: no `panels` or `rows`; its keys are apiVersion, datasources"
+        ),
+        "{}",
+        text(&o)
+    );
+    // A dashboard of our own exported and imported runs against the server.
+    let exported = config.parent().unwrap().join("table-storage.json");
+    let o = aurora(
+        &config,
+        &[
+            "dashboard",
+            "export",
+            "table-storage",
+            "--grafana",
+            "-o",
+            exported.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = aurora(
+        &config,
+        &[
+            "dashboard",
+            "import",
+            exported.to_str().unwrap(),
+            "--name",
+            "storage-again",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = aurora(&config, &["dashboard", "show", "storage-again", "--once"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("Largest tables"), "{}", text(&o));
+}

@@ -207,6 +207,34 @@ fn demo_in_a_real_terminal_asks_watches_helps_and_quits_cleanly() {
         !s.contains("Keys · Pipelines")
     });
 
+    // The demo's dashboards, one key away: the clickstream's panels fill with data.
+    tmux.keys(&["5"]);
+    tmux.wait_for("the demo's dashboards", Duration::from_secs(20), |s| {
+        s.contains("demo-clickstream") && s.contains("demo-pipeline")
+    });
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the clickstream's panels", Duration::from_secs(60), |s| {
+        s.contains("Events by event_type") && s.contains("purchase") && s.contains("Users")
+    });
+    assert!(!screen.contains("error"), "{screen}");
+    tmux.keys(&["Escape"]);
+
+    // One key in the Schema view deploys the template that fits the table, and opens it.
+    tmux.keys(&["3"]);
+    tmux.wait_for(
+        "the dashboards that fit demo.events",
+        Duration::from_secs(60),
+        |s| s.contains("demo.events") && s.contains("D deploys"),
+    );
+    tmux.keys(&["D"]);
+    let screen = tmux.wait_for(
+        "the deployed dashboard's data",
+        Duration::from_secs(60),
+        |s| s.contains("deployed:") && s.contains("— demo.events") && s.contains("purchase"),
+    );
+    assert!(screen.contains("deployed:"), "{screen}");
+    tmux.keys(&["2"]);
+
     // Pipelines run, so quitting asks first.
     tmux.keys(&["q"]);
     tmux.wait_for("the quit question", Duration::from_secs(10), |s| {

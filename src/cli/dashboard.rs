@@ -92,6 +92,21 @@ pub enum DashboardAction {
         #[arg(long)]
         width: Option<usize>,
     },
+    /// Read a Grafana dashboard JSON (official ClickHouse plugin or Altinity's) into a
+    /// dashboard file, with what could not be translated listed per panel
+    Import {
+        #[arg(value_name = "FILE.json")]
+        file: PathBuf,
+        /// The dashboard's file name [default: from its title]
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace an existing file that differs (it is kept as NAME.yaml.bak)
+        #[arg(long)]
+        force: bool,
+        /// The per-panel report as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a dashboard for Grafana's ClickHouse plugin
     Export {
         dashboard: String,
@@ -144,14 +159,21 @@ pub async fn run(global: &GlobalArgs, args: DashboardArgs) -> Result<ExitCode> {
         } => {
             if !once && !json {
                 bail!(
-                    "the live Dashboards view of the workspace is not built yet; \
-                     pass --once to print every panel once"
+                    "live dashboards are in the workspace: run `aurora` and press 5 \
+                     (`aurora dashboard open` is not built yet); pass --once to print every \
+                     panel once"
                 );
             }
             let vars = pairs(&vars, "--var", "NAME=VALUE")?;
             let (_, d) = resolve(&dirs, &dashboard)?;
             show(global, &d, &vars, from, to, width, json).await
         }
+        DashboardAction::Import {
+            file,
+            name,
+            force,
+            json,
+        } => import(&dirs, &file, name, force, json),
         DashboardAction::Export {
             dashboard,
             grafana: _,
@@ -396,21 +418,8 @@ async fn suggest(
         let tables = tables_for(&schema, table, &database)?;
         let mut report = Vec::new();
         for t in tables {
-            let profile = profile::profile(&session.warehouse, t).await?;
-            let mut fits: Vec<bind::Fit> = templates
-                .iter()
-                .filter(|e| {
-                    e.dashboard
-                        .template
-                        .as_ref()
-                        .is_some_and(|t| t.table.is_none())
-                })
-                .filter_map(|e| {
-                    bind::fit(&e.name, &e.dashboard, t, &profile, &BTreeMap::new()).ok()
-                })
-                .filter(|f| f.fits)
-                .collect();
-            fits.sort_by_key(|f| std::cmp::Reverse(f.score));
+            let (_, mut fits) =
+                crate::dashboards::suggest::for_table(&session.warehouse, &templates, t).await?;
             if !all {
                 fits.truncate(3);
             }
@@ -457,8 +466,15 @@ async fn suggest(
         for f in fits {
             writeln!(
                 out,
-                "  {:<20} score {:>3}  {} of {} panels",
-                f.template, f.score, f.panels, f.panels_total
+                "  {:<20} score {:>3}  {} of {} panels{}",
+                f.template,
+                f.score,
+                f.panels,
+                f.panels_total,
+                f.table_named
+                    .as_ref()
+                    .map(|w| format!("  (a table of `{w}`s: +10)"))
+                    .unwrap_or_default()
             )?;
             for s in &f.slots {
                 match &s.column {
@@ -489,23 +505,6 @@ async fn suggest(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A file name made of the template and table names.
-fn default_name(template: &str, table: Option<&str>) -> String {
-    let raw = match table {
-        Some(t) => format!("{template}-{t}"),
-        None => template.to_owned(),
-    };
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect()
 }
 
 async fn deploy(
@@ -584,18 +583,19 @@ async fn deploy(
         session.close().await;
         result?
     };
-    let file_name = name.unwrap_or_else(|| default_name(&entry.name, table_name.as_deref()));
+    let file_name = name.unwrap_or_else(|| {
+        crate::dashboards::suggest::file_name(&entry.name, table_name.as_deref())
+    });
     let path = dirs.dashboards.join(format!("{file_name}.yaml"));
-    let text = format!(
-        "# Deployed by `aurora dashboard deploy {}{}`. Edit freely: Aurora never overwrites\n\
-         # this file without --force.\n{}",
+    let command = format!(
+        "aurora dashboard deploy {}{}",
         entry.name,
         table_name
             .as_deref()
             .map(|t| format!(" --table {t}"))
-            .unwrap_or_default(),
-        serde_yaml::to_string(&dashboard)?
+            .unwrap_or_default()
     );
+    let text = crate::dashboards::suggest::file_text(&dashboard, &command)?;
     // What is written must read back; a failure here is Aurora's bug, said plainly.
     if let Err(d) = crate::dashboards::check::check_str(&path.display().to_string(), &text) {
         bail!(
@@ -881,5 +881,67 @@ fn export(
             other => other?,
         },
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(
+    dirs: &Dirs,
+    file: &Path,
+    name: Option<String>,
+    force: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let report = crate::dashboards::grafana_import::import(&text)
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let name = name.unwrap_or_else(|| {
+        crate::dashboards::suggest::file_name(&report.dashboard.title, None)
+            .split('-')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
+    });
+    let path = dirs.dashboards.join(format!("{name}.yaml"));
+    let yaml = crate::dashboards::suggest::file_text(
+        &report.dashboard,
+        &format!("aurora dashboard import {}", file.display()),
+    )?;
+    if let Err(d) = crate::dashboards::check::check_str(&path.display().to_string(), &yaml) {
+        bail!(
+            "the imported dashboard does not read back (a bug in Aurora):\n{}",
+            render_all(&d, Some(&yaml))
+        );
+    }
+    write_new(&path, &yaml, force)?;
+    let imported = report.panels.iter().filter(|p| p.skipped.is_none()).count();
+    if json {
+        let value = serde_json::json!({
+            "file": path,
+            "imported": imported,
+            "panels": report.panels,
+            "notes": report.notes,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "wrote {} ({imported} of {} panels imported)",
+        path.display(),
+        report.panels.len()
+    );
+    for p in &report.panels {
+        match &p.skipped {
+            None => println!("  ✓ {} ({})", p.title, p.grafana_type),
+            Some(why) => println!("  ✗ {} ({}): {why}", p.title, p.grafana_type),
+        }
+        for note in &p.notes {
+            println!("      {note}");
+        }
+    }
+    for note in &report.notes {
+        println!("  note: {note}");
+    }
+    println!("show it: aurora dashboard show {name} --once");
     Ok(ExitCode::SUCCESS)
 }

@@ -91,7 +91,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> Result<ExitCode> {
     let result = match session.keep_server() {
         Ok(()) if args.tour => tour(&session, args.reset).await,
         Ok(()) if args.headless => headless(&session, &args).await,
-        Ok(()) => workspace(&session, &args).await,
+        Ok(()) => workspace(global, &session, &args).await,
         Err(e) => Err(e),
     };
     session.close().await;
@@ -212,7 +212,7 @@ async fn start_live(session: &Session, args: &DemoArgs) -> Result<LiveDemo> {
 }
 
 /// The live demo in the full-screen workspace, with the demo pipeline under its control.
-async fn workspace(session: &Session, args: &DemoArgs) -> Result<ExitCode> {
+async fn workspace(global: &GlobalArgs, session: &Session, args: &DemoArgs) -> Result<ExitCode> {
     let demo = start_live(session, args).await?;
     let server_label = super::workspace::server_label(session);
     let mut config = session.config.clone();
@@ -224,6 +224,8 @@ async fn workspace(session: &Session, args: &DemoArgs) -> Result<ExitCode> {
         supervisor: Some(demo.supervisor()),
         state_dir: crate::ingest::engine::default_state_dir(),
         focus_database: Some("demo".into()),
+        dashboards: crate::dashboards::library::Dirs::beside(global.config.as_deref()),
+        extra_dashboards: crate::demo::dashboards(&session.warehouse).await,
     };
     let outcome = crate::tui::run(context).await;
     eprintln!("Stopping the demo: the generator stops, the pipeline stores what it has read.");

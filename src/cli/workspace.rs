@@ -29,6 +29,8 @@ pub async fn run(global: &GlobalArgs) -> Result<ExitCode> {
         supervisor: None,
         state_dir: crate::ingest::engine::default_state_dir(),
         focus_database: None,
+        dashboards: crate::dashboards::library::Dirs::beside(global.config.as_deref()),
+        extra_dashboards: Vec::new(),
     };
     let outcome = crate::tui::run(ctx).await;
     session.close().await;

@@ -36,6 +36,9 @@ pub struct Fit {
     /// are filled ranks above one whose are not.
     pub score: u8,
     pub fits: bool,
+    /// The word of the table's name the template is for, which added 10 to the score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_named: Option<String>,
     pub slots: Vec<SlotBinding>,
     /// Panels the deployed dashboard keeps, of all the template's.
     pub panels: usize,
@@ -160,12 +163,18 @@ pub fn fit(
         used.push(name.clone());
     }
     let fits = slots.iter().all(|s| s.optional || s.column.is_some());
+    let named = table_named_for(template, &table.name);
     let score = if slots.is_empty() {
         // A template that needs nothing fits anything, and says least about it.
         10
     } else {
         let total: u32 = slots.iter().map(|s| u32::from(s.score)).sum();
         (total / slots.len() as u32) as u8
+    };
+    let score = if named.is_some() {
+        score.saturating_add(10).min(100)
+    } else {
+        score
     };
     let bound: Vec<&str> = slots
         .iter()
@@ -178,9 +187,27 @@ pub fn fit(
         table: table.qualified_name(),
         score: if fits { score } else { 0 },
         fits,
+        table_named: named,
         panels: kept.len(),
         panels_total: template.panels.len(),
         slots,
+    })
+}
+
+/// The word of `table`'s name (singular or plural, glued or not) that the template's
+/// `tables_named` lists.
+fn table_named_for(template: &Dashboard, table: &str) -> Option<String> {
+    let wanted = &template.template.as_ref()?.tables_named;
+    super::roles::words(table).into_iter().find_map(|w| {
+        let singular = w.strip_suffix('s').unwrap_or(&w);
+        wanted
+            .iter()
+            .find(|t| {
+                w == **t
+                    || singular == t.as_str()
+                    || (t.len() >= 4 && singular.ends_with(t.as_str()))
+            })
+            .cloned()
     })
 }
 

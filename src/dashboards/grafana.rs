@@ -212,7 +212,7 @@ fn panel(p: &Panel, id: u32) -> Json {
                 "format": format,
                 "queryType": query_type,
                 "pluginVersion": PLUGIN_VERSION,
-                "rawSql": query.trim_end()
+                "rawSql": query
             }]),
         );
         if let Some(refresh) = p.refresh {

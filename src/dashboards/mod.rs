@@ -10,11 +10,13 @@
 pub mod bind;
 pub mod check;
 pub mod grafana;
+pub mod grafana_import;
 pub mod library;
 pub mod macros;
 pub mod model;
 pub mod roles;
 pub mod run;
+pub mod suggest;
 pub mod text;
 pub mod timerange;
 

@@ -75,6 +75,10 @@ pub struct TemplateSpec {
     /// The slots `{{name}}` the queries use, each filled with a column of the chosen role.
     #[serde(default)]
     pub requires: IndexMap<String, Requirement>,
+    /// Words of table names this template is for (`order`, `event`): a table named with
+    /// one (`orders`, `web_events`) ranks the template higher.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables_named: Vec<String>,
     /// A template for one fixed table (ClickHouse's `system.parts`, Aurora's own state):
     /// it is not matched against the user's tables.
     #[serde(default, skip_serializing_if = "Option::is_none")]

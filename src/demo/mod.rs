@@ -37,6 +37,49 @@ const ASSISTANT_CONFIG: &str = include_str!("../../assets/demo/assistant.yaml");
 
 /// Adds the demo data's synonyms (`assets/demo/assistant.yaml`) to an assistant config, under
 /// any the user wrote for the same keys.
+/// The demo's dashboards for the workspace: the clickstream (the `web-events` template fitted
+/// to `demo.events` as any table would be) and the pipeline (`aurora-pipelines`). A template
+/// that cannot be fitted is left out, with why in the log.
+pub async fn dashboards(warehouse: &Warehouse) -> Vec<(String, crate::dashboards::Dashboard)> {
+    use crate::dashboards::{bind, library, timerange};
+    let templates = library::builtin_templates();
+    let template = |name: &str| {
+        templates
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| &e.dashboard)
+    };
+    let mut out = Vec::new();
+    let events = async {
+        let schema = warehouse.schema(false).await.ok()?;
+        let table = schema.table("demo.events", "demo")?.clone();
+        let profile = crate::warehouse::profile::profile(warehouse, &table)
+            .await
+            .ok()?;
+        let t = template("web-events")?;
+        let fit = bind::fit("web-events", t, &table, &profile, &Default::default()).ok()?;
+        fit.fits
+            .then(|| bind::deploy(t, &fit, &table, &profile, timerange::now()))
+    };
+    match events.await {
+        Some(mut d) => {
+            // The live stream: a short range, refreshed often.
+            d.time.from = "now-15m".into();
+            d.time.to = "now".into();
+            d.refresh = Some(Duration::from_secs(5));
+            out.push(("demo-clickstream".to_owned(), d));
+        }
+        None => tracing::warn!("the demo's clickstream dashboard could not be fitted"),
+    }
+    if let Some(t) = template("aurora-pipelines") {
+        let mut d = t.clone();
+        d.template = None;
+        d.refresh = Some(Duration::from_secs(5));
+        out.push(("demo-pipeline".to_owned(), d));
+    }
+    out
+}
+
 pub fn add_assistant_config(config: &mut crate::config::AssistantConfig) {
     #[derive(serde::Deserialize)]
     struct DemoAssistant {

@@ -16,11 +16,17 @@ use super::completion::{complete, Completion};
 
 use crate::assistant::conversation::Conversation;
 use crate::assistant::suggest::Suggestion;
+use crate::dashboards::bind::Fit;
+use crate::dashboards::Dashboard;
 use crate::ingest::supervisor::{PipelineControl, PipelineSnapshot};
 use crate::warehouse::schema::Schema;
 use crate::warehouse::QueryResult;
 
 use super::action::Action;
+use super::dashboards::DashboardsState;
+pub use super::dashboards::{
+    dashboard_command, dashboards_action, dashboards_back, schedule_dashboard,
+};
 use super::history::{History, HistoryEntry, Outcome};
 use super::keymap::Keymap;
 use super::layout;
@@ -40,10 +46,17 @@ pub enum View {
     Pipelines,
     Schema,
     History,
+    Dashboards,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [View::Ask, View::Pipelines, View::Schema, View::History];
+    pub const ALL: [View; 5] = [
+        View::Ask,
+        View::Pipelines,
+        View::Schema,
+        View::History,
+        View::Dashboards,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -51,6 +64,7 @@ impl View {
             View::Pipelines => "Pipelines",
             View::Schema => "Schema",
             View::History => "History",
+            View::Dashboards => "Dashboards",
         }
     }
 
@@ -236,6 +250,12 @@ pub struct SchemaState {
     pub sample_error: Option<String>,
     /// The `/` filter on the sample's rows (the view's own filter is on the table list).
     pub sample_filter: String,
+    /// The dashboard templates that fit the selected table (`database.table`), best first.
+    pub fits: Option<(String, Result<Vec<Fit>, String>)>,
+    /// The job reading them, and for which table.
+    pub fits_job: Option<(JobId, String)>,
+    /// A one-key deploy running.
+    pub deploying: bool,
 }
 
 impl Default for SchemaState {
@@ -250,6 +270,9 @@ impl Default for SchemaState {
             sample_job: None,
             sample_error: None,
             sample_filter: String::new(),
+            fits: None,
+            fits_job: None,
+            deploying: false,
         }
     }
 }
@@ -310,9 +333,10 @@ pub struct State {
     pub pipelines: PipelinesState,
     pub schema: SchemaState,
     pub history: HistoryState,
+    pub dashboards: DashboardsState,
     pub filter: Option<FilterInput>,
     /// The filter last applied per view (kept after the prompt closes).
-    pub filters: [String; 4],
+    pub filters: [String; 5],
     /// A database whose tables come first in suggestions (the demo's `demo`).
     pub focus_database: Option<String>,
     next_job: JobId,
@@ -336,6 +360,22 @@ pub enum Msg {
     Schema(Result<(Arc<Schema>, Vec<Suggestion>), String>),
     /// The server's function names, for completion in the SQL box.
     Functions(Vec<String>),
+    /// The dashboards on offer (name, dashboard), and files that could not be read.
+    Dashboards(Vec<(String, Dashboard)>, Vec<String>),
+    /// The templates that fit a table, best first (job, `database.table`).
+    DashboardFits {
+        job: JobId,
+        table: String,
+        result: Result<Vec<Fit>, String>,
+    },
+    /// A one-key deploy wrote this dashboard (name, dashboard, file).
+    Deployed(Result<Box<(String, Dashboard, PathBuf)>, String>),
+    /// A dashboard panel's or variable's query finished.
+    DashboardQuery {
+        job: JobId,
+        sql: String,
+        result: Result<Arc<QueryResult>, String>,
+    },
     /// An answer kept as an example (where), or why it could not be.
     Kept(Result<String, String>),
     EditorClosed(Result<String, String>),
@@ -372,6 +412,22 @@ pub enum Command {
     },
     /// Stop a generation or query that is no longer wanted.
     Cancel(JobId),
+    LoadDashboards,
+    FitDashboards {
+        job: JobId,
+        database: String,
+        table: String,
+    },
+    /// Deploy the best-fitting template on the table and write its file.
+    DeployDashboard {
+        database: String,
+        table: String,
+    },
+    /// A dashboard panel's or variable's query, with the panel limits.
+    RunDashboardQuery {
+        job: JobId,
+        sql: String,
+    },
     LoadSchema,
     SampleTable {
         job: JobId,
@@ -478,6 +534,7 @@ impl State {
             pipelines: PipelinesState::default(),
             schema: SchemaState::default(),
             history: HistoryState::default(),
+            dashboards: DashboardsState::default(),
             filter: None,
             filters: Default::default(),
             focus_database: None,
@@ -495,7 +552,7 @@ impl State {
         self.relist_history();
     }
 
-    fn job(&mut self) -> JobId {
+    pub(crate) fn job(&mut self) -> JobId {
         self.next_job += 1;
         self.next_job
     }
@@ -580,7 +637,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
             let previous = std::mem::replace(&mut state.now, now);
             state.ticks += 1;
             sample_rates(state, previous);
-            Vec::new()
+            schedule_dashboard(state)
         }
         Msg::Pipelines(snapshots) => {
             on_pipelines(state, snapshots);
@@ -601,7 +658,11 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
             state.schema.error = None;
             state.ask.suggestions = suggestions;
             relist_tables(state);
-            Vec::new()
+            if state.view == View::Schema {
+                request_fits(state)
+            } else {
+                Vec::new()
+            }
         }
         Msg::Schema(Err(e)) => {
             state.schema.error = Some(e);
@@ -610,6 +671,70 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
         Msg::Functions(names) => {
             state.ask.functions = names;
             Vec::new()
+        }
+        Msg::Dashboards(entries, problems) => {
+            state.dashboards.entries = entries;
+            state.dashboards.loaded = true;
+            if !problems.is_empty() {
+                state.notify(Level::Warning, problems.join("; "));
+            }
+            state.dashboards.problems = problems;
+            let len = state.dashboards.entries.len();
+            state.dashboards.selected = state.dashboards.selected.min(len.saturating_sub(1));
+            Vec::new()
+        }
+        Msg::DashboardFits { job, table, result } => {
+            if state
+                .schema
+                .fits_job
+                .as_ref()
+                .is_some_and(|(j, _)| *j == job)
+            {
+                state.schema.fits_job = None;
+                state.schema.fits = Some((table, result));
+            }
+            Vec::new()
+        }
+        Msg::Deployed(result) => {
+            state.schema.deploying = false;
+            match result {
+                Ok(deployed) => {
+                    let (name, dashboard, path) = *deployed;
+                    state.notify(
+                        Level::Info,
+                        format!("deployed: {} (edit it freely)", path.display()),
+                    );
+                    let mut commands: Vec<Command> = match &mut state.dashboards.open {
+                        Some(open) => open
+                            .cancel_all()
+                            .into_iter()
+                            .map(dashboard_command)
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    let entries = &mut state.dashboards.entries;
+                    entries.retain(|(n, _)| *n != name);
+                    entries.push((name.clone(), dashboard.clone()));
+                    state.dashboards.selected = entries.len() - 1;
+                    let caps = crate::warehouse::Capabilities::from_version(&state.server_version);
+                    state.dashboards.open =
+                        Some(super::dashboards::OpenDashboard::new(name, dashboard, caps));
+                    commands.extend(show(state, View::Dashboards));
+                    commands
+                }
+                Err(e) => {
+                    state.notify(Level::Error, format!("cannot deploy: {e}"));
+                    Vec::new()
+                }
+            }
+        }
+        Msg::DashboardQuery { job, sql, result } => {
+            let now = state.now;
+            if let Some(open) = &mut state.dashboards.open {
+                open.on_result(job, Some(sql), result, now);
+            }
+            // A variable's choices may let waiting panels start.
+            schedule_dashboard(state)
         }
         Msg::Kept(Ok(_)) => {
             state.notify(
@@ -878,7 +1003,11 @@ pub fn apply(state: &mut State, action: Action) -> Vec<Command> {
             Vec::new()
         }
         Action::NextView | Action::PreviousView => {
-            let step = if action == Action::NextView { 1 } else { 3 };
+            let step = if action == Action::NextView {
+                1
+            } else {
+                View::ALL.len() - 1
+            };
             let next = View::ALL[(state.view.index() + step) % View::ALL.len()];
             show(state, next)
         }
@@ -886,8 +1015,13 @@ pub fn apply(state: &mut State, action: Action) -> Vec<Command> {
         Action::ShowPipelines => show(state, View::Pipelines),
         Action::ShowSchema => show(state, View::Schema),
         Action::ShowHistory => show(state, View::History),
+        Action::ShowDashboards => show(state, View::Dashboards),
         Action::StartFilter if state.view == View::Pipelines => {
             state.notify(Level::Info, "the pipelines list has no filter");
+            Vec::new()
+        }
+        Action::StartFilter if state.view == View::Dashboards => {
+            state.notify(Level::Info, "the dashboards list has no filter");
             Vec::new()
         }
         Action::StartFilter => {
@@ -923,17 +1057,34 @@ pub fn apply(state: &mut State, action: Action) -> Vec<Command> {
             View::Pipelines => pipelines_action(state, action),
             View::Schema => schema_action(state, action),
             View::History => history_action(state, action),
+            View::Dashboards => dashboards_action(state, action),
         },
     }
 }
 
 fn show(state: &mut State, view: View) -> Vec<Command> {
+    let mut commands = Vec::new();
+    if state.view == View::Dashboards && view != View::Dashboards {
+        // Leaving the view stops its queries; the panels refresh again on return.
+        if let Some(open) = &mut state.dashboards.open {
+            commands.extend(open.cancel_all().into_iter().map(dashboard_command));
+        }
+    }
     state.view = view;
     state.filter = None;
     if view == View::Schema && state.schema.schema.is_none() {
-        return vec![Command::LoadSchema];
+        commands.push(Command::LoadSchema);
     }
-    Vec::new()
+    if view == View::Schema {
+        commands.extend(request_fits(state));
+    }
+    if view == View::Dashboards {
+        if !state.dashboards.loaded {
+            commands.push(Command::LoadDashboards);
+        }
+        commands.extend(schedule_dashboard(state));
+    }
+    commands
 }
 
 fn back(state: &mut State) -> Vec<Command> {
@@ -981,6 +1132,7 @@ fn back(state: &mut State) -> Vec<Command> {
             state.schema.focus = SchemaFocus::Tables;
             Vec::new()
         }
+        View::Dashboards => dashboards_back(state),
         _ => Vec::new(),
     }
 }
@@ -1000,7 +1152,7 @@ fn apply_filter(state: &mut State, view: View, text: String) {
             state.schema.sample_filter = text;
             return;
         }
-        View::Schema | View::Pipelines | View::History => {}
+        View::Schema | View::Pipelines | View::History | View::Dashboards => {}
     }
     state.filters[view.index()] = text;
     relist_tables(state);
@@ -1510,15 +1662,17 @@ fn schema_action(state: &mut State, action: Action) -> Vec<Command> {
     let schema = &mut state.schema;
     let before = schema.selected;
     if move_selection(&mut schema.selected, schema.listed.len(), action) {
+        let mut commands = Vec::new();
         if schema.selected != before {
             schema.sample = None;
             schema.sample_error = None;
             // The sample of the table left behind must not land under the new one.
             if let Some(job) = schema.sample_job.take() {
-                return vec![Command::Cancel(job)];
+                commands.push(Command::Cancel(job));
             }
         }
-        return Vec::new();
+        commands.extend(request_fits(state));
+        return commands;
     }
     match action {
         Action::Select => {
@@ -1545,6 +1699,23 @@ fn schema_action(state: &mut State, action: Action) -> Vec<Command> {
             });
             return commands;
         }
+        Action::DeployDashboard => {
+            let Some((database, table)) = state
+                .selected_table()
+                .map(|t| (t.database.clone(), t.name.clone()))
+            else {
+                return Vec::new();
+            };
+            if state.schema.deploying {
+                return Vec::new();
+            }
+            state.schema.deploying = true;
+            state.notify(
+                Level::Info,
+                format!("deploying a dashboard on {database}.{table}…"),
+            );
+            return vec![Command::DeployDashboard { database, table }];
+        }
         Action::RunSql => {
             // Runs the table's first suggestion in the Ask view.
             if let Some(s) = state.table_suggestions().first().copied().cloned() {
@@ -1556,6 +1727,42 @@ fn schema_action(state: &mut State, action: Action) -> Vec<Command> {
         _ => {}
     }
     Vec::new()
+}
+
+/// Asks which dashboard templates fit the selected table, unless that is known or asked;
+/// a request for a table left behind is cancelled (latest wins).
+fn request_fits(state: &mut State) -> Vec<Command> {
+    let Some((database, table)) = state
+        .selected_table()
+        .map(|t| (t.database.clone(), t.name.clone()))
+    else {
+        return Vec::new();
+    };
+    let name = format!("{database}.{table}");
+    let known = state.schema.fits.as_ref().is_some_and(|(t, _)| *t == name);
+    let asked = state
+        .schema
+        .fits_job
+        .as_ref()
+        .is_some_and(|(_, t)| *t == name);
+    if known || asked {
+        return Vec::new();
+    }
+    let mut commands: Vec<Command> = state
+        .schema
+        .fits_job
+        .take()
+        .map(|(job, _)| Command::Cancel(job))
+        .into_iter()
+        .collect();
+    let job = state.job();
+    state.schema.fits_job = Some((job, name));
+    commands.push(Command::FitDashboards {
+        job,
+        database,
+        table,
+    });
+    commands
 }
 
 fn history_action(state: &mut State, action: Action) -> Vec<Command> {

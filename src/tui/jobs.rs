@@ -14,6 +14,9 @@ use crate::assistant::ask::{AskOptions, Assistant, WARM_TABLES};
 use crate::assistant::conversation::Conversation;
 use crate::assistant::suggest;
 use crate::cli::output::{render, OutputFormat};
+use crate::dashboards;
+use crate::dashboards::library::{self, Dirs};
+use crate::dashboards::Dashboard;
 use crate::ingest::supervisor::{PipelineControl, Supervisor};
 use crate::warehouse::{OverflowMode, QueryOptions, QueryResult, Warehouse};
 
@@ -184,25 +187,95 @@ impl Jobs {
     pub fn run_sql(&mut self, job: JobId, sql: String, sample: bool) {
         let (cancel, done) = self.token(job);
         let warehouse = self.warehouse.clone();
-        let mut options = self.query_options.clone();
-        let query_id = uuid::Uuid::new_v4().to_string();
-        options.query_id = Some(query_id.clone());
+        let options = self.query_options.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let _done = done;
-            let result = tokio::select! {
-                r = warehouse.query(&sql, &options) => r.map(Arc::new).map_err(|e| e.to_string()),
-                _ = cancel.cancelled() => {
-                    let _ = warehouse.cancel(&query_id).await;
-                    Err("cancelled".to_string())
-                }
-            };
+            let result = cancellable_query(&warehouse, &sql, options, cancel).await;
             let msg = if sample {
                 Msg::Sample(job, result)
             } else {
                 Msg::Job(job, JobOutput::Query(result))
             };
             let _ = tx.send(msg);
+        });
+    }
+
+    /// A dashboard panel's or variable's query, with the panels' limits; cancellable.
+    pub fn run_dashboard_query(&mut self, job: JobId, sql: String) {
+        let (cancel, done) = self.token(job);
+        let warehouse = self.warehouse.clone();
+        let options = crate::dashboards::run::panel_options();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _done = done;
+            let result = cancellable_query(&warehouse, &sql, options, cancel).await;
+            let _ = tx.send(Msg::DashboardQuery { job, sql, result });
+        });
+    }
+
+    /// The templates (built in and the user's) that fit `database.table`, best first.
+    pub fn fit_dashboards(&mut self, job: JobId, database: String, table: String, dirs: Dirs) {
+        let (cancel, done) = self.token(job);
+        let warehouse = self.warehouse.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _done = done;
+            let name = format!("{database}.{table}");
+            let work = async {
+                let (t, templates) =
+                    table_and_templates(&warehouse, &database, &table, &dirs).await?;
+                dashboards::suggest::for_table(&warehouse, &templates, &t)
+                    .await
+                    .map(|(_, fits)| fits)
+                    .map_err(|e| e.to_string())
+            };
+            let result = tokio::select! {
+                r = work => r,
+                _ = cancel.cancelled() => return,
+            };
+            let _ = tx.send(Msg::DashboardFits {
+                job,
+                table: name,
+                result,
+            });
+        });
+    }
+
+    /// Deploys the best-fitting template on `database.table` into the user's dashboards,
+    /// never over a file they edited.
+    pub fn deploy_dashboard(&self, database: String, table: String, dirs: Dirs) {
+        let warehouse = self.warehouse.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let name = format!("{database}.{table}");
+            let result = async {
+                let (t, templates) =
+                    table_and_templates(&warehouse, &database, &table, &dirs).await?;
+                let (file, d) =
+                    dashboards::suggest::deploy_best(&warehouse, &templates, &t).await?;
+                let command = format!("D on {name} in the workspace's Schema view");
+                let text =
+                    dashboards::suggest::file_text(&d, &command).map_err(|e| e.to_string())?;
+                let (file, path) =
+                    dashboards::suggest::write_unique(&dirs.dashboards, &file, &text)
+                        .map_err(|e| format!("{}: {e}", dirs.dashboards.display()))?;
+                Ok(Box::new((file, d, path)))
+            }
+            .await;
+            let _ = tx.send(Msg::Deployed(result));
+        });
+    }
+
+    /// The user's dashboards (files in `dirs`), after `extra` ones (the demo's).
+    pub fn load_dashboards(&self, dirs: Dirs, extra: Vec<(String, Dashboard)>) {
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let (entries, problems) = library::dashboards(&dirs);
+            let mut all = extra;
+            all.extend(entries.into_iter().map(|e| (e.name, e.dashboard)));
+            let problems = problems.iter().map(|d| d.one_line()).collect();
+            let _ = tx.send(Msg::Dashboards(all, problems));
         });
     }
 
@@ -307,6 +380,42 @@ impl Jobs {
 }
 
 /// One task writes the history file, always the latest version, one write at a time.
+/// The table `database.table` as the schema knows it, and every template (built in and the
+/// user's) to fit to it.
+async fn table_and_templates(
+    warehouse: &Warehouse,
+    database: &str,
+    table: &str,
+    dirs: &Dirs,
+) -> Result<(crate::warehouse::schema::TableInfo, Vec<library::Entry>), String> {
+    let name = format!("{database}.{table}");
+    let schema = warehouse.schema(false).await.map_err(|e| e.to_string())?;
+    let t = schema
+        .table(&name, database)
+        .ok_or_else(|| format!("no table {name}"))?
+        .clone();
+    Ok((t, library::templates(dirs).0))
+}
+
+/// Runs `sql` until it ends or `cancel` fires; a cancelled query is stopped on the server
+/// too (`KILL QUERY` by its id).
+async fn cancellable_query(
+    warehouse: &Warehouse,
+    sql: &str,
+    mut options: QueryOptions,
+    cancel: CancellationToken,
+) -> Result<Arc<QueryResult>, String> {
+    let query_id = uuid::Uuid::new_v4().to_string();
+    options.query_id = Some(query_id.clone());
+    tokio::select! {
+        r = warehouse.query(sql, &options) => r.map(Arc::new).map_err(|e| e.to_string()),
+        _ = cancel.cancelled() => {
+            let _ = warehouse.cancel(&query_id).await;
+            Err("cancelled".to_string())
+        }
+    }
+}
+
 fn spawn_history_writer(path: PathBuf, tx: UnboundedSender<Msg>) -> watch::Sender<Option<History>> {
     let (history_tx, mut history_rx) = watch::channel::<Option<History>>(None);
     tokio::spawn(async move {

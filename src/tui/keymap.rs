@@ -174,6 +174,7 @@ const DEFAULTS: &[(Action, &str)] = &[
     (Action::ShowPipelines, "2"),
     (Action::ShowSchema, "3"),
     (Action::ShowHistory, "4"),
+    (Action::ShowDashboards, "5"),
     (Action::StartFilter, "/"),
     (Action::Back, "esc"),
     (Action::MoveUp, "k, up"),
@@ -198,6 +199,13 @@ const DEFAULTS: &[(Action, &str)] = &[
     (Action::RestartPipeline, "R"),
     (Action::ToggleFavourite, "f"),
     (Action::AcceptAnswer, "a"),
+    (Action::DeployDashboard, "D"),
+    (Action::ZoomPanel, "z"),
+    (Action::NextTimeRange, "t"),
+    (Action::PreviousTimeRange, "T"),
+    (Action::NextVariable, "n"),
+    (Action::NextVariableValue, "]"),
+    (Action::PreviousVariableValue, "["),
 ];
 
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 use ratatui::layout::{Constraint, Layout, Rect, Size};
 
 use super::app::State;
+use crate::dashboards::model::GridPos;
 
 /// Below this, the workspace shows only a message asking for a larger terminal.
 pub const MIN_WIDTH: u16 = 40;
@@ -99,6 +100,46 @@ pub fn list_and_detail(body: Rect) -> SplitAreas {
     let [list, detail] =
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(body);
     SplitAreas { list, detail }
+}
+
+/// Where each dashboard panel goes in `area`: Grafana's 24 columns across the width, its
+/// rows scaled so the whole dashboard fits the height when every panel can still be 3 rows
+/// tall, else taller and scrolled to keep panel `focused` in view. `None` for a panel
+/// scrolled out of sight.
+pub fn dashboard_grid(area: Rect, grids: &[GridPos], focused: usize) -> Vec<Option<Rect>> {
+    let total = grids.iter().map(|g| g.y + g.h).max().unwrap_or(1).max(1);
+    let smallest = grids.iter().map(|g| g.h).min().unwrap_or(1).max(1);
+    let scale = (f64::from(area.height) / f64::from(total)).max(3.0 / f64::from(smallest));
+    let row = |units: u16| (f64::from(units) * scale).round() as i64;
+    let column = |units: u16| i64::from(area.width) * i64::from(units) / 24;
+    let focused_span = grids.get(focused).map(|g| (row(g.y), row(g.y + g.h)));
+    let offset = match focused_span {
+        Some((_, bottom)) if bottom > i64::from(area.height) => bottom - i64::from(area.height),
+        _ => 0,
+    };
+    grids
+        .iter()
+        .map(|g| {
+            let top = row(g.y) - offset;
+            let bottom = (row(g.y + g.h) - offset).min(i64::from(area.height));
+            let (left, right) = (column(g.x), column((g.x + g.w).min(24)));
+            let top = top.max(0);
+            (bottom - top >= 3 && right > left).then(|| {
+                Rect::new(
+                    area.x + left as u16,
+                    area.y + top as u16,
+                    (right - left) as u16,
+                    (bottom - top) as u16,
+                )
+            })
+        })
+        .collect()
+}
+
+/// The Dashboards view of an open dashboard: a line for the range and variables, the grid.
+pub fn dashboard(body: Rect) -> (Rect, Rect) {
+    let [bar, grid] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(body);
+    (bar, grid)
 }
 
 fn body(state: &State) -> Rect {

@@ -7,6 +7,7 @@
 pub mod action;
 pub mod app;
 pub mod completion;
+pub mod dashboards;
 #[cfg(test)]
 pub mod fixtures;
 pub mod history;
@@ -63,6 +64,10 @@ pub struct TuiContext {
     pub state_dir: PathBuf,
     /// Tables of this database come first in the suggestions.
     pub focus_database: Option<String>,
+    /// Where the user's dashboards are.
+    pub dashboards: crate::dashboards::library::Dirs,
+    /// Dashboards offered before the user's (the demo's).
+    pub extra_dashboards: Vec<(String, crate::dashboards::Dashboard)>,
 }
 
 fn unix_millis() -> u64 {
@@ -372,6 +377,10 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
         &tx,
         &gate,
         &mut frames,
+        &DashboardSources {
+            dirs: ctx.dashboards.clone(),
+            extra: ctx.extra_dashboards.clone(),
+        },
     )
     .await;
     // Every way out of the loop, errors included, ends here.
@@ -384,6 +393,12 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
     outcome
 }
 
+/// Where the Dashboards view's list comes from.
+struct DashboardSources {
+    dirs: crate::dashboards::library::Dirs,
+    extra: Vec<(String, crate::dashboards::Dashboard)>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn event_loop(
     state: &mut State,
@@ -393,6 +408,7 @@ async fn event_loop(
     tx: &UnboundedSender<Msg>,
     gate: &InputGate,
     frames: &mut FrameLog,
+    sources: &DashboardSources,
 ) -> anyhow::Result<()> {
     let size = terminal.size().context("cannot read the terminal size")?;
     app::update(state, Msg::Resize(size.width, size.height));
@@ -433,7 +449,10 @@ async fn event_loop(
         };
         if Instant::now() >= next_tick {
             next_tick = Instant::now() + tick_every;
-            app::update(state, Msg::Tick { now: unix_millis() });
+            // A tick starts the dashboard panels that are due.
+            for command in app::update(state, Msg::Tick { now: unix_millis() }) {
+                run_command(jobs, command, sources);
+            }
             dirty = true;
         }
         // Everything already waiting is applied before the next frame.
@@ -458,7 +477,7 @@ async fn event_loop(
                         jobs.export(result, path);
                     }
                     Command::SaveHistory => jobs.save_history(state.history.history.clone()),
-                    other => run_command(jobs, other),
+                    other => run_command(jobs, other, sources),
                 }
             }
         }
@@ -468,8 +487,18 @@ async fn event_loop(
     }
 }
 
-fn run_command(jobs: &mut Jobs, command: Command) {
+fn run_command(jobs: &mut Jobs, command: Command, ctx: &DashboardSources) {
     match command {
+        Command::LoadDashboards => jobs.load_dashboards(ctx.dirs.clone(), ctx.extra.clone()),
+        Command::RunDashboardQuery { job, sql } => jobs.run_dashboard_query(job, sql),
+        Command::FitDashboards {
+            job,
+            database,
+            table,
+        } => jobs.fit_dashboards(job, database, table, ctx.dirs.clone()),
+        Command::DeployDashboard { database, table } => {
+            jobs.deploy_dashboard(database, table, ctx.dirs.clone())
+        }
         Command::Ask {
             job,
             question,

@@ -968,8 +968,351 @@ fn a_resize_storm_keeps_every_view_drawable() {
         seed ^= seed << 5;
         let (w, h) = ((seed % 251) as u16, ((seed >> 8) % 81) as u16);
         update(&mut state, Msg::Resize(w, h));
-        state.view = View::ALL[(i % 4) as usize];
+        state.view = View::ALL[i as usize % View::ALL.len()];
         update(&mut state, key(KeyCode::Char('G')));
         render(&state, w, h);
     }
+}
+
+fn shop_dashboard() -> crate::dashboards::Dashboard {
+    crate::dashboards::check::check_str(
+        "shop.yaml",
+        "\
+title: Shop
+time: {from: now-24h, to: now}
+refresh: 10s
+variables:
+  - {name: country, type: custom, values: [DE, FR], include_all: true}
+panels:
+  - title: Events
+    type: stat
+    grid: {x: 0, y: 0, w: 8, h: 4}
+    thresholds: [{value: 1000, color: warning}]
+    query: SELECT count() FROM demo.events WHERE $__timeFilter(event_time)
+  - title: Revenue
+    type: gauge
+    grid: {x: 8, y: 0, w: 8, h: 4}
+    min: 0
+    max: 5000
+    query: SELECT sum(revenue) FROM demo.events
+  - title: Broken
+    type: stat
+    grid: {x: 16, y: 0, w: 8, h: 4}
+    query: SELECT nope FROM demo.events
+  - title: Events per hour
+    type: timeseries
+    grid: {x: 0, y: 4, w: 16, h: 8}
+    query: SELECT $__timeInterval(event_time) AS t, count() FROM demo.events WHERE $__conditionalAll(country IN (${country:singlequote}), $country) GROUP BY t
+  - title: By country
+    type: table
+    grid: {x: 16, y: 4, w: 8, h: 8}
+    query: SELECT country, count() AS events FROM demo.events GROUP BY country
+",
+    )
+    .unwrap()
+}
+
+/// Opens the shop dashboard and answers every panel: data, one server error.
+fn open_dashboard(state: &mut State) -> Vec<(super::app::JobId, String)> {
+    update(
+        state,
+        Msg::Dashboards(vec![("shop".into(), shop_dashboard())], Vec::new()),
+    );
+    // Out of the question box, where digits are typed.
+    state.ask.focus = AskFocus::Result;
+    update(state, key(KeyCode::Char('5')));
+    let commands = update(state, key(KeyCode::Enter));
+    commands
+        .into_iter()
+        .filter_map(|c| match c {
+            Command::RunDashboardQuery { job, sql } => Some((job, sql)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answer_panels(state: &mut State, runs: &[(super::app::JobId, String)]) {
+    for (job, sql) in runs {
+        let result = if sql.contains("nope") {
+            Err("ClickHouse error 47: Unknown identifier: nope".to_string())
+        } else if sql.contains("sum(revenue)") {
+            Ok(Arc::new(fixtures::result(
+                &[("revenue", "Float64")],
+                vec![vec![Value::Float(3120.5)]],
+            )))
+        } else if sql.contains("count() FROM") && !sql.contains("GROUP BY") {
+            Ok(Arc::new(fixtures::result(
+                &[("events", "UInt64")],
+                vec![vec![Value::UInt(1520)], vec![Value::UInt(1310)]],
+            )))
+        } else if sql.contains("GROUP BY country") {
+            Ok(Arc::new(fixtures::result(
+                &[("country", "String"), ("events", "UInt64")],
+                vec![
+                    vec![Value::String("DE".into()), Value::UInt(700)],
+                    vec![Value::String("FR".into()), Value::UInt(500)],
+                ],
+            )))
+        } else {
+            Ok(fixtures::hourly())
+        };
+        update(
+            state,
+            Msg::DashboardQuery {
+                job: *job,
+                sql: sql.clone(),
+                result,
+            },
+        );
+    }
+}
+
+fn runs_in(commands: &[Command]) -> Vec<(super::app::JobId, String)> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::RunDashboardQuery { job, sql } => Some((*job, sql.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn cancels_in(commands: &[Command]) -> usize {
+    commands
+        .iter()
+        .filter(|c| matches!(c, Command::Cancel(_)))
+        .count()
+}
+
+#[test]
+fn a_dashboard_refreshes_its_panels_latest_wins_and_leaving_cancels() {
+    let mut state = state();
+    let runs = open_dashboard(&mut state);
+    assert_eq!(runs.len(), 5, "every panel starts at once: {runs:?}");
+    assert!(runs.iter().all(|(_, sql)| !sql.contains("$__")), "{runs:?}");
+    assert!(
+        runs[3].1.contains("1=1"),
+        "All drops the filter: {}",
+        runs[3].1
+    );
+    assert!(runs_in(&update(
+        &mut state,
+        Msg::Tick {
+            now: NOW_MS + 5_000
+        }
+    ))
+    .is_empty());
+    answer_panels(&mut state, &runs);
+    let open = state.dashboards.open.as_ref().unwrap();
+    assert!(open.panels[2]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("Unknown identifier"));
+    assert!(open
+        .panels
+        .iter()
+        .enumerate()
+        .all(|(i, p)| i == 2 || p.data.is_some()));
+    // Ten seconds after they started, every panel is due again…
+    let again = runs_in(&update(
+        &mut state,
+        Msg::Tick {
+            now: NOW_MS + 11_000,
+        },
+    ));
+    assert_eq!(again.len(), 5, "{again:?}");
+    // …and a query still running is never stacked, however long it takes.
+    assert!(runs_in(&update(
+        &mut state,
+        Msg::Tick {
+            now: NOW_MS + 40_000
+        }
+    ))
+    .is_empty());
+    // A new variable value cancels what runs and asks again with the filter.
+    let commands = update(&mut state, key(KeyCode::Char(']')));
+    assert_eq!(cancels_in(&commands), 5, "{commands:?}");
+    let filtered = runs_in(&commands)
+        .into_iter()
+        .find(|(_, sql)| sql.contains("country IN"))
+        .unwrap();
+    assert!(filtered.1.contains("country IN ('DE')"), "{}", filtered.1);
+    // A late answer of a cancelled query is dropped.
+    let before = state.dashboards.open.as_ref().unwrap().panels[0].updated_at;
+    update(
+        &mut state,
+        Msg::Tick {
+            now: NOW_MS + 41_000,
+        },
+    );
+    answer_panels(&mut state, &again);
+    assert_eq!(
+        state.dashboards.open.as_ref().unwrap().panels[0].updated_at,
+        before
+    );
+    // Leaving the view cancels the dashboard's queries; coming back starts them again.
+    let commands = update(&mut state, key(KeyCode::Char('1')));
+    assert_eq!(cancels_in(&commands), 5, "{commands:?}");
+    let open = state.dashboards.open.as_ref().unwrap();
+    assert!(open.panels.iter().all(|p| p.in_flight.is_none()));
+    assert_eq!(
+        runs_in(&update(&mut state, key(KeyCode::Char('5')))).len(),
+        5
+    );
+    // Esc closes the dashboard and cancels them.
+    let commands = update(&mut state, key(KeyCode::Esc));
+    assert_eq!(cancels_in(&commands), 5);
+    assert!(state.dashboards.open.is_none());
+}
+
+#[test]
+fn dashboard_keys_zoom_pause_range_and_take_sql_to_ask() {
+    let mut state = state();
+    let runs = open_dashboard(&mut state);
+    answer_panels(&mut state, &runs);
+    update(&mut state, key(KeyCode::Char('z')));
+    assert!(state.dashboards.open.as_ref().unwrap().zoomed);
+    update(&mut state, key(KeyCode::Esc));
+    let open = state.dashboards.open.as_ref().unwrap();
+    assert!(!open.zoomed, "Esc leaves the zoom first");
+    update(&mut state, key(KeyCode::Char('p')));
+    assert!(
+        update(
+            &mut state,
+            Msg::Tick {
+                now: NOW_MS + 60_000
+            }
+        )
+        .is_empty(),
+        "paused"
+    );
+    let commands = update(&mut state, key(KeyCode::Char('t')));
+    assert!(
+        commands
+            .iter()
+            .all(|c| !matches!(c, Command::RunDashboardQuery { .. })),
+        "still paused"
+    );
+    assert_eq!(
+        state.dashboards.open.as_ref().unwrap().time_range().from,
+        "now-5m"
+    );
+    let commands = update(&mut state, key(KeyCode::Char('r')));
+    assert_eq!(
+        commands
+            .iter()
+            .filter(|c| matches!(c, Command::RunDashboardQuery { .. }))
+            .count(),
+        5,
+        "r refreshes once while paused: {commands:?}"
+    );
+    update(&mut state, key(KeyCode::Char('l')));
+    update(&mut state, key(KeyCode::Char('j')));
+    update(&mut state, key(KeyCode::Char('e')));
+    assert_eq!(state.view, View::Ask);
+    assert_eq!(state.ask.focus, AskFocus::Sql);
+    assert!(super::app::looks_like_sql(&state.ask.sql.lines().join(" ")));
+}
+
+#[test]
+fn screen_dashboards() {
+    let mut state = state();
+    let runs = open_dashboard(&mut state);
+    answer_panels(&mut state, &runs);
+    update(
+        &mut state,
+        Msg::Tick {
+            now: NOW_MS + 4_000,
+        },
+    );
+    for (w, h) in [(80, 24), (120, 40)] {
+        update(&mut state, Msg::Resize(w, h));
+        let screen = render(&state, w, h).backend().to_string();
+        insta::assert_snapshot!(format!("screen_dashboards_{w}x{h}"), screen);
+    }
+    update(&mut state, key(KeyCode::Char('z')));
+    let screen = render(&state, 80, 24).backend().to_string();
+    assert!(
+        screen.contains("Events") && screen.contains("1.5k"),
+        "{screen}"
+    );
+    update(&mut state, key(KeyCode::Esc));
+    update(&mut state, key(KeyCode::Esc));
+    let screen = render(&state, 80, 24).backend().to_string();
+    insta::assert_snapshot!("screen_dashboards_list_80x24", screen);
+}
+
+#[test]
+fn the_schema_view_lists_fitting_dashboards_and_d_deploys_and_opens_one() {
+    let mut state = full_state();
+    state.ask.focus = AskFocus::Result;
+    let commands = update(&mut state, key(KeyCode::Char('3')));
+    let Some(Command::FitDashboards {
+        job,
+        database,
+        table,
+    }) = commands
+        .iter()
+        .find(|c| matches!(c, Command::FitDashboards { .. }))
+        .cloned()
+    else {
+        panic!("no FitDashboards in {commands:?}");
+    };
+    assert_eq!(format!("{database}.{table}"), "demo.events");
+    // Moving to another table cancels the question about the first (latest wins).
+    let commands = update(&mut state, key(KeyCode::Char('j')));
+    assert!(commands.contains(&Command::Cancel(job)), "{commands:?}");
+    let Some(Command::FitDashboards { job, .. }) = commands.last().cloned() else {
+        panic!("{commands:?}");
+    };
+    let fit = crate::dashboards::bind::Fit {
+        template: "category-breakdown".into(),
+        table: "demo.products".into(),
+        score: 40,
+        fits: true,
+        table_named: None,
+        slots: Vec::new(),
+        panels: 4,
+        panels_total: 5,
+    };
+    update(
+        &mut state,
+        Msg::DashboardFits {
+            job,
+            table: "demo.products".into(),
+            result: Ok(vec![fit]),
+        },
+    );
+    let screen = render(&state, 120, 40).backend().to_string();
+    assert!(
+        screen.contains("category-breakdown 40") && screen.contains("D deploys"),
+        "{screen}"
+    );
+    let commands = update(&mut state, key(KeyCode::Char('D')));
+    assert_eq!(
+        commands,
+        vec![Command::DeployDashboard {
+            database: "demo".into(),
+            table: "products".into()
+        }]
+    );
+    let commands = update(
+        &mut state,
+        Msg::Deployed(Ok(Box::new((
+            "shop".into(),
+            shop_dashboard(),
+            "/tmp/shop.yaml".into(),
+        )))),
+    );
+    assert_eq!(state.view, View::Dashboards);
+    assert_eq!(state.dashboards.open.as_ref().unwrap().name, "shop");
+    assert_eq!(
+        commands
+            .iter()
+            .filter(|c| matches!(c, Command::RunDashboardQuery { .. }))
+            .count(),
+        5,
+        "{commands:?}"
+    );
 }

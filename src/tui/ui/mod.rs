@@ -2,6 +2,7 @@
 //! status bar; help, the quit question and prompts are drawn over it.
 
 mod ask;
+mod dashboards;
 mod history;
 mod pipelines;
 mod schema;
@@ -32,6 +33,7 @@ pub fn draw(frame: &mut Frame, state: &State) {
         View::Pipelines => pipelines::draw(frame, screen.body, state),
         View::Schema => schema::draw(frame, screen.body, state),
         View::History => history::draw(frame, screen.body, state),
+        View::Dashboards => dashboards::draw(frame, screen.body, state),
     }
     draw_notice(frame, screen.notice, state);
     draw_status(frame, screen.status, state);
@@ -253,6 +255,7 @@ pub fn help_actions(view: View) -> Vec<Action> {
         ShowPipelines,
         ShowSchema,
         ShowHistory,
+        ShowDashboards,
     ];
     let specific: &[Action] = match view {
         View::Ask => &[
@@ -288,6 +291,7 @@ pub fn help_actions(view: View) -> Vec<Action> {
             MoveUp,
             MoveDown,
             Select,
+            DeployDashboard,
             Back,
             StartFilter,
             RunSql,
@@ -306,6 +310,23 @@ pub fn help_actions(view: View) -> Vec<Action> {
             StartFilter,
             GoToTop,
             GoToBottom,
+        ],
+        View::Dashboards => &[
+            Select,
+            Back,
+            MoveUp,
+            MoveDown,
+            MoveLeft,
+            MoveRight,
+            ZoomPanel,
+            PausePipeline,
+            ResumePipeline,
+            NextTimeRange,
+            PreviousTimeRange,
+            NextVariable,
+            NextVariableValue,
+            PreviousVariableValue,
+            EditSql,
         ],
     };
     specific

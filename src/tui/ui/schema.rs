@@ -74,7 +74,7 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
         return;
     };
     let [columns_area, suggestions_area] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(5)]).areas(areas.details);
+        Layout::vertical([Constraint::Min(3), Constraint::Length(6)]).areas(areas.details);
     let header =
         Row::new(["column", "type", "key", "comment"].map(|h| Cell::from(h).style(theme.header)));
     let rows: Vec<Row> = table
@@ -120,11 +120,41 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
         .block(panel(title, false, theme)),
         columns_area,
     );
-    let suggestions: Vec<Line> = state
-        .table_suggestions()
-        .iter()
-        .map(|s| Line::styled(format!("• {}", s.question), theme.text))
-        .collect();
+    let mut suggestions: Vec<Line> = Vec::new();
+    // The dashboards that fit the table first: one key deploys the best.
+    let name = table.qualified_name();
+    let fits = match &schema.fits {
+        Some((t, Ok(fits))) if *t == name && !fits.is_empty() => {
+            let list: Vec<String> = fits
+                .iter()
+                .take(3)
+                .map(|f| format!("{} {}", f.template, f.score))
+                .collect();
+            Line::from(vec![
+                Span::styled("Dashboards: ", theme.header),
+                Span::styled(list.join(" · "), theme.accent),
+                Span::styled(
+                    format!(
+                        "  {} deploys {}",
+                        state.keymap.key_for(Action::DeployDashboard),
+                        fits[0].template
+                    ),
+                    theme.key_hint,
+                ),
+            ])
+        }
+        Some((t, Err(e))) if *t == name => {
+            Line::styled(format!("Dashboards: cannot tell ({e})"), theme.muted)
+        }
+        _ => Line::styled("Dashboards: measuring the columns…", theme.muted),
+    };
+    suggestions.push(fits);
+    suggestions.extend(
+        state
+            .table_suggestions()
+            .iter()
+            .map(|s| Line::styled(format!("• {}", s.question), theme.text)),
+    );
     frame.render_widget(
         Paragraph::new(suggestions)
             .wrap(Wrap { trim: true })
