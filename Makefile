@@ -40,6 +40,7 @@ bench: build
 	$(CARGO) bench --locked --bench ingest
 	$(CARGO) bench --locked --bench nl2sql
 	$(CARGO) bench --locked --bench tui
+	$(CARGO) bench --locked --bench dashboards
 
 clean:
 	$(CARGO) clean

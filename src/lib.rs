@@ -12,6 +12,8 @@ pub mod dashboards;
 pub mod demo;
 pub mod ingest;
 pub mod numbers;
+pub mod output;
+pub mod shutdown;
 pub mod telemetry;
 pub mod tui;
 pub mod warehouse;

@@ -70,9 +70,34 @@ pub fn duration(elapsed: Duration) -> String {
     }
 }
 
+/// Sizes on disk in binary units, `1234567` → `1.18 MiB` (the schema listings; `human_bytes`
+/// is clickhouse-client's decimal style for bytes read).
+pub fn binary_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.2} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_sizes_read_like_people_write_them() {
+        assert_eq!(binary_bytes(0), "0 B");
+        assert_eq!(binary_bytes(1023), "1023 B");
+        assert_eq!(binary_bytes(1536), "1.50 KiB");
+        assert_eq!(binary_bytes(5 * 1024 * 1024 * 1024), "5.00 GiB");
+    }
 
     #[test]
     fn thousands_groups_digits() {

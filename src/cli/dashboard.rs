@@ -107,6 +107,8 @@ pub enum DashboardAction {
         #[arg(long)]
         json: bool,
     },
+    /// Open the workspace on a dashboard (a name, a server template's name, or a file)
+    Open { dashboard: String },
     /// Write a dashboard for Grafana's ClickHouse plugin
     Export {
         dashboard: String,
@@ -159,14 +161,18 @@ pub async fn run(global: &GlobalArgs, args: DashboardArgs) -> Result<ExitCode> {
         } => {
             if !once && !json {
                 bail!(
-                    "live dashboards are in the workspace: run `aurora` and press 5 \
-                     (`aurora dashboard open` is not built yet); pass --once to print every \
-                     panel once"
+                    "live dashboards are in the workspace: `aurora dashboard open {}`; \
+                     pass --once to print every panel once",
+                    dashboard
                 );
             }
             let vars = pairs(&vars, "--var", "NAME=VALUE")?;
             let (_, d) = resolve(&dirs, &dashboard)?;
             show(global, &d, &vars, from, to, width, json).await
+        }
+        DashboardAction::Open { dashboard } => {
+            let (name, d) = resolve(&dirs, &dashboard)?;
+            super::workspace::run_with(global, Some((name, d))).await
         }
         DashboardAction::Import {
             file,

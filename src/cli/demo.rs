@@ -226,6 +226,7 @@ async fn workspace(global: &GlobalArgs, session: &Session, args: &DemoArgs) -> R
         focus_database: Some("demo".into()),
         dashboards: crate::dashboards::library::Dirs::beside(global.config.as_deref()),
         extra_dashboards: crate::demo::dashboards(&session.warehouse).await,
+        open_dashboard: None,
     };
     let outcome = crate::tui::run(context).await;
     eprintln!("Stopping the demo: the generator stops, the pipeline stores what it has read.");

@@ -7,7 +7,6 @@ mod config_cmd;
 mod dashboard;
 pub mod demo;
 mod model;
-pub mod output;
 mod pipeline;
 mod query;
 mod schema;
@@ -21,6 +20,8 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::ConfigError;
+pub(crate) use crate::output;
+pub(crate) use crate::shutdown::interrupted;
 use crate::warehouse::WarehouseError;
 
 const AFTER_HELP: &str = "\
@@ -174,24 +175,6 @@ pub fn main() -> ExitCode {
             eprint!("{}", render_error(&err));
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Resolves when the user or the system asks Aurora to stop: Ctrl-C, SIGTERM (service
-/// managers, `kill`) or SIGHUP (the SSH session went away). Returns the signal's name.
-pub(crate) async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return "SIGINT";
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-        _ = hup.recv() => "SIGHUP",
     }
 }
 

@@ -9,9 +9,9 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
 
 use crate::warehouse::schema::{Schema, TableInfo};
 
-use super::output::binary_bytes;
 use super::session::Session;
 use super::GlobalArgs;
+use crate::numbers::binary_bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SchemaFormat {

@@ -21,6 +21,21 @@ pub fn server_label(session: &Session) -> String {
 }
 
 pub async fn run(global: &GlobalArgs) -> Result<ExitCode> {
+    run_with(global, None).await
+}
+
+/// The workspace, opened on `dashboard` (its name and the dashboard) when given.
+pub async fn run_with(
+    global: &GlobalArgs,
+    dashboard: Option<(String, crate::dashboards::Dashboard)>,
+) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    if dashboard.is_some() && !(std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
+        anyhow::bail!(
+            "`aurora dashboard open` needs a terminal; `aurora dashboard show NAME --once` prints \
+             every panel once"
+        );
+    }
     let session = Session::open(global).await?;
     let ctx = crate::tui::TuiContext {
         warehouse: session.warehouse.clone(),
@@ -30,7 +45,8 @@ pub async fn run(global: &GlobalArgs) -> Result<ExitCode> {
         state_dir: crate::ingest::engine::default_state_dir(),
         focus_database: None,
         dashboards: crate::dashboards::library::Dirs::beside(global.config.as_deref()),
-        extra_dashboards: Vec::new(),
+        open_dashboard: dashboard.as_ref().map(|(name, _)| name.clone()),
+        extra_dashboards: dashboard.into_iter().collect(),
     };
     let outcome = crate::tui::run(ctx).await;
     session.close().await;

@@ -23,14 +23,18 @@ use crate::warehouse::schema::Schema;
 use crate::warehouse::QueryResult;
 
 use super::action::Action;
-use super::dashboards::DashboardsState;
-pub use super::dashboards::{
-    dashboard_command, dashboards_action, dashboards_back, schedule_dashboard,
-};
 use super::history::{History, HistoryEntry, Outcome};
 use super::keymap::Keymap;
 use super::layout;
 use super::theme::Theme;
+use super::views::dashboards::DashboardsState;
+pub use super::views::dashboards::{
+    dashboard_command, dashboards_action, dashboards_back, schedule_dashboard,
+};
+use super::views::history::history_action;
+use super::views::move_selection;
+use super::views::pipelines::{on_pipelines, pipelines_action, sample_rates};
+use super::views::schema::{relist_tables, request_fits, schema_action};
 use super::widgets::chart::{ChartKind, SeriesSet};
 use super::widgets::result_table::ResultView;
 
@@ -68,7 +72,7 @@ impl View {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         View::ALL.iter().position(|v| *v == self).unwrap_or(0)
     }
 }
@@ -681,7 +685,16 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
             state.dashboards.problems = problems;
             let len = state.dashboards.entries.len();
             state.dashboards.selected = state.dashboards.selected.min(len.saturating_sub(1));
-            Vec::new()
+            let wanted = state.dashboards.open_at_start.take();
+            match wanted.and_then(|w| state.dashboards.entries.iter().position(|(n, _)| *n == w)) {
+                Some(i) => {
+                    state.dashboards.selected = i;
+                    let mut commands = show(state, View::Dashboards);
+                    commands.extend(dashboards_action(state, Action::Select));
+                    commands
+                }
+                None => Vec::new(),
+            }
         }
         Msg::DashboardFits { job, table, result } => {
             if state
@@ -717,8 +730,9 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
                     entries.push((name.clone(), dashboard.clone()));
                     state.dashboards.selected = entries.len() - 1;
                     let caps = crate::warehouse::Capabilities::from_version(&state.server_version);
-                    state.dashboards.open =
-                        Some(super::dashboards::OpenDashboard::new(name, dashboard, caps));
+                    state.dashboards.open = Some(super::views::dashboards::OpenDashboard::new(
+                        name, dashboard, caps,
+                    ));
                     commands.extend(show(state, View::Dashboards));
                     commands
                 }
@@ -1177,7 +1191,7 @@ fn submit_question(state: &mut State) -> Vec<Command> {
     ask_question(state, text)
 }
 
-fn ask_question(state: &mut State, question: String) -> Vec<Command> {
+pub(crate) fn ask_question(state: &mut State, question: String) -> Vec<Command> {
     let mut commands = cancel_current(state);
     let job = state.job();
     let conversation =
@@ -1231,7 +1245,7 @@ fn run_sql_box(state: &mut State) -> Vec<Command> {
     run_sql(state, sql, question)
 }
 
-fn run_sql(state: &mut State, sql: String, question: Option<String>) -> Vec<Command> {
+pub(crate) fn run_sql(state: &mut State, sql: String, question: Option<String>) -> Vec<Command> {
     let mut commands = cancel_current(state);
     let job = state.job();
     state.ask.job = Some(job);
@@ -1331,7 +1345,7 @@ fn ask_action(state: &mut State, action: Action) -> Vec<Command> {
     Vec::new()
 }
 
-fn move_in_table(view: &mut ResultView, action: Action, area: Size) {
+pub(crate) fn move_in_table(view: &mut ResultView, action: Action, area: Size) {
     view.set_viewport(area);
     let viewport = view.body_rows(area.height);
     match action {
@@ -1507,90 +1521,6 @@ fn record_query(
     state.relist_history();
 }
 
-fn on_pipelines(state: &mut State, snapshots: Vec<PipelineSnapshot>) {
-    let mut old = std::mem::take(&mut state.pipelines.rows);
-    state.pipelines.controllable = snapshots.iter().any(|s| s.controllable);
-    state.pipelines.rows = snapshots
-        .into_iter()
-        .map(|snapshot| {
-            let rates = old
-                .iter_mut()
-                .find(|r| r.snapshot.status.name == snapshot.status.name)
-                .map(|r| std::mem::take(&mut r.rates))
-                .unwrap_or_default();
-            PipelineRow { snapshot, rates }
-        })
-        .collect();
-    let len = state.pipelines.rows.len();
-    state.pipelines.selected = state.pipelines.selected.min(len.saturating_sub(1));
-}
-
-/// One sparkline sample per pipeline and second of wall time, paused and idle ones included.
-fn sample_rates(state: &mut State, previous_ms: u64) {
-    if previous_ms / 1000 == state.now / 1000 {
-        return;
-    }
-    for row in &mut state.pipelines.rows {
-        row.rates.push_back(row.rate().round() as u64);
-        while row.rates.len() > RATE_HISTORY {
-            row.rates.pop_front();
-        }
-    }
-}
-
-fn pipelines_action(state: &mut State, action: Action) -> Vec<Command> {
-    let pipelines = &mut state.pipelines;
-    if move_selection(&mut pipelines.selected, pipelines.rows.len(), action) {
-        return Vec::new();
-    }
-    let control = match action {
-        Action::PausePipeline => Some(PipelineControl::Pause),
-        Action::ResumePipeline => Some(PipelineControl::Resume),
-        Action::RestartPipeline => Some(PipelineControl::Restart),
-        _ => None,
-    };
-    let Some(control) = control else {
-        return Vec::new();
-    };
-    let Some(row) = pipelines.rows.get(pipelines.selected) else {
-        return Vec::new();
-    };
-    let name = row.snapshot.status.name.clone();
-    if !row.snapshot.controllable {
-        let pid = row.snapshot.status.pid;
-        state.notify(
-            Level::Warning,
-            format!("`{name}` runs in another process (pid {pid}); control it there"),
-        );
-        return Vec::new();
-    }
-    pipelines.pending = Some((name.clone(), control));
-    vec![Command::ControlPipeline { name, control }]
-}
-
-/// Lists the tables matching the Schema view's filter.
-fn relist_tables(state: &mut State) {
-    let filter = state.filters[View::Schema.index()].to_lowercase();
-    let schema = &mut state.schema;
-    schema.listed = match &schema.schema {
-        Some(s) => s
-            .tables
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| {
-                filter.is_empty()
-                    || t.qualified_name().to_lowercase().contains(&filter)
-                    || t.columns
-                        .iter()
-                        .any(|c| c.name.to_lowercase().contains(&filter))
-            })
-            .map(|(i, _)| i)
-            .collect(),
-        None => Vec::new(),
-    };
-    schema.selected = schema.selected.min(schema.listed.len().saturating_sub(1));
-}
-
 impl State {
     /// The table selected in the Schema view.
     pub fn selected_table(&self) -> Option<&crate::warehouse::schema::TableInfo> {
@@ -1631,198 +1561,4 @@ impl State {
             .selected
             .min(self.history.listed.len().saturating_sub(1));
     }
-}
-
-/// Moves a list selection for a navigation action; false when the action is not one.
-fn move_selection(selected: &mut usize, len: usize, action: Action) -> bool {
-    let last = len.saturating_sub(1);
-    *selected = match action {
-        Action::MoveDown => (*selected + 1).min(last),
-        Action::MoveUp => selected.saturating_sub(1),
-        Action::GoToTop => 0,
-        Action::GoToBottom => last,
-        Action::PageDown => (*selected + 10).min(last),
-        Action::PageUp => selected.saturating_sub(10),
-        _ => return false,
-    };
-    true
-}
-
-fn schema_action(state: &mut State, action: Action) -> Vec<Command> {
-    if state.schema.focus == SchemaFocus::Sample {
-        let area = layout::sample_inner(state);
-        if let Some(view) = &mut state.schema.sample {
-            if action == Action::Select {
-                return Vec::new();
-            }
-            move_in_table(view, action, area);
-        }
-        return Vec::new();
-    }
-    let schema = &mut state.schema;
-    let before = schema.selected;
-    if move_selection(&mut schema.selected, schema.listed.len(), action) {
-        let mut commands = Vec::new();
-        if schema.selected != before {
-            schema.sample = None;
-            schema.sample_error = None;
-            // The sample of the table left behind must not land under the new one.
-            if let Some(job) = schema.sample_job.take() {
-                commands.push(Command::Cancel(job));
-            }
-        }
-        commands.extend(request_fits(state));
-        return commands;
-    }
-    match action {
-        Action::Select => {
-            let Some((database, table)) = state
-                .selected_table()
-                .map(|t| (t.database.clone(), t.name.clone()))
-            else {
-                return Vec::new();
-            };
-            let mut commands: Vec<Command> = state
-                .schema
-                .sample_job
-                .take()
-                .map(Command::Cancel)
-                .into_iter()
-                .collect();
-            let job = state.job();
-            state.schema.sample_job = Some(job);
-            state.schema.sample_error = None;
-            commands.push(Command::SampleTable {
-                job,
-                database,
-                table,
-            });
-            return commands;
-        }
-        Action::DeployDashboard => {
-            let Some((database, table)) = state
-                .selected_table()
-                .map(|t| (t.database.clone(), t.name.clone()))
-            else {
-                return Vec::new();
-            };
-            if state.schema.deploying {
-                return Vec::new();
-            }
-            state.schema.deploying = true;
-            state.notify(
-                Level::Info,
-                format!("deploying a dashboard on {database}.{table}…"),
-            );
-            return vec![Command::DeployDashboard { database, table }];
-        }
-        Action::RunSql => {
-            // Runs the table's first suggestion in the Ask view.
-            if let Some(s) = state.table_suggestions().first().copied().cloned() {
-                state.view = View::Ask;
-                state.ask.set_sql(&s.sql);
-                return run_sql(state, s.sql, Some(s.question));
-            }
-        }
-        _ => {}
-    }
-    Vec::new()
-}
-
-/// Asks which dashboard templates fit the selected table, unless that is known or asked;
-/// a request for a table left behind is cancelled (latest wins).
-fn request_fits(state: &mut State) -> Vec<Command> {
-    let Some((database, table)) = state
-        .selected_table()
-        .map(|t| (t.database.clone(), t.name.clone()))
-    else {
-        return Vec::new();
-    };
-    let name = format!("{database}.{table}");
-    let known = state.schema.fits.as_ref().is_some_and(|(t, _)| *t == name);
-    let asked = state
-        .schema
-        .fits_job
-        .as_ref()
-        .is_some_and(|(_, t)| *t == name);
-    if known || asked {
-        return Vec::new();
-    }
-    let mut commands: Vec<Command> = state
-        .schema
-        .fits_job
-        .take()
-        .map(|(job, _)| Command::Cancel(job))
-        .into_iter()
-        .collect();
-    let job = state.job();
-    state.schema.fits_job = Some((job, name));
-    commands.push(Command::FitDashboards {
-        job,
-        database,
-        table,
-    });
-    commands
-}
-
-fn history_action(state: &mut State, action: Action) -> Vec<Command> {
-    let history = &mut state.history;
-    if move_selection(&mut history.selected, history.listed.len(), action) {
-        return Vec::new();
-    }
-    let selected = history.listed.get(history.selected).copied();
-    match action {
-        Action::AcceptAnswer => {
-            let entry = selected.and_then(|i| history.history.entries.get(i));
-            match entry {
-                Some(HistoryEntry {
-                    question: Some(question),
-                    sql,
-                    outcome: Outcome::Rows { .. },
-                    ..
-                }) => {
-                    return vec![Command::KeepExample {
-                        question: question.clone(),
-                        sql: sql.clone(),
-                    }]
-                }
-                Some(_) => state.notify(
-                    Level::Info,
-                    "only a question whose query returned rows can be kept as an example",
-                ),
-                None => {}
-            }
-        }
-        Action::ToggleFavourite => {
-            if let Some(entry) = selected.and_then(|i| history.history.entries.get_mut(i)) {
-                entry.favourite = !entry.favourite;
-                return vec![Command::SaveHistory];
-            }
-        }
-        Action::Select | Action::RunSql | Action::EditSql => {
-            let Some(entry) = selected
-                .and_then(|i| history.history.entries.get(i))
-                .cloned()
-            else {
-                return Vec::new();
-            };
-            state.view = View::Ask;
-            if entry.sql.trim().is_empty() {
-                // A question that never got SQL: ask it again.
-                if let Some(q) = entry.question {
-                    return ask_question(state, q);
-                }
-                return Vec::new();
-            }
-            state.ask.set_sql(&entry.sql);
-            if action == Action::EditSql {
-                state.ask.sql_edited = true;
-                state.ask.focus = AskFocus::Sql;
-                return Vec::new();
-            }
-            return run_sql(state, entry.sql, entry.question);
-        }
-        _ => {}
-    }
-    Vec::new()
 }

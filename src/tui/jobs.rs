@@ -13,11 +13,11 @@ use tokio_util::sync::CancellationToken;
 use crate::assistant::ask::{AskOptions, Assistant, WARM_TABLES};
 use crate::assistant::conversation::Conversation;
 use crate::assistant::suggest;
-use crate::cli::output::{render, OutputFormat};
 use crate::dashboards;
 use crate::dashboards::library::{self, Dirs};
 use crate::dashboards::Dashboard;
 use crate::ingest::supervisor::{PipelineControl, Supervisor};
+use crate::output::{render, OutputFormat};
 use crate::warehouse::{OverflowMode, QueryOptions, QueryResult, Warehouse};
 
 use super::app::{AnswerReport, AttemptLine, JobId, JobOutput, Msg};

@@ -7,7 +7,6 @@
 pub mod action;
 pub mod app;
 pub mod completion;
-pub mod dashboards;
 #[cfg(test)]
 pub mod fixtures;
 pub mod history;
@@ -18,6 +17,7 @@ pub mod layout;
 mod tests;
 pub mod theme;
 pub mod ui;
+pub mod views;
 pub mod widgets;
 
 use std::io::Write;
@@ -68,6 +68,8 @@ pub struct TuiContext {
     pub dashboards: crate::dashboards::library::Dirs,
     /// Dashboards offered before the user's (the demo's).
     pub extra_dashboards: Vec<(String, crate::dashboards::Dashboard)>,
+    /// A dashboard to open at start (`aurora dashboard open NAME`).
+    pub open_dashboard: Option<String>,
 }
 
 fn unix_millis() -> u64 {
@@ -178,7 +180,7 @@ fn spawn_input(tx: UnboundedSender<Msg>, gate: Arc<InputGate>, stop: Arc<AtomicB
 
 fn spawn_signals(tx: UnboundedSender<Msg>) {
     tokio::spawn(async move {
-        let signal = crate::cli::interrupted().await;
+        let signal = crate::shutdown::interrupted().await;
         tracing::info!("{signal}: leaving the workspace");
         let _ = tx.send(Msg::Terminate);
     });
@@ -313,6 +315,7 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
     let (mut state, problems, history_path) =
         initial_state(&ctx.config, ctx.server_label.clone(), version);
     state.focus_database = ctx.focus_database.clone();
+    state.dashboards.open_at_start = ctx.open_dashboard.clone();
     if !problems.is_empty() {
         state.notify(Level::Error, problems.join("; "));
     }
@@ -367,6 +370,9 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
     spawn_signals(tx.clone());
     spawn_pipelines(tx.clone(), ctx.supervisor.clone(), ctx.state_dir.clone());
     jobs.load_schema();
+    if ctx.open_dashboard.is_some() {
+        jobs.load_dashboards(ctx.dashboards.clone(), ctx.extra_dashboards.clone());
+    }
 
     let mut frames = FrameLog::from_env();
     let outcome = event_loop(

@@ -1316,3 +1316,16 @@ fn the_schema_view_lists_fitting_dashboards_and_d_deploys_and_opens_one() {
         "{commands:?}"
     );
 }
+
+#[test]
+fn a_dashboard_named_at_start_opens_once_the_list_is_read() {
+    let mut state = state();
+    state.dashboards.open_at_start = Some("shop".into());
+    let commands = update(
+        &mut state,
+        Msg::Dashboards(vec![("shop".into(), shop_dashboard())], Vec::new()),
+    );
+    assert_eq!(state.view, View::Dashboards);
+    assert_eq!(state.dashboards.open.as_ref().unwrap().name, "shop");
+    assert_eq!(runs_in(&commands).len(), 5, "{commands:?}");
+}

@@ -14,9 +14,9 @@ use crate::dashboards::model::{Panel, PanelKind};
 use crate::dashboards::text::{format_value, threshold};
 use crate::tui::action::Action;
 use crate::tui::app::State;
-use crate::tui::dashboards::{OpenDashboard, PanelView};
 use crate::tui::layout;
 use crate::tui::theme::Theme;
+use crate::tui::views::dashboards::{OpenDashboard, PanelView};
 use crate::tui::widgets::chart::{ChartKind, ResultChart};
 use crate::warehouse::value::Value;
 
@@ -234,7 +234,7 @@ fn draw_panel(
     };
     let result = &data.result;
     if result.rows.is_empty() {
-        placeholder(frame, content, "no rows in this range", theme.muted);
+        placeholder(frame, content, "no rows", theme.muted);
         return;
     }
     match p.kind {

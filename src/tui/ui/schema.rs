@@ -104,7 +104,7 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
         table.qualified_name(),
         table.engine,
         compact(table.total_rows as f64),
-        crate::cli::output::binary_bytes(table.total_bytes)
+        crate::numbers::binary_bytes(table.total_bytes)
     );
     frame.render_widget(
         Table::new(

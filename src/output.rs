@@ -1,5 +1,5 @@
-//! Rendering query results for `aurora query --format table|json|csv|tsv`, either a whole
-//! [`QueryResult`] at once ([`render`]) or chunk by chunk as rows arrive ([`RowWriter`]).
+//! Rendering query results as a table, JSON, CSV or TSV, for `aurora query --format` and the
+//! workspace's exports: either a whole [`QueryResult`] at once ([`render`]) or chunk by chunk as rows arrive ([`RowWriter`]).
 //!
 //! Formats:
 //! - `table`: for people. comfy-table with the ASCII `ASCII_FULL_CONDENSED` preset (safe on
@@ -458,37 +458,12 @@ fn push_tsv_escaped(out: &mut String, text: &str) {
     }
 }
 
-/// Sizes on disk in binary units, `1234567` → `1.18 MiB` (the schema listings; `human_bytes`
-/// is clickhouse-client's decimal style for bytes read).
-pub fn binary_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.2} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    #[test]
-    fn binary_sizes_read_like_people_write_them() {
-        assert_eq!(binary_bytes(0), "0 B");
-        assert_eq!(binary_bytes(1023), "1023 B");
-        assert_eq!(binary_bytes(1536), "1.50 KiB");
-        assert_eq!(binary_bytes(5 * 1024 * 1024 * 1024), "5.00 GiB");
-    }
 
     use crate::warehouse::types::DataType;
 

@@ -14,9 +14,9 @@ use crate::dashboards::run::ALL;
 use crate::dashboards::timerange;
 use crate::warehouse::{Capabilities, QueryResult};
 
-use super::action::Action;
-use super::app::{AskFocus, Command, JobId, Level, State, View};
-use super::widgets::chart::SeriesSet;
+use crate::tui::action::Action;
+use crate::tui::app::{AskFocus, Command, JobId, Level, State, View};
+use crate::tui::widgets::chart::SeriesSet;
 
 /// The ranges `t` and `T` step through, after the dashboard's own.
 pub const RANGES: [&str; 8] = [
@@ -32,6 +32,8 @@ pub struct DashboardsState {
     pub problems: Vec<String>,
     pub selected: usize,
     pub open: Option<OpenDashboard>,
+    /// The dashboard to open once the list is read (`aurora dashboard open NAME`).
+    pub open_at_start: Option<String>,
 }
 
 /// A dashboard on screen.
