@@ -207,17 +207,17 @@ fn demo_in_a_real_terminal_asks_watches_helps_and_quits_cleanly() {
         !s.contains("Keys · Pipelines")
     });
 
-    // The demo's dashboards, one key away: the clickstream's panels fill with data.
+    // The demo's dashboards, one key away: the clickstream's panels fill with data, and Esc
+    // shows the others.
     tmux.keys(&["5"]);
-    tmux.wait_for("the demo's dashboards", Duration::from_secs(20), |s| {
-        s.contains("demo-clickstream") && s.contains("demo-pipeline")
-    });
-    tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("the clickstream's panels", Duration::from_secs(60), |s| {
         s.contains("Events by event_type") && s.contains("purchase") && s.contains("Users")
     });
     assert!(!screen.contains("error"), "{screen}");
     tmux.keys(&["Escape"]);
+    tmux.wait_for("the demo's dashboards", Duration::from_secs(20), |s| {
+        s.contains("demo-clickstream") && s.contains("demo-pipeline")
+    });
 
     // One key in the Schema view deploys the template that fits the table, and opens it.
     tmux.keys(&["3"]);

@@ -1093,8 +1093,21 @@ fn show(state: &mut State, view: View) -> Vec<Command> {
         commands.extend(request_fits(state));
     }
     if view == View::Dashboards {
+        if let Some(first) = state.dashboards.open_on_first_visit.take() {
+            state.dashboards.open_at_start = Some(first);
+        }
         if !state.dashboards.loaded {
             commands.push(Command::LoadDashboards);
+        }
+        if state.dashboards.loaded && state.dashboards.open.is_none() {
+            let wanted = state.dashboards.open_at_start.take();
+            if let Some(i) =
+                wanted.and_then(|w| state.dashboards.entries.iter().position(|(n, _)| *n == w))
+            {
+                state.dashboards.selected = i;
+                commands.extend(dashboards_action(state, Action::Select));
+                return commands;
+            }
         }
         commands.extend(schedule_dashboard(state));
     }

@@ -316,6 +316,10 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
         initial_state(&ctx.config, ctx.server_label.clone(), version);
     state.focus_database = ctx.focus_database.clone();
     state.dashboards.open_at_start = ctx.open_dashboard.clone();
+    // The demo's first dashboard opens when its view is first shown.
+    if ctx.open_dashboard.is_none() {
+        state.dashboards.open_on_first_visit = ctx.extra_dashboards.first().map(|(n, _)| n.clone());
+    }
     if !problems.is_empty() {
         state.notify(Level::Error, problems.join("; "));
     }

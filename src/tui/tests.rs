@@ -1329,3 +1329,23 @@ fn a_dashboard_named_at_start_opens_once_the_list_is_read() {
     assert_eq!(state.dashboards.open.as_ref().unwrap().name, "shop");
     assert_eq!(runs_in(&commands).len(), 5, "{commands:?}");
 }
+
+#[test]
+fn the_demos_first_dashboard_opens_on_the_first_visit_only() {
+    let mut state = state();
+    state.dashboards.open_on_first_visit = Some("shop".into());
+    state.ask.focus = AskFocus::Result;
+    let commands = update(&mut state, key(KeyCode::Char('5')));
+    assert_eq!(commands, vec![Command::LoadDashboards]);
+    let commands = update(
+        &mut state,
+        Msg::Dashboards(vec![("shop".into(), shop_dashboard())], Vec::new()),
+    );
+    assert_eq!(state.dashboards.open.as_ref().unwrap().name, "shop");
+    assert_eq!(runs_in(&commands).len(), 5);
+    // Closed, it stays closed on the next visit.
+    update(&mut state, key(KeyCode::Esc));
+    update(&mut state, key(KeyCode::Char('1')));
+    update(&mut state, key(KeyCode::Char('5')));
+    assert!(state.dashboards.open.is_none());
+}

@@ -34,6 +34,9 @@ pub struct DashboardsState {
     pub open: Option<OpenDashboard>,
     /// The dashboard to open once the list is read (`aurora dashboard open NAME`).
     pub open_at_start: Option<String>,
+    /// The dashboard the view opens on its first visit (the demo's clickstream), so it is one
+    /// key away.
+    pub open_on_first_visit: Option<String>,
 }
 
 /// A dashboard on screen.
