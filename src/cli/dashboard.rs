@@ -318,7 +318,7 @@ async fn validate(global: &GlobalArgs, files: &[PathBuf], offline: bool) -> Resu
                 failed = true;
                 let text = std::fs::read_to_string(path).ok();
                 eprint!("{}", render_all(&diags, text.as_deref()));
-                eprintln!("{}: {}", path.display(), crate::config::summary(&diags));
+                eprintln!("{}", crate::config::summary(&diags));
             }
         }
     }
@@ -524,7 +524,7 @@ async fn deploy(
 ) -> Result<ExitCode> {
     let (templates, problems) = library::templates(dirs);
     warn(&problems);
-    let entry = library::find(&templates, template_name).map_err(|e| anyhow!("template {e}"))?;
+    let entry = library::find(&templates, template_name).map_err(|e| anyhow!("{e}"))?;
     let spec = entry
         .dashboard
         .template
@@ -675,7 +675,7 @@ fn resolve(dirs: &Dirs, name: &str) -> Result<(String, Dashboard)> {
     let mut all = dashboards;
     all.extend(templates);
     library::find(&all, name)
-        .map_err(|e| anyhow!("dashboard {e}"))
+        .map_err(|e| anyhow!("{e}"))
         .and_then(|e| usable(e.clone()))
 }
 

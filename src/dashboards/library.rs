@@ -206,9 +206,12 @@ pub fn find<'e>(entries: &'e [Entry], name: &str) -> Result<&'e Entry, String> {
             let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
             Err(
                 match crate::config::did_you_mean(name, names.iter().copied()) {
-                    Some(s) => format!("no `{name}`; did you mean `{s}`?"),
-                    None if names.is_empty() => format!("no `{name}`: there are none yet"),
-                    None => format!("no `{name}`; there are: {}", names.join(", ")),
+                    Some(s) => format!("no dashboard or template `{name}`; did you mean `{s}`?"),
+                    None if names.is_empty() => format!("no dashboard or template `{name}` yet"),
+                    None => format!(
+                        "no dashboard or template `{name}`; `aurora dashboard list` lists them: {}",
+                        names.join(", ")
+                    ),
                 },
             )
         }

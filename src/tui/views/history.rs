@@ -5,6 +5,7 @@ use crate::tui::action::Action;
 use crate::tui::app::*;
 use crate::tui::history::{HistoryEntry, Outcome};
 
+use super::ask::{ask_question, run_sql};
 use super::move_selection;
 
 pub(crate) fn history_action(state: &mut State, action: Action) -> Vec<Command> {

@@ -1,7 +1,8 @@
 //! Each view's update logic beside the shared state in `app`: keys and job results become
-//! state changes and commands for the job runner, one file per view. (The Ask view, the
-//! largest, is still in `app`.)
+//! state changes and commands for the job runner, one file per view. `app` keeps the state,
+//! the messages, key handling and what is common to all views.
 
+pub mod ask;
 pub mod dashboards;
 pub mod history;
 pub mod pipelines;

@@ -4,7 +4,11 @@
 use crate::tui::action::Action;
 use crate::tui::app::*;
 use crate::tui::layout;
+use crate::tui::widgets::result_table::ResultView;
+use crate::warehouse::QueryResult;
+use std::sync::Arc;
 
+use super::ask::run_sql;
 use super::move_selection;
 
 /// Lists the tables matching the Schema view's filter.
@@ -145,4 +149,21 @@ pub(crate) fn request_fits(state: &mut State) -> Vec<Command> {
         table,
     });
     commands
+}
+
+pub(crate) fn on_sample(state: &mut State, job: JobId, result: Result<Arc<QueryResult>, String>) {
+    if state.schema.sample_job != Some(job) {
+        return;
+    }
+    state.schema.sample_job = None;
+    match result {
+        Ok(result) => {
+            state.schema.sample_filter.clear();
+            state.schema.sample = Some(ResultView::new(result));
+            state.schema.sample_error = None;
+            state.schema.focus = SchemaFocus::Sample;
+            keep_selections_visible(state);
+        }
+        Err(e) => state.schema.sample_error = Some(e),
+    }
 }
