@@ -378,6 +378,7 @@ async fn live_check(warehouse: &Warehouse, d: &Dashboard) -> Vec<(usize, String)
         to,
         max_points: 100,
         variables,
+        pipelines: Some(pipelines_now()),
     };
     run::live_check(warehouse, d, &frame).await
 }
@@ -726,6 +727,7 @@ async fn show(
             to,
             max_points: (width as u64).saturating_sub(40).clamp(20, 200),
             variables,
+            pipelines: Some(pipelines_now()),
         };
         let states = run::run_all(&session.warehouse, &d, &frame).await;
         Ok::<_, anyhow::Error>((frame, states))
@@ -950,4 +952,11 @@ fn import(
     }
     println!("show it: aurora dashboard show {name} --once");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `$__aurora_pipelines` from the status files `aurora pipeline run` processes keep.
+fn pipelines_now() -> String {
+    let statuses =
+        crate::ingest::engine::read_statuses(&crate::ingest::engine::default_state_dir());
+    crate::dashboards::aurora_state::pipelines_subquery(&statuses)
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::warehouse::Capabilities;
 
 /// Every macro Aurora expands, for validation and hints.
-pub const MACROS: [&str; 22] = [
+pub const MACROS: [&str; 23] = [
     "$__timeFilter",
     "$__timeFrom",
     "$__timeTo",
@@ -34,6 +34,8 @@ pub const MACROS: [&str; 22] = [
     "$__to",
     "$__range_s",
     "$__timezone",
+    // Aurora's own: its pipelines' state as rows (`aurora_state`).
+    "$__aurora_pipelines",
 ];
 
 /// The values one run of a query sees.
@@ -46,6 +48,9 @@ pub struct Context<'a> {
     pub interval_s: u64,
     pub caps: &'a Capabilities,
     pub variables: &'a BTreeMap<String, VariableValue>,
+    /// What `$__aurora_pipelines` stands for (`aurora_state::pipelines_subquery`); none: no
+    /// pipelines.
+    pub pipelines: Option<&'a str>,
 }
 
 /// A variable's current value.
@@ -361,6 +366,10 @@ fn expand_macros(sql: &str, ctx: &Context) -> Result<String, MacroError> {
             "$__to" => (ctx.to * 1000).to_string(),
             "$__range_s" => (ctx.to - ctx.from).to_string(),
             "$__timezone" => "'UTC'".to_owned(),
+            "$__aurora_pipelines" => ctx
+                .pipelines
+                .map(str::to_owned)
+                .unwrap_or_else(|| super::aurora_state::pipelines_subquery(&[])),
             "$__conditionalAll" => {
                 let variable = args[1].trim_start_matches('$').trim_matches(['{', '}']);
                 let variable = variable.split(':').next().unwrap_or(variable);
@@ -523,6 +532,7 @@ mod tests {
             interval_s: 60,
             caps,
             variables: vars,
+            pipelines: None,
         }
     }
 

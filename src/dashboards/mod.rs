@@ -7,6 +7,7 @@
 //! `warehouse::profile` of a table → `bind::fit` → `bind::deploy` → a dashboard file;
 //! a dashboard → `run` (macros expanded per the server's `Capabilities`) → panel results.
 
+pub mod aurora_state;
 pub mod bind;
 pub mod check;
 pub mod grafana;

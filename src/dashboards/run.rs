@@ -29,6 +29,8 @@ pub struct Frame {
     /// Points a time axis should have at most (the panel's width in a terminal).
     pub max_points: u64,
     pub variables: BTreeMap<String, VariableValue>,
+    /// `$__aurora_pipelines`: the pipelines' state as a subquery.
+    pub pipelines: Option<String>,
 }
 
 /// What became of one panel.
@@ -93,6 +95,7 @@ pub async fn resolve_variables(
                     to,
                     max_points: 100,
                     variables: values.clone(),
+                    pipelines: None,
                 };
                 let sql = expand(query, warehouse, &frame).map_err(|e| RunError::Variable {
                     name: v.name.clone(),
@@ -134,6 +137,7 @@ pub fn expand(sql: &str, warehouse: &Warehouse, frame: &Frame) -> Result<String,
             interval_s: macros::interval_for(frame.from, frame.to, frame.max_points),
             caps: warehouse.capabilities(),
             variables: &frame.variables,
+            pipelines: frame.pipelines.as_deref(),
         },
     )
 }

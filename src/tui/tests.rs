@@ -1349,3 +1349,28 @@ fn the_demos_first_dashboard_opens_on_the_first_visit_only() {
     update(&mut state, key(KeyCode::Char('5')));
     assert!(state.dashboards.open.is_none());
 }
+
+#[test]
+fn aurora_pipelines_in_a_panel_query_are_the_pipelines_the_workspace_sees() {
+    let mut state = state();
+    update(&mut state, Msg::Pipelines(snapshots()));
+    let d = crate::dashboards::check::check_str(
+        "p.yaml",
+        "title: P\npanels:\n  - {title: R, type: stat, grid: {x: 0, y: 0, w: 6, h: 4}, query: SELECT sum(rows_per_sec) FROM $__aurora_pipelines}\n",
+    )
+    .unwrap();
+    update(
+        &mut state,
+        Msg::Dashboards(vec![("p".into(), d)], Vec::new()),
+    );
+    state.ask.focus = AskFocus::Result;
+    update(&mut state, key(KeyCode::Char('5')));
+    let runs = runs_in(&update(&mut state, key(KeyCode::Enter)));
+    assert_eq!(runs.len(), 1);
+    assert!(
+        runs[0].1.contains("'demo-clickstream' AS name"),
+        "{}",
+        runs[0].1
+    );
+    assert!(!runs[0].1.contains("$__"), "{}", runs[0].1);
+}

@@ -53,6 +53,8 @@ pub struct OpenDashboard {
     pub range: usize,
     pub variables: Vec<VariableView>,
     pub variable_cursor: usize,
+    /// `$__aurora_pipelines`, from the pipelines the workspace sees.
+    pub pipelines: Option<String>,
     /// What each running job is for.
     jobs: HashMap<JobId, Target>,
 }
@@ -138,6 +140,7 @@ impl OpenDashboard {
             range: 0,
             variables,
             variable_cursor: 0,
+            pipelines: None,
             jobs: HashMap::new(),
         }
     }
@@ -198,6 +201,7 @@ impl OpenDashboard {
                 interval_s: macros::interval_for(from, to, max_points),
                 caps: &self.caps,
                 variables: &variables,
+                pipelines: self.pipelines.as_deref(),
             },
         )
         .map_err(|e| match e.hint() {
@@ -481,6 +485,15 @@ pub fn schedule_dashboard(state: &mut State) -> Vec<Command> {
         return Vec::new();
     };
     let (now, points) = (state.now, max_points(state.width));
+    let statuses: Vec<_> = state
+        .pipelines
+        .rows
+        .iter()
+        .map(|r| r.snapshot.status.clone())
+        .collect();
+    open.pipelines = Some(crate::dashboards::aurora_state::pipelines_subquery(
+        &statuses,
+    ));
     let jobs = open.schedule(now, points, &mut || state.job());
     state.dashboards.open = Some(open);
     jobs.into_iter().map(dashboard_command).collect()
