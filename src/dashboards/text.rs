@@ -37,7 +37,7 @@ pub fn panel(panel: &Panel, state: &PanelState, width: usize) -> String {
 
 fn data(panel: &Panel, result: &QueryResult, width: usize) -> String {
     if result.rows.is_empty() {
-        return "(no rows in this time range)\n".into();
+        return "(no rows)\n".into();
     }
     match panel.kind {
         PanelKind::Stat => stat(panel, result),
