@@ -143,6 +143,11 @@ async fn load_fixture_tables() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_template_fits_deploys_and_runs_without_a_panel_error() {
     let db = load_fixture_tables().await;
+    // The demo's sample data, where every template that fits it is deployed; the fixture
+    // tables hold the shapes the demo has not (logs, requests, sensors).
+    aurora::cli::demo::load_sample(&common::warehouse().await, false)
+        .await
+        .expect("load the demo sample");
     let config = fresh_config("deploy");
 
     // Suggestions rank the fitting template first, with the binding and its reasons.
@@ -155,6 +160,13 @@ async fn every_template_fits_deploys_and_runs_without_a_panel_error() {
         .iter()
         .filter(|t| t["table"].as_str().unwrap().starts_with(&format!("{db}.")))
         .collect();
+    let demo: Vec<&serde_json::Value> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["table"].as_str().unwrap().starts_with("demo."))
+        .collect();
+    assert!(!demo.is_empty(), "{}", text(&o));
     for (table, best) in BEST_FIT {
         let entry = ours
             .iter()
@@ -197,10 +209,21 @@ async fn every_template_fits_deploys_and_runs_without_a_panel_error() {
         let table = if spec.table.is_some() {
             None
         } else {
-            // The table it fits best, else any it fits.
-            let fitting = ours
+            let fits = |t: &&&serde_json::Value| {
+                t["suggestions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["template"] == entry.name.as_str())
+            };
+            // A demo table it fits, else the fixture table it fits best, else any it fits.
+            let fitting = demo
                 .iter()
-                .find(|t| t["suggestions"][0]["template"] == entry.name.as_str())
+                .find(fits)
+                .or_else(|| {
+                    ours.iter()
+                        .find(|t| t["suggestions"][0]["template"] == entry.name.as_str())
+                })
                 .or_else(|| {
                     ours.iter().find(|t| {
                         t["suggestions"]
@@ -232,6 +255,13 @@ async fn every_template_fits_deploys_and_runs_without_a_panel_error() {
         deployed.push(name);
     }
     assert_eq!(deployed.len(), BUILTIN.len());
+    // The event, order, user, breakdown, overview and time-series templates run on the demo.
+    let on_demo = deployed.iter().filter(|n| n.contains("-demo-")).count();
+    assert!(on_demo >= 5, "{deployed:?}");
+    assert!(
+        deployed.contains(&"web-events-demo-events".to_owned()),
+        "{deployed:?}"
+    );
     for name in &deployed {
         let o = aurora(
             &config,
