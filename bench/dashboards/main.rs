@@ -27,7 +27,11 @@ use aurora::tui::keymap::Keymap;
 use aurora::tui::theme::{ColorDepth, Theme};
 use aurora::warehouse::local_server::{ensure_running, stop, LocalServerOptions};
 use aurora::warehouse::{ConnectionSettings, Warehouse};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::KeyCode;
+
+#[path = "../workspace_common.rs"]
+mod workspace_common;
+use workspace_common::{key, ms, percentile};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -40,24 +44,6 @@ fn main() {
         eprintln!("bench/dashboards: {e}");
         std::process::exit(1);
     }
-}
-
-fn key(code: KeyCode) -> Msg {
-    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 fn run() -> Result<()> {
@@ -277,7 +263,9 @@ fn measure(rt: &tokio::runtime::Runtime, url: &str, server_pid: i32) -> Result<(
         });
         baselines.push(started.elapsed());
     }
-    let (open, base) = (median(opens), median(baselines));
+    opens.sort();
+    baselines.sort();
+    let (open, base) = (percentile(&opens, 0.5), percentile(&baselines, 0.5));
     println!(
         "open to every panel drawn: median {:.0} ms of {OPENS} (goal < 1000 ms); \
          the panels' SQL alone, all at once: {:.0} ms; ratio {:.2}×",

@@ -23,9 +23,13 @@ use aurora::tui::keymap::Keymap;
 use aurora::tui::theme::{ColorDepth, Theme};
 use aurora::warehouse::local_server::{ensure_running, stop, LocalServerOptions};
 use aurora::warehouse::{ConnectionSettings, QueryOptions, Warehouse};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::KeyCode;
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
+
+#[path = "../workspace_common.rs"]
+mod workspace_common;
+use workspace_common::{key, ms, percentile};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -40,19 +44,6 @@ fn main() {
         eprintln!("bench/tui: {e}");
         std::process::exit(1);
     }
-}
-
-fn key(code: KeyCode) -> Msg {
-    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 fn run() -> Result<()> {

@@ -391,14 +391,7 @@ fn tables_for<'s>(
     database: &str,
 ) -> Result<Vec<&'s TableInfo>> {
     if let Some(name) = name {
-        let Some(t) = schema.table(name, database) else {
-            let similar = schema.similar_tables(name);
-            if similar.is_empty() {
-                bail!("no table `{name}`; `aurora schema` lists the tables");
-            }
-            bail!("no table `{name}`; did you mean {}?", similar.join(" or "));
-        };
-        return Ok(vec![t]);
+        return Ok(vec![super::schema::find_table(schema, name, database)?]);
     }
     let mut tables: Vec<&TableInfo> = schema
         .tables

@@ -28,6 +28,29 @@ pub struct SchemaArgs {
     pub format: SchemaFormat,
 }
 
+/// The table `name` (`table` or `database.table`), or an error naming the tables it may mean.
+pub(super) fn find_table<'s>(
+    schema: &'s Schema,
+    name: &str,
+    database: &str,
+) -> Result<&'s TableInfo> {
+    let Some(table) = schema.table(name, database) else {
+        let similar = schema.similar_tables(name);
+        if similar.is_empty() {
+            bail!("no table `{name}`; `aurora schema` lists the tables");
+        }
+        bail!(
+            "no table `{name}`; did you mean {}?",
+            similar
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        );
+    };
+    Ok(table)
+}
+
 pub async fn run(global: &GlobalArgs, args: SchemaArgs) -> Result<ExitCode> {
     let session = Session::open(global).await?;
     let result = async {
@@ -36,23 +59,7 @@ pub async fn run(global: &GlobalArgs, args: SchemaArgs) -> Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         match &args.table {
             None => print_tables(&schema, args.format, &mut out),
-            Some(name) => {
-                let Some(table) = schema.table(name, database) else {
-                    let similar = schema.similar_tables(name);
-                    if similar.is_empty() {
-                        bail!("no table `{name}`; `aurora schema` lists the tables");
-                    }
-                    bail!(
-                        "no table `{name}`; did you mean {}?",
-                        similar
-                            .iter()
-                            .map(|s| format!("`{s}`"))
-                            .collect::<Vec<_>>()
-                            .join(" or ")
-                    );
-                };
-                print_table(table, args.format, &mut out)
-            }
+            Some(name) => print_table(find_table(&schema, name, database)?, args.format, &mut out),
         }
     }
     .await;

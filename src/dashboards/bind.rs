@@ -181,14 +181,14 @@ pub fn fit(
         .filter(|s| s.column.is_some())
         .map(|s| s.slot.as_str())
         .collect();
-    let kept = kept_panels(template, &bound);
+    let (kept_panels, _) = kept(template, &bound);
     Ok(Fit {
         template: name.to_owned(),
         table: table.qualified_name(),
         score: if fits { score } else { 0 },
         fits,
         table_named: named,
-        panels: kept.len(),
+        panels: kept_panels.len(),
         panels_total: template.panels.len(),
         slots,
     })
@@ -211,20 +211,22 @@ fn table_named_for(template: &Dashboard, table: &str) -> Option<String> {
     })
 }
 
-/// Indexes of the panels whose slots and variables are all available.
-fn kept_panels(template: &Dashboard, bound: &[&str]) -> Vec<usize> {
+/// Indexes of the panels and of the variables a binding keeps: those whose `{{slots}}` are
+/// all bound, panels also needing every variable they use to be kept.
+fn kept(template: &Dashboard, bound: &[&str]) -> (Vec<usize>, Vec<usize>) {
     let available = |text: &str| {
         slots_in(text)
             .iter()
             .all(|s| s == TABLE_SLOT || bound.contains(&s.as_str()))
     };
-    let variables: Vec<&str> = template
-        .variables
-        .iter()
-        .filter(|v| v.query.as_deref().is_none_or(available))
-        .map(|v| v.name.as_str())
+    let variables: Vec<usize> = (0..template.variables.len())
+        .filter(|&i| template.variables[i].query.as_deref().is_none_or(available))
         .collect();
-    template
+    let names: Vec<&str> = variables
+        .iter()
+        .map(|&i| template.variables[i].name.as_str())
+        .collect();
+    let panels = template
         .panels
         .iter()
         .enumerate()
@@ -234,11 +236,12 @@ fn kept_panels(template: &Dashboard, bound: &[&str]) -> Vec<usize> {
                 && p.query.as_deref().is_none_or(|q| {
                     super::macros::variables_used(q)
                         .iter()
-                        .all(|v| variables.contains(&v.as_str()))
+                        .all(|v| names.contains(&v.as_str()))
                 })
         })
         .map(|(i, _)| i)
-        .collect()
+        .collect();
+    (panels, variables)
 }
 
 /// The dashboard `template` becomes on `table` with the slots of `fit`, at `now` (Unix
@@ -274,13 +277,8 @@ pub fn deploy(
         out.replace("{{table}}", &table_text)
             .replace("{{ table }}", &table_text)
     };
-    let kept = kept_panels(template, &bound);
-    let available = |text: &str| {
-        slots_in(text)
-            .iter()
-            .all(|s| s == TABLE_SLOT || bound.contains(&s.as_str()))
-    };
-    let mut panels: Vec<Panel> = kept
+    let (kept_panels, kept_variables) = kept(template, &bound);
+    let mut panels: Vec<Panel> = kept_panels
         .iter()
         .map(|&i| {
             let p = &template.panels[i];
@@ -293,12 +291,10 @@ pub fn deploy(
         })
         .collect();
     close_gaps(&mut panels);
-    let variables = template
-        .variables
+    let variables = kept_variables
         .iter()
-        .filter(|v| v.query.as_deref().is_none_or(available))
-        .map(|v| {
-            let mut v = v.clone();
+        .map(|&i| {
+            let mut v = template.variables[i].clone();
             v.query = v.query.as_deref().map(|q| fill(q, true));
             v
         })

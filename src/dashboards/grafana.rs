@@ -142,7 +142,7 @@ pub fn dashboard_body(dashboard: &Dashboard) -> Json {
         "panels": panels,
         "refresh": dashboard
             .refresh
-            .map(|r| humantime::format_duration(r).to_string().replace(' ', ""))
+            .map(super::timerange::grafana_duration)
             .unwrap_or_default(),
         "schemaVersion": SCHEMA_VERSION,
         "tags": dashboard.tags,
@@ -216,12 +216,11 @@ fn panel(p: &Panel, id: u32) -> Json {
             }]),
         );
         if let Some(refresh) = p.refresh {
-            // Grafana has no per-panel refresh; keep it where a re-import finds it.
+            // Grafana has no per-panel refresh; its `interval` (the least time between the
+            // panel's queries) is the nearest field.
             map.insert(
                 "interval".into(),
-                json!(humantime::format_duration(refresh)
-                    .to_string()
-                    .replace(' ', "")),
+                json!(super::timerange::grafana_duration(refresh)),
             );
         }
     }

@@ -115,17 +115,24 @@ impl Dirs {
 
 /// The built-in templates; a defect in one is a build defect, caught by a unit test.
 pub fn builtin_templates() -> Vec<Entry> {
-    BUILTIN
-        .iter()
-        .filter_map(|(name, text)| {
-            let dashboard = check_str(&format!("presets/dashboards/{name}.yaml"), text).ok()?;
-            Some(Entry {
-                name: (*name).to_owned(),
-                origin: Origin::Builtin,
-                dashboard,
-            })
+    // Read once: the workspace asks for them on every table it fits.
+    static PARSED: std::sync::OnceLock<Vec<Entry>> = std::sync::OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            BUILTIN
+                .iter()
+                .filter_map(|(name, text)| {
+                    let path = format!("presets/dashboards/{name}.yaml");
+                    let dashboard = check_str(&path, text).ok()?;
+                    Some(Entry {
+                        name: (*name).to_owned(),
+                        origin: Origin::Builtin,
+                        dashboard,
+                    })
+                })
+                .collect()
         })
-        .collect()
+        .clone()
 }
 
 /// Every template: the built-in ones, then the user's (a user template with a built-in

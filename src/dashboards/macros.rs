@@ -358,9 +358,7 @@ fn expand_macros(sql: &str, ctx: &Context) -> Result<String, MacroError> {
             ),
             "$__timeInterval_ms" => bucket(caps, &arg(0)?, n),
             "$__interval_s" => n.to_string(),
-            "$__interval" => humantime::format_duration(std::time::Duration::from_secs(n))
-                .to_string()
-                .replace(' ', ""),
+            "$__interval" => super::timerange::grafana_duration(std::time::Duration::from_secs(n)),
             "$__interval_ms" => (n * 1000).to_string(),
             "$__from" => (ctx.from * 1000).to_string(),
             "$__to" => (ctx.to * 1000).to_string(),

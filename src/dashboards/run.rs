@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::warehouse::query::quote_str;
 use crate::warehouse::{QueryOptions, QueryResult, Warehouse};
 
 use super::macros::{self, Context, MacroError, VariableValue};
@@ -152,54 +151,37 @@ pub fn panel_options() -> QueryOptions {
     }
 }
 
-/// The `needs` tables of the dashboard's panels that the server does not have.
-pub async fn missing_tables(warehouse: &Warehouse, dashboard: &Dashboard) -> Vec<String> {
-    let mut needed: Vec<&str> = dashboard
-        .panels
-        .iter()
-        .flat_map(|p| p.needs.iter().map(String::as_str))
-        .collect();
-    needed.sort_unstable();
-    needed.dedup();
-    if needed.is_empty() {
-        return Vec::new();
+/// The table of `panel`'s `needs` that a server message says is missing: the panel is then
+/// left out, not failed. The workspace and the commands both judge by the message, so no
+/// query of `system.tables` is needed before running.
+pub fn missing_needed_table<'p>(panel: &'p Panel, message: &str) -> Option<&'p str> {
+    let unknown_table = message.contains("error 60")
+        || message.contains("doesn't exist")
+        || message.contains("does not exist");
+    if !unknown_table {
+        return None;
     }
-    let list: Vec<String> = needed.iter().map(|n| quote_str(n)).collect();
-    let sql = format!(
-        "SELECT concat(database, '.', name) FROM system.tables WHERE concat(database, '.', name) IN ({})",
-        list.join(", ")
-    );
-    let present: Vec<String> = match warehouse.query(&sql, &panel_options()).await {
-        Ok(result) => result
-            .rows
-            .iter()
-            .filter_map(|r| r.first().map(|c| c.to_string()))
-            .collect(),
-        // Cannot tell: let the panels run and show what the server says.
-        Err(_) => return Vec::new(),
-    };
-    needed
-        .into_iter()
-        .filter(|n| !present.iter().any(|p| p == n))
-        .map(str::to_owned)
-        .collect()
+    panel
+        .needs
+        .iter()
+        .find(|t| {
+            message.contains(t.as_str())
+                || t.rsplit('.').next().is_some_and(|n| message.contains(n))
+        })
+        .map(String::as_str)
+}
+
+/// A panel left out for the table it needs.
+fn left_out(table: &str) -> PanelState {
+    PanelState::LeftOut {
+        reason: format!("this server has no `{table}`"),
+    }
 }
 
 /// Runs one panel.
-pub async fn run_panel(
-    warehouse: &Warehouse,
-    panel: &Panel,
-    frame: &Frame,
-    missing: &[String],
-    query_id: Option<String>,
-) -> PanelState {
+pub async fn run_panel(warehouse: &Warehouse, panel: &Panel, frame: &Frame) -> PanelState {
     if panel.kind == PanelKind::Text {
         return PanelState::Text(panel.text.clone().unwrap_or_default());
-    }
-    if let Some(table) = panel.needs.iter().find(|n| missing.contains(n)) {
-        return PanelState::LeftOut {
-            reason: format!("this server has no `{table}`"),
-        };
     }
     let Some(query) = &panel.query else {
         return PanelState::LeftOut {
@@ -216,16 +198,15 @@ pub async fn run_panel(
             }
         }
     };
-    let opts = QueryOptions {
-        query_id,
-        ..panel_options()
-    };
-    match warehouse.query(&sql, &opts).await {
+    match warehouse.query(&sql, &panel_options()).await {
         Ok(result) => PanelState::Data { sql, result },
-        Err(e) => PanelState::Failed {
-            hint: e.hint(),
-            message: e.to_string(),
-            sql: Some(sql),
+        Err(e) => match missing_needed_table(panel, &e.to_string()) {
+            Some(table) => left_out(table),
+            None => PanelState::Failed {
+                hint: e.hint(),
+                message: e.to_string(),
+                sql: Some(sql),
+            },
         },
     }
 }
@@ -236,11 +217,10 @@ pub async fn run_all(
     dashboard: &Dashboard,
     frame: &Frame,
 ) -> Vec<PanelState> {
-    let missing = missing_tables(warehouse, dashboard).await;
     let runs = dashboard
         .panels
         .iter()
-        .map(|p| run_panel(warehouse, p, frame, &missing, None));
+        .map(|p| run_panel(warehouse, p, frame));
     use futures_util::StreamExt;
     futures_util::stream::iter(runs).buffered(4).collect().await
 }
@@ -252,17 +232,17 @@ pub async fn live_check(
     dashboard: &Dashboard,
     frame: &Frame,
 ) -> Vec<(usize, String)> {
-    let missing = missing_tables(warehouse, dashboard).await;
     let mut problems = Vec::new();
     for (i, panel) in dashboard.panels.iter().enumerate() {
         let Some(query) = &panel.query else { continue };
-        if panel.needs.iter().any(|n| missing.contains(n)) {
-            continue;
-        }
         match expand(query, warehouse, frame) {
             Err(e) => problems.push((i, e.to_string())),
             Ok(sql) => {
-                if let Err(e) = warehouse.dry_run(&sql).await {
+                let refused = warehouse.dry_run(&sql).await.err();
+                // A table the panel marks as not on every server is no mistake in the file.
+                if let Some(e) =
+                    refused.filter(|e| missing_needed_table(panel, &e.to_string()).is_none())
+                {
                     let mut message = e.to_string();
                     if let Some(hint) = e.hint() {
                         message.push_str(&format!(" (hint: {hint})"));

@@ -90,6 +90,11 @@ fn unit_seconds(amount: &str) -> Option<i64> {
     n.checked_mul(per)
 }
 
+/// A duration as Grafana writes one: `30s`, `1m30s`, `1h`.
+pub fn grafana_duration(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string().replace(' ', "")
+}
+
 /// The current time in Unix seconds.
 pub fn now() -> i64 {
     Timestamp::now().as_second()

@@ -284,7 +284,7 @@ impl Default for BatchPolicy {
 pub enum Delivery {
     /// Nothing lost; after a crash some records may be written twice.
     AtLeastOnce,
-    /// Nothing lost and nothing written twice, also across crashes (see the README).
+    /// Nothing lost and nothing written twice, also across crashes (see docs/pipelines.md).
     #[default]
     ExactlyOnce,
 }

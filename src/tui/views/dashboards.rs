@@ -53,8 +53,9 @@ pub struct OpenDashboard {
     pub range: usize,
     pub variables: Vec<VariableView>,
     pub variable_cursor: usize,
-    /// `$__aurora_pipelines`, from the pipelines the workspace sees.
+    /// `$__aurora_pipelines`, from the pipelines the workspace sees, when a panel uses it.
     pub pipelines: Option<String>,
+    uses_pipelines: bool,
     /// What each running job is for.
     jobs: HashMap<JobId, Target>,
 }
@@ -106,6 +107,11 @@ pub enum DashboardJob {
 
 impl OpenDashboard {
     pub fn new(name: String, dashboard: Dashboard, caps: Capabilities) -> Self {
+        let uses_pipelines = dashboard
+            .panels
+            .iter()
+            .filter_map(|p| p.query.as_deref())
+            .any(|q| q.contains("$__aurora_pipelines"));
         let variables = dashboard
             .variables
             .iter()
@@ -141,6 +147,7 @@ impl OpenDashboard {
             variables,
             variable_cursor: 0,
             pipelines: None,
+            uses_pipelines,
             jobs: HashMap::new(),
         }
     }
@@ -316,7 +323,7 @@ impl OpenDashboard {
                 true
             }
             Target::Panel(i) => {
-                let needs = self.dashboard.panels[i].needs.clone();
+                let panel = &self.dashboard.panels[i];
                 let view = &mut self.panels[i];
                 if view.in_flight != Some(job) {
                     return false;
@@ -332,11 +339,9 @@ impl OpenDashboard {
                             sql: sql.unwrap_or_default(),
                         });
                     }
-                    Err(e) if e.contains("cancelled") => {}
-                    Err(e) => match needs
-                        .iter()
-                        .find(|t| e.contains("doesn't exist") && mentions(&e, t))
-                    {
+                    // A job this dashboard cancelled is dropped above; any other error,
+                    // a server-side cancel included, stays in the panel.
+                    Err(e) => match crate::dashboards::run::missing_needed_table(panel, &e) {
                         Some(table) => {
                             view.left_out = Some(format!("this server has no `{table}`"))
                         }
@@ -357,31 +362,19 @@ impl OpenDashboard {
                 p.started_at = None;
             }
         }
-        for v in &mut self.variables {
-            if v.loading {
-                // Asked again on return.
-            }
-        }
         jobs.into_iter().map(DashboardJob::Cancel).collect()
     }
 
     /// Every panel due now (a new range or variable value, or `r`); running queries are
     /// cancelled first, as their answers no longer fit.
     pub fn refresh_all(&mut self) -> Vec<DashboardJob> {
-        let cancelled: Vec<DashboardJob> = self
-            .panels
-            .iter_mut()
-            .filter_map(|p| p.in_flight.take())
-            .map(DashboardJob::Cancel)
-            .collect();
-        for job in cancelled.iter().filter_map(|c| match c {
-            DashboardJob::Cancel(j) => Some(j),
-            _ => None,
-        }) {
-            self.jobs.remove(job);
-        }
+        let mut cancelled = Vec::new();
         for p in &mut self.panels {
             p.started_at = None;
+            if let Some(job) = p.in_flight.take() {
+                self.jobs.remove(&job);
+                cancelled.push(DashboardJob::Cancel(job));
+            }
         }
         cancelled
     }
@@ -454,15 +447,6 @@ impl OpenDashboard {
     }
 }
 
-/// Whether a server message names `table` (`system.disks`, or its bare name).
-fn mentions(message: &str, table: &str) -> bool {
-    message.contains(table)
-        || table
-            .rsplit('.')
-            .next()
-            .is_some_and(|t| message.contains(t))
-}
-
 /// The job runner's command for a dashboard job.
 pub fn dashboard_command(job: DashboardJob) -> Command {
     match job {
@@ -485,15 +469,17 @@ pub fn schedule_dashboard(state: &mut State) -> Vec<Command> {
         return Vec::new();
     };
     let (now, points) = (state.now, max_points(state.width));
-    let statuses: Vec<_> = state
-        .pipelines
-        .rows
-        .iter()
-        .map(|r| r.snapshot.status.clone())
-        .collect();
-    open.pipelines = Some(crate::dashboards::aurora_state::pipelines_subquery(
-        &statuses,
-    ));
+    if open.uses_pipelines {
+        let statuses: Vec<_> = state
+            .pipelines
+            .rows
+            .iter()
+            .map(|r| r.snapshot.status.clone())
+            .collect();
+        open.pipelines = Some(crate::dashboards::aurora_state::pipelines_subquery(
+            &statuses,
+        ));
+    }
     let jobs = open.schedule(now, points, &mut || state.job());
     state.dashboards.open = Some(open);
     jobs.into_iter().map(dashboard_command).collect()
