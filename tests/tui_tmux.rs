@@ -250,12 +250,20 @@ fn demo_in_a_real_terminal_asks_watches_helps_and_quits_cleanly() {
 
 #[test]
 fn sighup_and_sigterm_leave_the_terminal_restored() {
-    for signal in ["HUP", "TERM"] {
+    // Each signal at a few moments of the model's loading, which starts with the workspace:
+    // the process must not exit while llama.cpp is still reading the model (its static
+    // tables are destroyed on exit), so every run ends with status 0.
+    let rounds = ["HUP", "TERM"]
+        .into_iter()
+        .flat_map(|signal| [0, 40, 120, 300].map(|delay_ms| (signal, delay_ms)));
+    for (signal, delay_ms) in rounds {
         let data = tempfile::tempdir().expect("a data directory");
-        let tmux = Tmux::start(signal, &aurora_in_shell("", data.path()), 100, 30);
+        let name = format!("{signal}{delay_ms}");
+        let tmux = Tmux::start(&name, &aurora_in_shell("", data.path()), 100, 30);
         tmux.wait_for("the workspace", Duration::from_secs(60), |s| {
             s.contains("Ask a question")
         });
+        std::thread::sleep(Duration::from_millis(delay_ms));
         // The shell's child is aurora, in the foreground as a user would run it.
         let shell = tmux.display("#{pane_pid}");
         let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))

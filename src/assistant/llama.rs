@@ -64,6 +64,64 @@ fn llama_backend() -> Result<&'static LlamaBackend, String> {
         .map_err(Clone::clone)
 }
 
+/// Whether the process is leaving (see [`quiesce`]). Loading and generation stop at their
+/// next check; nothing new starts.
+static LEAVING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How many threads are inside llama.cpp right now, and a signal when that changes.
+static IN_LLAMA: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// Held while a thread works inside llama.cpp. The C++ exit handlers destroy llama.cpp's
+/// static tables (the tokenizer's, the tensor names), so a process must not exit while a
+/// model thread is loading or decoding: [`quiesce`] waits for every guard to be dropped.
+struct InLlama;
+
+impl InLlama {
+    /// `None` once the process is leaving: the caller must not touch llama.cpp again.
+    fn enter() -> Option<Self> {
+        let mut inside = IN_LLAMA.0.lock().unwrap_or_else(|p| p.into_inner());
+        if LEAVING.load(std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
+        *inside += 1;
+        Some(Self)
+    }
+}
+
+impl Drop for InLlama {
+    fn drop(&mut self) {
+        let mut inside = IN_LLAMA.0.lock().unwrap_or_else(|p| p.into_inner());
+        *inside = inside.saturating_sub(1);
+        IN_LLAMA.1.notify_all();
+    }
+}
+
+fn leaving() -> bool {
+    LEAVING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Called once before the process exits: stops the model threads at their next check (a
+/// load is aborted, a generation ends between tokens) and waits up to `wait` until none is
+/// inside llama.cpp. Returns false when one still is, in which case the caller must leave
+/// without running the C++ exit handlers.
+pub fn quiesce(wait: std::time::Duration) -> bool {
+    let inside = IN_LLAMA.0.lock().unwrap_or_else(|p| p.into_inner());
+    LEAVING.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (inside, _) = IN_LLAMA
+        .1
+        .wait_timeout_while(inside, wait, |n| *n > 0)
+        .unwrap_or_else(|p| p.into_inner());
+    *inside == 0
+}
+
+/// A thread that must not touch llama.cpp any more (the process is leaving) waits here for
+/// the exit instead of dropping its model, which would run llama.cpp's code.
+fn wait_for_exit() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
 /// CPU threads for the model when the config says 0: all cores but one, so the ingestion
 /// engine and the UI keep a core, and at least one.
 pub fn default_threads() -> u32 {
@@ -85,10 +143,10 @@ pub struct ModelFacts {
 }
 
 fn load_model(path: &Path) -> Result<LlamaModel, AssistantError> {
-    load_model_with(path, &LlamaModelParams::default())
+    load_model_with(path, LlamaModelParams::default())
 }
 
-fn load_model_with(path: &Path, params: &LlamaModelParams) -> Result<LlamaModel, AssistantError> {
+fn load_model_with(path: &Path, params: LlamaModelParams) -> Result<LlamaModel, AssistantError> {
     let load_error = |reason: String| AssistantError::ModelLoad {
         path: path.to_path_buf(),
         reason,
@@ -100,7 +158,9 @@ fn load_model_with(path: &Path, params: &LlamaModelParams) -> Result<LlamaModel,
         });
     }
     let backend = llama_backend().map_err(load_error)?;
-    LlamaModel::load_from_file(backend, path, params).map_err(|e| {
+    // Aborted between tensors when the process is leaving.
+    let params = params.with_progress_callback(|_| !leaving());
+    LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
         load_error(format!(
             "{e} (llama.cpp could not read it as a GGUF model; the file may be truncated)"
         ))
@@ -259,7 +319,7 @@ pub fn prompt_layout(
     messages: &[ChatMessage],
     answer_prefix: &str,
 ) -> Result<PromptLayout, AssistantError> {
-    let model = load_model_with(path, &LlamaModelParams::default().with_vocab_only(true))?;
+    let model = load_model_with(path, LlamaModelParams::default().with_vocab_only(true))?;
     let format = ChatFormat::of(&model);
     let vocab = model.vocab();
     let piece = |t: LlamaToken| {
@@ -430,11 +490,26 @@ fn prompt_cache_file(cache_dir: &Path, model: &Path) -> Option<PathBuf> {
     Some(cache_dir.join(format!("{stem}-{}-{mtime}.prompt", meta.len())))
 }
 
+/// The next job, waited for outside llama.cpp (`busy` is released meanwhile and taken
+/// again); `None` once every handle is dropped. A process that is leaving never gets past
+/// this point again.
+fn next_job(jobs: &mpsc::Receiver<Job>, busy: &mut Option<InLlama>) -> Option<Job> {
+    *busy = None;
+    let job = jobs.recv().ok();
+    *busy = Some(InLlama::enter().unwrap_or_else(|| wait_for_exit()));
+    job
+}
+
 fn serve(path: &Path, threads: u32, cache: Option<&Path>, jobs: &mpsc::Receiver<Job>) {
+    // Declared first, dropped last: the model and the context are freed inside it too.
+    let mut busy = InLlama::enter();
+    if busy.is_none() {
+        return;
+    }
     let model = match load_model(path) {
         Ok(model) => model,
         Err(e) => {
-            for job in jobs {
+            while let Some(job) = next_job(jobs, &mut busy) {
                 let _ = job.reply.send(Err(clone_load_error(&e)));
             }
             return;
@@ -453,7 +528,7 @@ fn serve(path: &Path, threads: u32, cache: Option<&Path>, jobs: &mpsc::Receiver<
     let backend = match llama_backend() {
         Ok(b) => b,
         Err(reason) => {
-            for job in jobs {
+            while let Some(job) = next_job(jobs, &mut busy) {
                 let _ = job.reply.send(Err(AssistantError::ModelLoad {
                     path: path.to_path_buf(),
                     reason: reason.clone(),
@@ -465,7 +540,7 @@ fn serve(path: &Path, threads: u32, cache: Option<&Path>, jobs: &mpsc::Receiver<
     let mut context = match model.new_context(backend, params) {
         Ok(c) => c,
         Err(e) => {
-            for job in jobs {
+            while let Some(job) = next_job(jobs, &mut busy) {
                 let _ = job.reply.send(Err(AssistantError::ModelLoad {
                     path: path.to_path_buf(),
                     reason: format!("cannot create a context: {e}"),
@@ -500,7 +575,7 @@ fn serve(path: &Path, threads: u32, cache: Option<&Path>, jobs: &mpsc::Receiver<
         }
     }
     let mut saved = session.evaluated.clone();
-    for job in jobs {
+    while let Some(job) = next_job(jobs, &mut busy) {
         if job.cancel.is_cancelled() {
             let _ = job.reply.send(Err(AssistantError::Cancelled));
             continue;
@@ -658,7 +733,7 @@ impl Session<'_> {
         };
         let answer_started = Instant::now();
         while generation.generated_tokens < request.max_tokens {
-            if job.cancel.is_cancelled() {
+            if job.cancel.is_cancelled() || leaving() {
                 return Err(AssistantError::Cancelled);
             }
             if Instant::now() > deadline {
@@ -772,7 +847,7 @@ impl Session<'_> {
         let mut batch = LlamaBatch::new(chunk_tokens, 1);
         let mut last_index = 0;
         for chunk in prompt[reused..].chunks(chunk_tokens) {
-            if job.cancel.is_cancelled() {
+            if job.cancel.is_cancelled() || leaving() {
                 return Err(AssistantError::Cancelled.into());
             }
             if Instant::now() > deadline {

@@ -169,13 +169,33 @@ pub fn main() -> ExitCode {
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     });
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(err) => {
             eprint!("{}", render_error(&err));
             ExitCode::FAILURE
         }
+    };
+    drop(runtime);
+    leave(code)
+}
+
+/// Returns `code` to `main` once no model thread is inside llama.cpp, whose static tables
+/// the C++ exit handlers destroy (a signal can arrive while the model is still loading).
+/// A thread that does not stop in time (a long batch of a large model) makes the process
+/// leave without those handlers, after flushing what it wrote.
+fn leave(code: ExitCode) -> ExitCode {
+    if crate::assistant::llama::quiesce(std::time::Duration::from_secs(10)) {
+        return code;
     }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let status = (0..=u8::MAX)
+        .find(|n| ExitCode::from(*n) == code)
+        .map_or(1, i32::from);
+    // SAFETY: `_exit` only ends the process; every buffer Aurora writes through was flushed.
+    unsafe { nix::libc::_exit(status) }
 }
 
 /// What `aurora` alone prints until the full-screen UI exists.
