@@ -277,3 +277,104 @@ fn sighup_and_sigterm_leave_the_terminal_restored() {
         assert_exited_and_restored(&tmux);
     }
 }
+
+#[test]
+fn the_workspace_pauses_and_resumes_a_pipeline_of_a_running_daemon() {
+    // A daemon with one CSV pipeline, on a port of its own; the workspace finds it through
+    // the same config (serve.listen) and its token through the same data directory.
+    let dir = tempfile::tempdir().expect("a directory");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port();
+    let mut csv = String::from("n\n");
+    for n in 0..100 {
+        csv.push_str(&format!("{n}\n"));
+    }
+    std::fs::write(dir.path().join("ticks.csv"), csv).expect("write the CSV");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "clickhouse: {{url: '{}'}}\nserve: {{listen: '127.0.0.1:{port}'}}\npipelines:\n  - name: ticks\n    \
+             source: {{csv: {{path: ticks.csv, follow: true}}}}\n    \
+             mapping: {{columns: {{n: {{type: UInt32}}}}}}\n    \
+             sink: {{table: default.tmux_ticks, create: if_missing, order_by: [n]}}\n",
+            common::url()
+        ),
+    )
+    .expect("write the config");
+    let data = dir.path().join("data");
+    let mut daemon = KillOnDrop(
+        Command::new(binary())
+            .env("AURORA_CONFIG", &config)
+            .env("XDG_DATA_HOME", &data)
+            .env_remove("AURORA_SERVE_TOKEN")
+            .env_remove("AURORA_CLICKHOUSE_URL")
+            .args(["serve", "--state-dir"])
+            .arg(dir.path().join("state"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start aurora serve"),
+    );
+    let token_file = data.join("aurora/serve.token");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !token_file.is_file() {
+        assert!(Instant::now() < deadline, "the daemon wrote no token");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let command = format!(
+        "sh -c 'env -u AURORA_LOG -u AURORA_SERVE_TOKEN AURORA_CONFIG={} XDG_DATA_HOME={} \\
+         AURORA_MODEL={} TERM=xterm-256color {}; exec sleep 600'",
+        config.display(),
+        data.display(),
+        common::default_model_path().display(),
+        binary()
+    );
+    let tmux = Tmux::start("daemon", &command, 120, 30);
+    tmux.wait_for("the workspace", Duration::from_secs(60), |s| {
+        s.contains("Ask a question")
+    });
+    // Tab: the question box has the focus.
+    tmux.keys(&["Tab"]);
+    let title = format!("Pipelines of aurora serve 127.0.0.1:{port}");
+    tmux.wait_for("the daemon's pipeline", Duration::from_secs(30), |s| {
+        s.contains(&title)
+            && s.lines()
+                .any(|l| l.contains("ticks") && l.contains("running"))
+    });
+    tmux.keys(&["p"]);
+    tmux.wait_for("the pause", Duration::from_secs(30), |s| {
+        s.contains("pipeline `ticks`: paused")
+    });
+    tmux.wait_for("the paused state", Duration::from_secs(10), |s| {
+        s.lines()
+            .any(|l| l.contains("ticks") && l.contains("paused"))
+    });
+    tmux.keys(&["r"]);
+    tmux.wait_for("the resume", Duration::from_secs(30), |s| {
+        s.contains("pipeline `ticks`: resumed")
+    });
+    tmux.wait_for("the running state", Duration::from_secs(10), |s| {
+        s.lines()
+            .any(|l| l.contains("ticks") && l.contains("running"))
+    });
+    tmux.keys(&["q"]);
+    let _ = Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status();
+    let status = daemon.0.wait().expect("the daemon ends");
+    assert!(status.success(), "{status}");
+}
+
+/// A process that a failing test must not leave running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -502,6 +502,25 @@ impl Assistant {
         tokens: Option<UnboundedSender<String>>,
         cancel: CancellationToken,
     ) -> Result<Answer, AssistantError> {
+        let answer = self
+            .answer(question, conversation, options, tokens, cancel)
+            .await;
+        crate::metrics::global().question_done(match &answer {
+            Ok(_) => "answered",
+            Err(AssistantError::Cancelled) => "cancelled",
+            Err(_) => "failed",
+        });
+        answer
+    }
+
+    async fn answer(
+        &self,
+        question: &str,
+        conversation: Option<&Conversation>,
+        options: &AskOptions,
+        tokens: Option<UnboundedSender<String>>,
+        cancel: CancellationToken,
+    ) -> Result<Answer, AssistantError> {
         let question = question.trim();
         if question.is_empty() {
             return Err(AssistantError::EmptyQuestion);

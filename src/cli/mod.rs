@@ -10,6 +10,7 @@ mod model;
 mod pipeline;
 mod query;
 mod schema;
+mod serve;
 mod server;
 mod session;
 pub mod workspace;
@@ -107,6 +108,8 @@ pub enum Command {
     Config(config_cmd::ConfigArgs),
     /// Validate and run ingestion pipelines (CSV files, Kafka, PostgreSQL, MySQL)
     Pipeline(pipeline::PipelineArgs),
+    /// Run the pipelines as a daemon with Prometheus metrics, health checks and a control API
+    Serve(serve::ServeArgs),
     /// Dashboards: templates that fit your tables, deploy, show, export to Grafana
     Dashboard(dashboard::DashboardArgs),
     /// Start the private server, load the sample data set and show it
@@ -126,7 +129,7 @@ pub fn main() -> ExitCode {
         &cli.command,
         Some(Command::Pipeline(pipeline::PipelineArgs {
             action: pipeline::PipelineAction::Run { .. }
-        }))
+        })) | Some(Command::Serve(_))
     );
     crate::telemetry::init(cli.global.verbose.max(u8::from(daemon)));
     use std::io::IsTerminal;
@@ -166,6 +169,7 @@ pub fn main() -> ExitCode {
             Command::Demo(args) => demo::run(&global, args).await,
             Command::Dashboard(args) => dashboard::run(&global, args).await,
             Command::Pipeline(args) => pipeline::run(&global, args).await,
+            Command::Serve(args) => serve::run(&global, args).await,
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     });

@@ -124,16 +124,24 @@ fn sources(global: &GlobalArgs, files: &[PathBuf]) -> Result<Vec<(String, String
             }
         }
     }
-    if out.is_empty() {
-        bail!(
-            "no pipeline files given, and the config's `pipelines:` list is empty;              pass FILE arguments (templates are in presets/pipelines/)"
-        );
-    }
     Ok(out)
 }
 
-/// Reads every pipeline source, printing all diagnostics of all of them before giving up.
+/// Reads every pipeline source, printing all diagnostics of all of them before giving up;
+/// refuses when there are none.
 fn load_all(global: &GlobalArgs, files: &[PathBuf]) -> Result<Vec<LoadedPipelines>> {
+    let loaded = load_any(global, files)?;
+    if loaded.is_empty() {
+        bail!(
+            "no pipeline files given, and the config's `pipelines:` list is empty; \
+             pass FILE arguments (templates are in presets/pipelines/)"
+        );
+    }
+    Ok(loaded)
+}
+
+/// Like [`load_all`], and an empty list is fine (`aurora serve` may run alerts only).
+pub(super) fn load_any(global: &GlobalArgs, files: &[PathBuf]) -> Result<Vec<LoadedPipelines>> {
     let mut loaded = Vec::new();
     let mut failed = 0;
     for (name, text, path) in sources(global, files)? {
@@ -165,7 +173,7 @@ fn load_all(global: &GlobalArgs, files: &[PathBuf]) -> Result<Vec<LoadedPipeline
     Ok(loaded)
 }
 
-fn base_dir(l: &LoadedPipelines) -> PathBuf {
+pub(super) fn base_dir(l: &LoadedPipelines) -> PathBuf {
     l.path
         .parent()
         .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))

@@ -20,6 +20,34 @@ pub fn server_label(session: &Session) -> String {
     }
 }
 
+/// Where the workspace finds pipelines: the daemon `serve.url` names (even when it does not
+/// answer yet: the view says so), else an `aurora serve` at `serve.listen` on this machine if
+/// one answers, else the status files of `aurora pipeline run`.
+async fn pipeline_host(serve: &crate::config::ServeConfig) -> crate::tui::PipelineHost {
+    use crate::tui::PipelineHost;
+    let files = PipelineHost::Files(crate::ingest::engine::default_state_dir());
+    let client = match crate::serve::client::DaemonClient::for_config(serve) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("not connecting to aurora serve: {e}");
+            return files;
+        }
+    };
+    if serve.url.is_some() {
+        return PipelineHost::Daemon(client);
+    }
+    match client.probe().await {
+        Ok(()) => {
+            tracing::info!("pipelines from aurora serve at {}", client.url());
+            PipelineHost::Daemon(client)
+        }
+        Err(e) => {
+            tracing::debug!("no aurora serve here: {e}");
+            files
+        }
+    }
+}
+
 pub async fn run(global: &GlobalArgs) -> Result<ExitCode> {
     run_with(global, None).await
 }
@@ -41,8 +69,7 @@ pub async fn run_with(
         warehouse: session.warehouse.clone(),
         config: session.config.clone(),
         server_label: server_label(&session),
-        supervisor: None,
-        state_dir: crate::ingest::engine::default_state_dir(),
+        pipelines: pipeline_host(&session.config.serve).await,
         focus_database: None,
         dashboards: crate::dashboards::library::Dirs::beside(global.config.as_deref()),
         open_dashboard: dashboard.as_ref().map(|(name, _)| name.clone()),

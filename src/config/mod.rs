@@ -17,7 +17,8 @@ use serde_yaml::Value as Yaml;
 pub use diagnostic::{render_all, summary, Diagnostic, Severity};
 pub use model::{
     AssistantConfig, Backend, ClickHouseConfig, Config, GrammarField, KafkaConfig,
-    LocalServerConfig, OpenAiConfig, PipelineRef, TlsConfig, UiConfig, KNOWN_THEMES,
+    LocalServerConfig, OpenAiConfig, PipelineRef, ServeConfig, ServeTlsConfig, TlsConfig, UiConfig,
+    KNOWN_THEMES,
 };
 pub(crate) use validate::did_you_mean;
 
@@ -143,10 +144,14 @@ pub fn resolve_path(base: &Path, path: &Path) -> PathBuf {
 fn resolve_paths(config: &mut Config, base: &Path) {
     let resolve = |p: &mut PathBuf| *p = resolve_path(base, p);
     let ch = &mut config.clickhouse;
+    let serve = &mut config.serve;
     let optional = [
         &mut ch.tls.ca_file,
         &mut ch.local_server.binary,
         &mut ch.local_server.data_dir,
+        &mut serve.token_file,
+        &mut serve.tls.cert_file,
+        &mut serve.tls.key_file,
     ];
     for p in optional.into_iter().flatten() {
         resolve(p);

@@ -24,6 +24,7 @@ pub struct Config {
     pub assistant: AssistantConfig,
     pub pipelines: Vec<PipelineRef>,
     pub ui: UiConfig,
+    pub serve: ServeConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -157,4 +158,26 @@ pub struct UiConfig {
     pub theme: String,
     // Action name to key, e.g. `quit: q`; merged over the default bindings one by one.
     pub keymap: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    // ADDRESS:PORT the daemon listens on.
+    pub listen: String,
+    // The environment variable holding the control API's token.
+    pub token_env: String,
+    // A file whose first line is the token; None: the variable, else a generated one.
+    pub token_file: Option<PathBuf>,
+    pub tls: ServeTlsConfig,
+    // The daemon the workspace controls pipelines through; None: the one at `listen`.
+    #[schemars(extend("format" = FORMAT_HTTP_URL))]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServeTlsConfig {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }

@@ -5,7 +5,7 @@
 //! literals (`SELECT … UNION ALL SELECT …`), which every server version runs; ClickHouse
 //! itself knows nothing of them.
 
-use crate::ingest::engine::{PipelineState, PipelineStatus};
+use crate::ingest::engine::PipelineStatus;
 use crate::warehouse::query::quote_str;
 
 /// The columns `$__aurora_pipelines` has, in order.
@@ -21,17 +21,6 @@ pub const COLUMNS: [&str; 9] = [
     "updated_at",
 ];
 
-fn state_name(state: &PipelineState) -> &'static str {
-    match state {
-        PipelineState::Starting => "starting",
-        PipelineState::Running => "running",
-        PipelineState::Retrying(_) => "retrying",
-        PipelineState::Failed(_) => "failed",
-        PipelineState::Finished => "finished",
-        PipelineState::Stopped => "stopped",
-    }
-}
-
 /// The subquery, in parentheses, for `statuses` (none: no rows, same columns).
 pub fn pipelines_subquery(statuses: &[PipelineStatus]) -> String {
     let row = |s: &PipelineStatus| {
@@ -40,7 +29,7 @@ pub fn pipelines_subquery(statuses: &[PipelineStatus]) -> String {
              toUInt64({}) AS rows_written, toUInt64({}) AS dead_lettered, toUInt64({}) AS already_stored, \
              {} AS last_error, toDateTime({}) AS updated_at",
             quote_str(&s.name),
-            quote_str(state_name(&s.state)),
+            quote_str(s.state.name()),
             if s.rows_per_sec.is_finite() { s.rows_per_sec } else { 0.0 },
             s.lag.values().sum::<u64>(),
             s.rows_written,

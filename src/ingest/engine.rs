@@ -12,7 +12,6 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::handover::{Handover, Revoke};
-use crate::ingest::metrics;
 use crate::ingest::pipeline::{Delivery, Pipeline, Source};
 use crate::ingest::record::{Ack, SourceRecord};
 use crate::ingest::sinks::clickhouse::{ClickHouseSink, PreparedRecord, SinkError};
@@ -21,6 +20,7 @@ use crate::ingest::sources::kafka;
 use crate::ingest::sources::mysql::Mysql;
 use crate::ingest::sources::postgres::Postgres;
 use crate::ingest::sources::{sql, HealthReporter};
+use crate::metrics::{self, Stage};
 use crate::warehouse::Warehouse;
 
 /// Records buffered between source and sink at most; the source blocks beyond this.
@@ -42,6 +42,20 @@ pub enum PipelineState {
     Finished,
     /// Stopped on request, after storing what had been read.
     Stopped,
+}
+
+impl PipelineState {
+    /// The state in one word: starting, running, retrying, failed, finished or stopped.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PipelineState::Starting => "starting",
+            PipelineState::Running => "running",
+            PipelineState::Retrying(_) => "retrying",
+            PipelineState::Failed(_) => "failed",
+            PipelineState::Finished => "finished",
+            PipelineState::Stopped => "stopped",
+        }
+    }
 }
 
 /// A pipeline's progress, published after every batch.
@@ -180,6 +194,9 @@ pub async fn run(
     // The last word is written below; a publish still in progress must not overwrite it.
     publisher.abort();
     let _ = publisher.await;
+    if let Err(e) = &outcome {
+        metrics::global().error(&name, e.stage());
+    }
     status.send_modify(|s| match outcome {
         Ok(state) => s.state = state,
         Err(e) => {
@@ -212,6 +229,16 @@ enum EngineError {
         path: PathBuf,
         reason: String,
     },
+}
+
+impl EngineError {
+    fn stage(&self) -> Stage {
+        match self {
+            EngineError::Sink(_) => Stage::Sink,
+            EngineError::Source(_) => Stage::Source,
+            EngineError::Cursor { .. } => Stage::Position,
+        }
+    }
 }
 
 async fn run_inner(
@@ -254,14 +281,8 @@ async fn run_inner(
             let lag_status = status.clone();
             let lag_pipeline = pipeline.name.clone();
             let report_lag: kafka::LagReporter = Box::new(move |lag| {
-                let gauges = &metrics::global().lag;
                 for (source, n) in &lag {
-                    gauges
-                        .get_or_create(&metrics::StreamLabels {
-                            pipeline: lag_pipeline.clone(),
-                            source: source.clone(),
-                        })
-                        .set(i64::try_from(*n).unwrap_or(i64::MAX));
+                    metrics::global().set_lag(&lag_pipeline, source, *n);
                 }
                 lag_status.send_modify(|s| s.lag = lag);
             });
@@ -507,6 +528,7 @@ fn health_reporter(status: Arc<watch::Sender<PipelineStatus>>) -> HealthReporter
     Box::new(move |problem| {
         status.send_modify(|s| match problem {
             Some(e) => {
+                metrics::global().error(&s.name, Stage::Source);
                 s.state = PipelineState::Retrying(e.clone());
                 s.last_error = Some(e);
             }
@@ -557,11 +579,20 @@ async fn write_batch(
     status: &watch::Sender<PipelineStatus>,
 ) -> Result<(), EngineError> {
     let started = Instant::now();
-    let labels = metrics::IngestMetrics::labels(&pipeline.name);
+    let labels = metrics::Metrics::labels(&pipeline.name);
     let counters = metrics::global();
+    counters
+        .records_read
+        .get_or_create(&labels)
+        .inc_by(batch.len() as u64);
+    counters
+        .batch_rows
+        .get_or_create(&labels)
+        .observe(batch.len() as f64);
     let outcome = sink
         .write(batch, |err, wait| {
             counters.retries.get_or_create(&labels).inc();
+            counters.error(&pipeline.name, Stage::Sink);
             tracing::warn!(pipeline = %pipeline.name, "ClickHouse write failed, retrying in {wait:?}: {err}");
             status.send_modify(|s| {
                 s.state = PipelineState::Retrying(err.to_string());
@@ -572,6 +603,10 @@ async fn write_batch(
     // Only now, with the batch stored, may the source's position move past it.
     positions.save(&outcome.acks, &pipeline.name)?;
     let latency = started.elapsed();
+    counters
+        .last_success
+        .get_or_create(&labels)
+        .set(crate::ingest::unix_now() as f64);
     counters
         .rows
         .get_or_create(&labels)

@@ -7,7 +7,6 @@
 pub mod engine;
 pub mod handover;
 pub mod init;
-pub mod metrics;
 pub mod pipeline;
 pub mod record;
 pub mod sinks;

@@ -20,7 +20,10 @@ use crate::ingest::pipeline::Pipeline;
 use crate::warehouse::Warehouse;
 
 /// One pipeline as a front end shows it.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Serialised as the control API sends it: `{"status": {...}, "recent_errors": [...],
+/// "controllable": .., "paused": ..}` (nested, not flattened: serde's flatten loses numbers
+/// with `arbitrary_precision`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PipelineSnapshot {
     pub status: PipelineStatus,
     /// The last errors (Unix seconds, message), oldest first, at most `RECENT_ERRORS`.
@@ -37,11 +40,20 @@ impl PipelineSnapshot {
     pub fn is_running(&self) -> bool {
         !self.paused && !is_ended(&self.status.state)
     }
+
+    /// One word for the state: starting, running, retrying, paused, failed, finished or
+    /// stopped (paused wins over the stopped run it leaves).
+    pub fn state_name(&self) -> &'static str {
+        if self.paused {
+            return "paused";
+        }
+        self.status.state.name()
+    }
 }
 
 pub const RECENT_ERRORS: usize = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PipelineControl {
     Pause,
@@ -115,12 +127,11 @@ impl Supervisor {
         if pipelines.iter().any(|p| p.pipeline.name == pipeline.name) {
             return Err(SupervisorError::Duplicate(pipeline.name));
         }
-        let index = pipelines.len();
         let initial = PipelineStatus {
             name: pipeline.name.clone(),
             ..PipelineStatus::default()
         };
-        // The snapshot goes in before the run starts, so its relay finds its index.
+        // The snapshot goes in before the run starts, so its relay finds it.
         self.snapshots.send_modify(|all| {
             all.push(PipelineSnapshot {
                 status: initial.clone(),
@@ -128,7 +139,7 @@ impl Supervisor {
                 ..PipelineSnapshot::default()
             });
         });
-        let run = self.launch(index, &pipeline, &base_dir, initial);
+        let run = self.launch(&pipeline, &base_dir, initial);
         pipelines.push(Supervised {
             pipeline,
             base_dir,
@@ -164,11 +175,7 @@ impl Supervisor {
         if self.shut_down.load(Ordering::SeqCst) {
             return Err(SupervisorError::ShutDown);
         }
-        let index = self
-            .lock_pipelines()
-            .iter()
-            .position(|p| p.pipeline.name == name)
-            .ok_or_else(|| SupervisorError::Unknown(name.to_string()))?;
+        let index = self.index_of(name)?;
         let current = self
             .snapshots
             .borrow()
@@ -208,6 +215,32 @@ impl Supervisor {
             .count()
     }
 
+    /// Every pipeline this supervisor owns, with the directory its relative paths resolve
+    /// against, in start order.
+    pub fn definitions(&self) -> Vec<(Pipeline, PathBuf)> {
+        self.lock_pipelines()
+            .iter()
+            .map(|p| (p.pipeline.clone(), p.base_dir.clone()))
+            .collect()
+    }
+
+    /// Stops the pipeline called `name` (after it stored what it had read) and forgets it,
+    /// for a reload that removed or changed it. Its saved position stays, so a pipeline of
+    /// the same name started later continues from it.
+    pub async fn remove(&self, name: &str) -> Result<(), SupervisorError> {
+        let _one_at_a_time = self.control_lock.lock().await;
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Err(SupervisorError::ShutDown);
+        }
+        let index = self.index_of(name)?;
+        self.stop(index).await;
+        self.lock_pipelines().remove(index);
+        self.snapshots.send_modify(|all| {
+            all.retain(|s| s.status.name != name);
+        });
+        Ok(())
+    }
+
     /// Stops every pipeline after it stored what it had read, and waits for all of them.
     /// Later `start` and `control` calls are refused.
     pub async fn shutdown(&self) {
@@ -226,6 +259,14 @@ impl Supervisor {
                 tracing::warn!("a pipeline's status relay ended abnormally: {e}");
             }
         }
+    }
+
+    /// Where the pipeline called `name` is in the list (and the snapshots).
+    fn index_of(&self, name: &str) -> Result<usize, SupervisorError> {
+        self.lock_pipelines()
+            .iter()
+            .position(|p| p.pipeline.name == name)
+            .ok_or_else(|| SupervisorError::Unknown(name.to_string()))
     }
 
     fn lock_pipelines(&self) -> MutexGuard<'_, Vec<Supervised>> {
@@ -281,15 +322,15 @@ impl Supervisor {
         });
         let mut pipelines = self.lock_pipelines();
         if let Some(p) = pipelines.get_mut(index) {
-            let run = self.launch(index, &p.pipeline, &p.base_dir, initial);
+            let run = self.launch(&p.pipeline, &p.base_dir, initial);
             p.run = Some(run);
         }
     }
 
-    /// Spawns one engine run and the relay that folds its statuses into snapshot `index`.
+    /// Spawns one engine run and the relay that folds its statuses into the pipeline's
+    /// snapshot.
     fn launch(
         &self,
-        index: usize,
         pipeline: &Pipeline,
         base_dir: &std::path::Path,
         initial: PipelineStatus,
@@ -305,10 +346,12 @@ impl Supervisor {
         };
         let engine = tokio::spawn(engine::run(run, cancel.clone(), status_tx));
         let snapshots = self.snapshots.clone();
+        let name = pipeline.name.clone();
         let relay = tokio::spawn(async move {
+            // By name: a reload may remove pipelines before this one, which moves it.
             let fold = |status: PipelineStatus| {
                 snapshots.send_modify(|all| {
-                    if let Some(s) = all.get_mut(index) {
+                    if let Some(s) = all.iter_mut().find(|s| s.status.name == name) {
                         absorb(s, status, crate::ingest::unix_now());
                     }
                 });
@@ -474,6 +517,23 @@ mod tests {
                 format!("error {}", RECENT_ERRORS + 4)
             ))
         );
+    }
+
+    #[test]
+    fn a_snapshot_survives_the_control_apis_json() {
+        let mut s = PipelineSnapshot {
+            status: status(PipelineState::Retrying("down".into()), Some("down")),
+            recent_errors: vec![(7, "down".into())],
+            controllable: true,
+            paused: false,
+        };
+        s.status.rows_written = 12;
+        s.status.rows_per_sec = 2.5;
+        s.status.lag.insert("kafka:t:0".into(), 3);
+        s.status.last_batch_latency = Some(std::time::Duration::from_millis(7));
+        let text = serde_json::to_string(&s).expect("serialised");
+        let back: PipelineSnapshot = serde_json::from_str(&text).expect("read back");
+        assert_eq!(back, s);
     }
 
     #[test]

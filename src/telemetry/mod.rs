@@ -105,8 +105,13 @@ pub fn init(verbosity: u8) {
     };
     let filter = EnvFilter::try_from_env("AURORA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     // A second init (tests calling into the CLI twice) is harmless; ignore it.
+    // Colours only for a person at a terminal: a service manager's journal or a container
+    // log would keep the escape codes as text.
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(LogSink)
         .with_target(false)
         .try_init();

@@ -33,7 +33,7 @@ pub use super::views::dashboards::{
     dashboard_command, dashboards_action, dashboards_back, schedule_dashboard,
 };
 use super::views::history::history_action;
-use super::views::pipelines::{on_pipelines, pipelines_action, sample_rates};
+use super::views::pipelines::{on_daemon_trouble, on_pipelines, pipelines_action, sample_rates};
 use super::views::schema::{on_sample, relist_tables, request_fits, schema_action};
 use super::widgets::chart::{ChartKind, SeriesSet};
 use super::widgets::result_table::ResultView;
@@ -234,6 +234,10 @@ pub struct PipelinesState {
     pub pending: Option<(String, PipelineControl)>,
     /// False when the pipelines shown belong to other processes (read from status files).
     pub controllable: bool,
+    /// The `aurora serve` daemon the pipelines run in, when they do (its URL).
+    pub daemon: Option<String>,
+    /// Why the daemon cannot be read right now.
+    pub daemon_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,6 +362,8 @@ pub enum Msg {
         now: u64,
     },
     Pipelines(Vec<PipelineSnapshot>),
+    /// The daemon stopped answering (why), or answers again (`None`).
+    DaemonTrouble(Option<String>),
     Job(JobId, JobOutput),
     /// The rows of a table the Schema view asked to see.
     Sample(JobId, Result<Arc<QueryResult>, String>),
@@ -586,7 +592,12 @@ impl State {
     }
 
     /// Pipelines this process runs, which quitting stops.
+    /// Pipelines that stop when the workspace quits: this process's own (not a daemon's,
+    /// which keeps running them).
     pub fn running_pipelines(&self) -> usize {
+        if self.pipelines.daemon.is_some() {
+            return 0;
+        }
         self.pipelines
             .rows
             .iter()
@@ -645,6 +656,10 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
         }
         Msg::Pipelines(snapshots) => {
             on_pipelines(state, snapshots);
+            Vec::new()
+        }
+        Msg::DaemonTrouble(trouble) => {
+            on_daemon_trouble(state, trouble);
             Vec::new()
         }
         Msg::Job(job, output) => on_job(state, job, output),

@@ -16,7 +16,9 @@ use crate::assistant::suggest;
 use crate::dashboards;
 use crate::dashboards::library::{self, Dirs};
 use crate::dashboards::Dashboard;
-use crate::ingest::supervisor::{PipelineControl, Supervisor};
+use crate::ingest::supervisor::PipelineControl;
+
+use super::PipelineHost;
 use crate::output::{render, OutputFormat};
 use crate::warehouse::{OverflowMode, QueryOptions, QueryResult, Warehouse};
 
@@ -32,7 +34,7 @@ pub struct Jobs {
     pub warehouse: Arc<Warehouse>,
     /// `Err` holds why the assistant is unavailable (no model, bad endpoint).
     pub assistant: Result<Arc<Assistant>, String>,
-    pub supervisor: Option<Arc<Supervisor>>,
+    pub pipelines: PipelineHost,
     pub query_options: QueryOptions,
     pub ask_options: AskOptions,
     pub tx: UnboundedSender<Msg>,
@@ -62,7 +64,7 @@ impl Jobs {
     pub fn new(
         warehouse: Arc<Warehouse>,
         assistant: Result<Arc<Assistant>, String>,
-        supervisor: Option<Arc<Supervisor>>,
+        pipelines: PipelineHost,
         query_options: QueryOptions,
         ask_options: AskOptions,
         history_path: Option<PathBuf>,
@@ -71,7 +73,7 @@ impl Jobs {
         Self {
             warehouse,
             assistant,
-            supervisor,
+            pipelines,
             query_options,
             ask_options,
             history_tx: history_path.map(|path| spawn_history_writer(path, tx.clone())),
@@ -319,19 +321,20 @@ impl Jobs {
 
     pub fn control(&self, name: String, control: PipelineControl) {
         let tx = self.tx.clone();
-        let Some(supervisor) = self.supervisor.clone() else {
-            let _ = tx.send(Msg::PipelineControlled {
-                name,
-                control,
-                result: Err("no pipeline runs in this process".into()),
-            });
-            return;
-        };
+        let host = self.pipelines.clone();
         tokio::spawn(async move {
-            let result = supervisor
-                .control(&name, control)
-                .await
-                .map_err(|e| e.to_string());
+            let result = match host {
+                PipelineHost::Here(supervisor) => supervisor
+                    .control(&name, control)
+                    .await
+                    .map_err(|e| e.to_string()),
+                PipelineHost::Daemon(daemon) => daemon
+                    .control(&name, control)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                PipelineHost::Files(_) => Err("no pipeline runs in this process".into()),
+            };
             let _ = tx.send(Msg::PipelineControlled {
                 name,
                 control,

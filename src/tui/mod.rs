@@ -58,10 +58,8 @@ pub struct TuiContext {
     pub config: Config,
     /// Shown in the status bar, e.g. `private 127.0.0.1:38211` or the server's URL.
     pub server_label: String,
-    /// Pipelines this process runs (the demo's); `None` shows those of other processes.
-    pub supervisor: Option<Arc<Supervisor>>,
-    /// Where `aurora pipeline run` processes publish their status files.
-    pub state_dir: PathBuf,
+    /// Where the pipelines the Pipelines view shows run.
+    pub pipelines: PipelineHost,
     /// Tables of this database come first in the suggestions.
     pub focus_database: Option<String>,
     /// Where the user's dashboards are.
@@ -186,16 +184,24 @@ fn spawn_signals(tx: UnboundedSender<Msg>) {
     });
 }
 
-/// Forwards pipeline snapshots: the supervisor's as they change, or other processes' status
-/// files once a second.
-fn spawn_pipelines(
-    tx: UnboundedSender<Msg>,
-    supervisor: Option<Arc<Supervisor>>,
-    state_dir: PathBuf,
-) {
+/// Where the workspace's pipelines run, which decides how it reads and steers them.
+#[derive(Clone)]
+pub enum PipelineHost {
+    /// In this process (the demo's): the supervisor's own snapshots and controls.
+    Here(Arc<Supervisor>),
+    /// In an `aurora serve` daemon: its control API, polled once a second.
+    Daemon(crate::serve::client::DaemonClient),
+    /// In `aurora pipeline run` processes: the status files they write in this state
+    /// directory, read only.
+    Files(PathBuf),
+}
+
+/// Forwards pipeline snapshots: the supervisor's as they change, the daemon's or other
+/// processes' status files once a second.
+fn spawn_pipelines(tx: UnboundedSender<Msg>, host: PipelineHost) {
     tokio::spawn(async move {
-        match supervisor {
-            Some(supervisor) => {
+        match host {
+            PipelineHost::Here(supervisor) => {
                 let mut changes = supervisor.subscribe();
                 loop {
                     let snapshots = changes.borrow_and_update().clone();
@@ -209,7 +215,29 @@ fn spawn_pipelines(
                     }
                 }
             }
-            None => loop {
+            PipelineHost::Daemon(daemon) => {
+                let mut trouble: Option<String> = None;
+                loop {
+                    let now = match daemon.pipelines().await {
+                        Ok(snapshots) => {
+                            if tx.send(Msg::Pipelines(snapshots)).is_err() {
+                                return;
+                            }
+                            None
+                        }
+                        Err(e) => Some(e.to_string()),
+                    };
+                    // Said once when it starts and once when it ends, not every second.
+                    if now != trouble {
+                        trouble = now.clone();
+                        if tx.send(Msg::DaemonTrouble(now)).is_err() {
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(SLOW_TICK).await;
+                }
+            }
+            PipelineHost::Files(state_dir) => loop {
                 let dir = state_dir.clone();
                 let snapshots = tokio::task::spawn_blocking(move || external_snapshots(&dir))
                     .await
@@ -316,6 +344,9 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
         initial_state(&ctx.config, ctx.server_label.clone(), version);
     state.focus_database = ctx.focus_database.clone();
     state.dashboards.open_at_start = ctx.open_dashboard.clone();
+    if let PipelineHost::Daemon(daemon) = &ctx.pipelines {
+        state.pipelines.daemon = Some(daemon.url().to_string());
+    }
     // The demo's first dashboard opens when its view is first shown.
     if ctx.open_dashboard.is_none() {
         state.dashboards.open_on_first_visit = ctx.extra_dashboards.first().map(|(n, _)| n.clone());
@@ -349,7 +380,7 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
     let mut jobs = Jobs::new(
         ctx.warehouse.clone(),
         assistant,
-        ctx.supervisor.clone(),
+        ctx.pipelines.clone(),
         jobs::query_options(&ctx.config),
         ask_options,
         history_path,
@@ -372,7 +403,7 @@ pub async fn run(ctx: TuiContext) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     spawn_input(tx.clone(), gate.clone(), stop.clone());
     spawn_signals(tx.clone());
-    spawn_pipelines(tx.clone(), ctx.supervisor.clone(), ctx.state_dir.clone());
+    spawn_pipelines(tx.clone(), ctx.pipelines.clone());
     jobs.load_schema();
     if ctx.open_dashboard.is_some() {
         jobs.load_dashboards(ctx.dashboards.clone(), ctx.extra_dashboards.clone());

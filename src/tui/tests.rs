@@ -594,6 +594,42 @@ fn quitting_asks_while_pipelines_run() {
     assert_eq!(update(&mut state, Msg::Terminate), vec![Command::Quit]);
 }
 
+#[test]
+fn a_daemons_pipelines_keep_running_when_the_workspace_quits() {
+    // The same running pipelines, but in `aurora serve`: quitting does not stop them, so it
+    // does not ask.
+    let mut state = full_state();
+    state.pipelines.daemon = Some("http://127.0.0.1:9464".into());
+    assert!(state.pipelines.rows.iter().any(|r| r.snapshot.is_running()));
+    update(&mut state, key(KeyCode::Tab));
+    assert_eq!(
+        update(&mut state, key(KeyCode::Char('q'))),
+        vec![Command::Quit]
+    );
+}
+
+#[test]
+fn a_daemon_that_stops_answering_is_said_once_and_its_return_too() {
+    let mut state = full_state();
+    state.pipelines.daemon = Some("http://127.0.0.1:9464".into());
+    update(
+        &mut state,
+        Msg::DaemonTrouble(Some(
+            "the daemon at http://127.0.0.1:9464 cannot be reached".into(),
+        )),
+    );
+    assert!(state
+        .notice
+        .as_ref()
+        .is_some_and(|n| n.text.contains("cannot be reached")));
+    update(&mut state, Msg::DaemonTrouble(None));
+    assert!(state
+        .notice
+        .as_ref()
+        .is_some_and(|n| n.text.contains("answers again")));
+    assert!(state.pipelines.daemon_error.is_none());
+}
+
 fn state_without_pipelines() -> State {
     let mut state = state();
     update(&mut state, Msg::Schema(Ok((schema(), suggestions()))));

@@ -105,6 +105,12 @@ impl Warehouse {
         })
     }
 
+    /// Asks the server for its version, with the session's credentials and database: a
+    /// readiness check that runs no query through the counted paths.
+    pub async fn ping(&self) -> Result<String> {
+        fetch_version(&self.http, &self.settings).await
+    }
+
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
     }

@@ -178,6 +178,12 @@ impl Warehouse {
 
     /// Starts a query and returns a stream of its rows.
     pub async fn query_stream(&self, sql: &str, opts: &QueryOptions) -> Result<RowStream> {
+        let started = self.start_query(sql, opts).await;
+        crate::metrics::global().query_done(started.is_ok());
+        started
+    }
+
+    async fn start_query(&self, sql: &str, opts: &QueryOptions) -> Result<RowStream> {
         let query_id = opts
             .query_id
             .clone()

@@ -21,13 +21,17 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
     if pipelines.rows.is_empty() {
         let block = panel(" Pipelines ", true, theme);
         let inner = draw_block(frame, body, block);
-        placeholder(
-            frame,
-            inner,
-            "No pipeline is running. Start one with `aurora pipeline run FILE`, or run \
-             `aurora demo` for a live one.",
-            theme.muted,
-        );
+        let text = match (&pipelines.daemon, &pipelines.daemon_error) {
+            (Some(_), Some(e)) => e.clone(),
+            (Some(url), None) => format!(
+                "aurora serve at {url} runs no pipeline. Add some to the config's `pipelines:` \
+                 list and reload it (kill -HUP)."
+            ),
+            (None, _) => "No pipeline is running. Start one with `aurora serve` or \
+                          `aurora pipeline run FILE`, or run `aurora demo` for a live one."
+                .to_string(),
+        };
+        placeholder(frame, inner, &text, theme.muted);
         return;
     }
     let areas = layout::list_and_detail(body);
@@ -89,9 +93,13 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
         })
         .collect();
     let keys = &state.keymap;
+    let host = match &pipelines.daemon {
+        Some(url) => format!(" of aurora serve {}", url.trim_start_matches("http://")),
+        None => String::new(),
+    };
     let title = if pipelines.controllable {
         format!(
-            " Pipelines · {} pause · {} resume · {} restart ",
+            " Pipelines{host} · {} pause · {} resume · {} restart ",
             keys.key_for(Action::PausePipeline),
             keys.key_for(Action::ResumePipeline),
             keys.key_for(Action::RestartPipeline)

@@ -26,6 +26,20 @@ pub(crate) fn on_pipelines(state: &mut State, snapshots: Vec<PipelineSnapshot>) 
     state.pipelines.selected = state.pipelines.selected.min(len.saturating_sub(1));
 }
 
+/// The daemon stopped answering, or answers again: said on the notice line and kept for the
+/// view's title.
+pub(crate) fn on_daemon_trouble(state: &mut State, trouble: Option<String>) {
+    let url = state.pipelines.daemon.clone().unwrap_or_default();
+    match &trouble {
+        Some(e) => state.notify(Level::Warning, e.clone()),
+        None if state.pipelines.daemon_error.is_some() => {
+            state.notify(Level::Info, format!("aurora serve at {url} answers again"))
+        }
+        None => {}
+    }
+    state.pipelines.daemon_error = trouble;
+}
+
 /// One sparkline sample per pipeline and second of wall time, paused and idle ones included.
 pub(crate) fn sample_rates(state: &mut State, previous_ms: u64) {
     if previous_ms / 1000 == state.now / 1000 {

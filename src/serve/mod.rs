@@ -1,0 +1,11 @@
+//! `aurora serve`'s engine: the HTTP side of the daemon (Prometheus metrics, health and
+//! readiness, the control API over the pipeline supervisor), how its token is chosen, and
+//! the client the workspace uses to steer a running daemon. The command itself (loading the
+//! config, starting pipelines, signals and reloads) is `cli::serve`.
+
+pub mod client;
+pub mod http;
+pub mod token;
+
+/// The control API's root; versioned so a later change can live beside it.
+pub const API: &str = "/api/v1";
