@@ -5,6 +5,7 @@
 //! and diagnostics). Later front ends (the TUI) call the same functions.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod alerts;
 pub mod assistant;
 pub mod cli;
 pub mod config;

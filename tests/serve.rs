@@ -16,23 +16,6 @@ use aurora::warehouse::{QueryOptions, Warehouse};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
-/// A free loopback port (bound, then released for the process under test).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("its address")
-        .port()
-}
-
-fn http() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("an HTTP client")
-}
-
 /// A response's body as JSON (`Null` when it is not).
 trait JsonBody {
     async fn json_body(self) -> serde_json::Value;
@@ -99,7 +82,7 @@ impl Daemon {
 
     /// Waits for /ready to say yes.
     async fn wait_ready(&mut self) {
-        let client = http();
+        let client = common::http_client();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -196,7 +179,7 @@ async fn wait_count(w: &Warehouse, table: &str, want: u64) {
 
 /// POSTs to the daemon's `path`, with `token` when given.
 async fn post(d: &Daemon, path: &str, token: Option<&str>) -> reqwest::Response {
-    let request = http().post(d.url(path));
+    let request = common::http_client().post(d.url(path));
     let request = match token {
         Some(t) => request.bearer_auth(t),
         None => request,
@@ -205,7 +188,7 @@ async fn post(d: &Daemon, path: &str, token: Option<&str>) -> reqwest::Response 
 }
 
 async fn pipelines(d: &Daemon) -> serde_json::Value {
-    http()
+    common::http_client()
         .get(d.url("/api/v1/pipelines"))
         .bearer_auth(TOKEN)
         .send()
@@ -226,7 +209,7 @@ fn names(list: &serde_json::Value) -> Vec<String> {
 
 /// Prometheus' answer to an instant query, as (labels, value) pairs.
 async fn prometheus_query(port: u16, query: &str) -> Vec<(serde_json::Value, f64)> {
-    let Ok(response) = http()
+    let Ok(response) = common::http_client()
         .get(format!("http://127.0.0.1:{port}/api/v1/query"))
         .query(&[("query", query)])
         .send()
@@ -259,12 +242,12 @@ async fn prometheus_scrapes_the_daemon_and_sees_the_rows_a_pipeline_wrote() {
     let dir = common::fresh_data_dir("serve-prom");
     write_rows(&dir.join("clicks.csv"), 0, 500, true);
     let config = write_config(&dir, &db, &["clicks"]);
-    let port = free_port();
+    let port = common::free_port();
     let mut daemon = Daemon::start(&config, &dir, &dir.join("state"), port, Some(TOKEN));
     daemon.wait_ready().await;
     wait_count(&w, &format!("{db}.clicks"), 500).await;
 
-    let prom_port = free_port();
+    let prom_port = common::free_port();
     let prom_dir = dir.join("prometheus");
     std::fs::create_dir_all(&prom_dir).expect("a Prometheus directory");
     std::fs::write(
@@ -325,7 +308,7 @@ async fn prometheus_scrapes_the_daemon_and_sees_the_rows_a_pipeline_wrote() {
     let _ = prometheus.wait();
 
     // The exposition itself: OpenMetrics, with the process's own series.
-    let response = http()
+    let response = common::http_client()
         .get(daemon.url("/metrics"))
         .send()
         .await
@@ -363,11 +346,17 @@ async fn the_control_api_needs_the_token_and_pauses_and_resumes_without_losing_r
     let csv = dir.join("orders.csv");
     write_rows(&csv, 0, 100, true);
     let config = write_config(&dir, &db, &["orders"]);
-    let mut daemon = Daemon::start(&config, &dir, &dir.join("state"), free_port(), Some(TOKEN));
+    let mut daemon = Daemon::start(
+        &config,
+        &dir,
+        &dir.join("state"),
+        common::free_port(),
+        Some(TOKEN),
+    );
     daemon.wait_ready().await;
     let table = format!("{db}.orders");
     wait_count(&w, &table, 100).await;
-    let client = http();
+    let client = common::http_client();
 
     // No token, a wrong one: 401, and the refusal is logged with where it came from.
     let r = post(&daemon, "/api/v1/pipelines/orders/pause", None).await;
@@ -452,7 +441,13 @@ async fn sighup_applies_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
     write_rows(&dir.join("a.csv"), 0, 10, true);
     write_rows(&dir.join("b.csv"), 0, 20, true);
     let config = write_config(&dir, &db, &["a"]);
-    let mut daemon = Daemon::start(&config, &dir, &dir.join("state"), free_port(), Some(TOKEN));
+    let mut daemon = Daemon::start(
+        &config,
+        &dir,
+        &dir.join("state"),
+        common::free_port(),
+        Some(TOKEN),
+    );
     daemon.wait_ready().await;
     assert_eq!(names(&pipelines(&daemon).await), ["a"]);
 
@@ -480,7 +475,7 @@ async fn sighup_applies_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
         daemon.log()
     );
     assert_eq!(names(&pipelines(&daemon).await), ["a", "b"]);
-    let metrics = http()
+    let metrics = common::http_client()
         .get(daemon.url("/metrics"))
         .send()
         .await
@@ -501,7 +496,7 @@ async fn sighup_applies_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
         assert!(Instant::now() < deadline, "{}", daemon.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let metrics = http()
+    let metrics = common::http_client()
         .get(daemon.url("/metrics"))
         .send()
         .await
@@ -587,7 +582,7 @@ async fn over_https_the_workspace_client_lists_and_controls_the_pipelines() {
     std::fs::write(dir.join("token"), format!("{TOKEN}\n")).expect("write the token");
     write_rows(&dir.join("events.csv"), 0, 30, true);
     let config = write_config(&dir, &db, &["events"]);
-    let port = free_port();
+    let port = common::free_port();
     let mut text = std::fs::read_to_string(&config).expect("the config");
     text.push_str(&format!(
         "serve:\n  listen: 127.0.0.1:{port}\n  token_file: token\n  tls: {{cert_file: cert.pem, key_file: key.pem}}\n"
@@ -613,7 +608,10 @@ async fn over_https_the_workspace_client_lists_and_controls_the_pipelines() {
     assert!(paused.paused);
 
     // Plain HTTP on the same port gets no answer.
-    let plain = http().get(daemon.url("/health")).send().await;
+    let plain = common::http_client()
+        .get(daemon.url("/health"))
+        .send()
+        .await;
     assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != 200));
     let (code, log) = daemon.stop();
     assert_eq!(code, Some(0), "{log}");

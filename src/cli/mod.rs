@@ -2,6 +2,7 @@
 //! resolves where ClickHouse is, calls `warehouse`/`config` functions and prints results to
 //! stdout (data) and stderr (messages). Errors are rendered here, once, in plain words.
 
+mod alert;
 mod ask;
 mod config_cmd;
 mod dashboard;
@@ -108,8 +109,10 @@ pub enum Command {
     Config(config_cmd::ConfigArgs),
     /// Validate and run ingestion pipelines (CSV files, Kafka, PostgreSQL, MySQL)
     Pipeline(pipeline::PipelineArgs),
-    /// Run the pipelines as a daemon with Prometheus metrics, health checks and a control API
+    /// Run the pipelines and alert rules as a daemon with Prometheus metrics, health checks and a control API
     Serve(serve::ServeArgs),
+    /// The alert rules: list them, or evaluate one and print what would be sent
+    Alert(alert::AlertArgs),
     /// Dashboards: templates that fit your tables, deploy, show, export to Grafana
     Dashboard(dashboard::DashboardArgs),
     /// Start the private server, load the sample data set and show it
@@ -170,6 +173,7 @@ pub fn main() -> ExitCode {
             Command::Dashboard(args) => dashboard::run(&global, args).await,
             Command::Pipeline(args) => pipeline::run(&global, args).await,
             Command::Serve(args) => serve::run(&global, args).await,
+            Command::Alert(args) => alert::run(&global, args).await,
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     });

@@ -14,6 +14,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::notify::{Dispatcher, Notifier, Origin};
+use crate::alerts::service::Alerting;
+use crate::config::AlertRule;
 use crate::ingest::pipeline::Pipeline;
 use crate::ingest::supervisor::Supervisor;
 use crate::serve::http::{self, Daemon};
@@ -38,7 +41,9 @@ pub struct ServeArgs {
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode> {
     // Everything that can be wrong with the files is reported before anything starts.
     let wanted = wanted_pipelines(global, &args.files)?;
-    let session = Session::open(global).await?;
+    let config = super::session::load_config(global)?;
+    let (rules, notifiers) = alert_setup(&config.alerts)?;
+    let session = Session::open_with(global, config).await?;
     let serve = session.config.serve.clone();
     let listen_text = args.listen.clone().unwrap_or_else(|| serve.listen.clone());
     let listen = http::parse_listen(&listen_text)?;
@@ -70,15 +75,31 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode> {
     let metrics = crate::metrics::global();
     metrics.config_reload_ok.set(1);
     metrics.config_reload_time.set(unix_now_f64());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let origin = Origin {
+        external_url: format!("{scheme}://{bound}"),
+        host: nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "aurora".into()),
+    };
+    let rule_count = rules.len();
+    let mut alerting = Alerting::new(session.warehouse.clone());
+    alerting.apply(
+        rules,
+        &session.config.alerts,
+        Dispatcher::new(notifiers, origin.clone()),
+    );
+    let alerting = std::sync::Mutex::new(alerting);
 
     let daemon = Arc::new(Daemon {
         supervisor: supervisor.clone(),
         warehouse: session.warehouse.clone(),
         token: token.clone(),
         draining: AtomicBool::new(false),
+        alerts: lock(&alerting).states(),
     });
     let stop_http = CancellationToken::new();
-    let scheme = if tls.is_some() { "https" } else { "http" };
     let server = tokio::spawn(http::serve(
         listener,
         tls,
@@ -86,16 +107,18 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode> {
         stop_http.clone(),
     ));
     tracing::info!(
-        "aurora serve {}: {count} pipeline(s); listening on {scheme}://{bound} \
-         (/metrics, /health, /ready, {}/pipelines; token: {})",
+        "aurora serve {}: {count} pipeline(s), {rule_count} alert rule(s); listening on \
+         {scheme}://{bound} (/metrics, /health, /ready, {}/pipelines; token: {})",
         env!("CARGO_PKG_VERSION"),
         crate::serve::API,
         token.source
     );
 
-    let signals =
-        crate::shutdown::stopped_reloading_on_hangup(|| reload(global, &args.files, &supervisor))
-            .await;
+    let signals = crate::shutdown::stopped_reloading_on_hangup(|| {
+        reload(global, &args.files, &supervisor, &alerting, &origin)
+    })
+    .await;
+    lock(&alerting).stop();
     tracing::warn!("{signals}: draining pipelines and saving positions");
     daemon.draining.store(true, Ordering::SeqCst);
     supervisor.shutdown().await;
@@ -126,6 +149,40 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode> {
         tracing::warn!("{failed} pipeline(s) had failed before the daemon stopped");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn lock(alerting: &std::sync::Mutex<Alerting>) -> std::sync::MutexGuard<'_, Alerting> {
+    alerting
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The alert rules (the config's and its rule files') and the notifiers with their secrets
+/// read, or every problem with all of them.
+fn alert_setup(alerts: &crate::config::AlertsConfig) -> Result<(Vec<AlertRule>, Vec<Notifier>)> {
+    let mut problems = Vec::new();
+    let rules = match crate::alerts::load_rules(alerts) {
+        Ok(rules) => rules,
+        Err(diags) => {
+            problems.push(crate::config::render_all(&diags, None));
+            Vec::new()
+        }
+    };
+    let mut notifiers = Vec::new();
+    for (name, config) in &alerts.notifiers {
+        match Notifier::from_config(name, config) {
+            Ok(n) => notifiers.push(n),
+            Err(e) => problems.push(format!("error: {e}\n")),
+        }
+    }
+    if problems.is_empty() {
+        Ok((rules, notifiers))
+    } else {
+        anyhow::bail!(
+            "the alert rules or notifiers have problems; nothing was started:\n{}",
+            problems.concat().trim_end()
+        )
+    }
 }
 
 /// Every pipeline to run, with the directory its relative paths resolve against.
@@ -168,13 +225,23 @@ fn changes(running: &[(Pipeline, PathBuf)], wanted: &[(Pipeline, PathBuf)]) -> C
 
 /// SIGHUP: reads the config and pipeline files again; applies the difference, or keeps
 /// everything as it is when the new files have problems (reported, every one).
-async fn reload(global: &GlobalArgs, files: &[PathBuf], supervisor: &Arc<Supervisor>) {
+async fn reload(
+    global: &GlobalArgs,
+    files: &[PathBuf],
+    supervisor: &Arc<Supervisor>,
+    alerting: &std::sync::Mutex<Alerting>,
+    origin: &Origin,
+) {
     let metrics = crate::metrics::global();
     tracing::info!("SIGHUP: reloading the configuration");
-    let wanted = match crate::config::load(global.config.as_deref())
+    let loaded = crate::config::load(global.config.as_deref())
         .map_err(anyhow::Error::from)
-        .and_then(|_| wanted_pipelines(global, files))
-    {
+        .and_then(|loaded| {
+            let wanted = wanted_pipelines(global, files)?;
+            let (rules, notifiers) = alert_setup(&loaded.config.alerts)?;
+            Ok((wanted, loaded.config.alerts, rules, notifiers))
+        });
+    let (wanted, alerts, rules, notifiers) = match loaded {
         Ok(w) => w,
         Err(e) => {
             metrics.config_reload_ok.set(0);
@@ -203,6 +270,8 @@ async fn reload(global: &GlobalArgs, files: &[PathBuf], supervisor: &Arc<Supervi
             }
         }
     }
+    let rule_count = rules.len();
+    lock(alerting).apply(rules, &alerts, Dispatcher::new(notifiers, origin.clone()));
     metrics.config_reload_ok.set(1);
     metrics.config_reload_time.set(unix_now_f64());
     let list = |names: &[String]| {
@@ -213,8 +282,9 @@ async fn reload(global: &GlobalArgs, files: &[PathBuf], supervisor: &Arc<Supervi
         }
     };
     tracing::info!(
-        "reloaded: added {}; removed {}; changed (restarted) {}; {} unchanged. Changes to the \
-         clickhouse, kafka and serve sections take effect at the next start",
+        "reloaded: added {}; removed {}; changed (restarted) {}; {} unchanged; {rule_count} \
+         alert rule(s). Changes to the clickhouse, kafka and serve sections take effect at the \
+         next start",
         list(&diff.added),
         list(&diff.removed),
         list(&diff.changed),

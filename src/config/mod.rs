@@ -16,9 +16,10 @@ use serde_yaml::Value as Yaml;
 
 pub use diagnostic::{render_all, summary, Diagnostic, Severity};
 pub use model::{
-    AssistantConfig, Backend, ClickHouseConfig, Config, GrammarField, KafkaConfig,
-    LocalServerConfig, OpenAiConfig, PipelineRef, ServeConfig, ServeTlsConfig, TlsConfig, UiConfig,
-    KNOWN_THEMES,
+    AlertRule, AlertmanagerNotifier, AlertsConfig, AssistantConfig, Backend, ClickHouseConfig,
+    Config, EmailNotifier, EmailTls, GrammarField, KafkaConfig, LocalServerConfig, NotifierConfig,
+    OpenAiConfig, PagerDutyNotifier, PipelineRef, ServeConfig, ServeTlsConfig, SlackNotifier,
+    TlsConfig, UiConfig, WebhookNotifier, KNOWN_THEMES,
 };
 pub(crate) use validate::did_you_mean;
 
@@ -155,6 +156,21 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     ];
     for p in optional.into_iter().flatten() {
         resolve(p);
+    }
+    for p in &mut config.alerts.rule_files {
+        resolve(p);
+    }
+    for notifier in config.alerts.notifiers.values_mut() {
+        let file = match notifier {
+            NotifierConfig::Webhook(n) => &mut n.url_file,
+            NotifierConfig::Slack(n) => &mut n.url_file,
+            NotifierConfig::Pagerduty(n) => &mut n.routing_key_file,
+            NotifierConfig::Email(n) => &mut n.password_file,
+            NotifierConfig::Alertmanager(_) => continue,
+        };
+        if let Some(p) = file {
+            resolve(p);
+        }
     }
     for pipeline in &mut config.pipelines {
         if let PipelineRef::Path(p) = pipeline {
@@ -332,7 +348,7 @@ pub struct DocumentMap {
 }
 
 /// One step of a path into a document: a mapping key or a list index.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathStep<'a> {
     Key(&'a str),
     Index(usize),
@@ -485,7 +501,19 @@ fn into_config(
     defaults: Option<&Located>,
 ) -> Result<Config, Vec<Diagnostic>> {
     match serde_yaml::from_value::<Config>(merged.clone()) {
-        Ok(config) => Ok(config),
+        Ok(config) => {
+            let problems = crate::alerts::check_config(&config.alerts);
+            if problems.is_empty() {
+                return Ok(config);
+            }
+            // The problems are in the user's file: the defaults have no rules or notifiers.
+            let map = DocumentMap {
+                name: user.name.to_owned(),
+                text: user.text.to_owned(),
+                tree: user.tree.clone(),
+            };
+            Err(problems.iter().map(|p| p.locate(&map)).collect())
+        }
         Err(err) => Err(vec![locate_serde_error(&merged, &err, user, defaults)]),
     }
 }

@@ -25,6 +25,7 @@ pub struct Config {
     pub pipelines: Vec<PipelineRef>,
     pub ui: UiConfig,
     pub serve: ServeConfig,
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -180,4 +181,145 @@ pub struct ServeConfig {
 pub struct ServeTlsConfig {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    // How often a rule is evaluated unless it says otherwise.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = FORMAT_DURATION))]
+    pub evaluation_interval: Duration,
+    // A firing alert is notified again this often.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = FORMAT_DURATION))]
+    pub repeat_interval: Duration,
+    // Files of `rules: [...]`, besides the rules below.
+    pub rule_files: Vec<PathBuf>,
+    pub rules: Vec<AlertRule>,
+    // Name to notifier; a rule's `notify` names some, else every one gets its alerts.
+    // serde_yaml writes enums as YAML tags by default; notifiers use the plain `slack: {...}`.
+    #[serde(with = "serde_yaml::with::singleton_map_recursive")]
+    #[schemars(with = "BTreeMap<String, NotifierConfig>")]
+    pub notifiers: BTreeMap<String, NotifierConfig>,
+}
+
+/// One alert rule: a ClickHouse query (one alert per row, its numeric column `value` or the
+/// last numeric one, the other columns as labels) or an Aurora metric (one alert per series),
+/// compared with `condition`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// An operator and a number: `> 100`, `<= 0.5`, `== 0`, `!= 1`.
+    pub condition: String,
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for", default, with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = FORMAT_DURATION))]
+    pub for_: Duration,
+    /// Evaluated this often; default `alerts.evaluation_interval`.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>", extend("format" = FORMAT_DURATION))]
+    pub interval: Option<Duration>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// A sentence with `{{ value }}` and `{{ labels.NAME }}` filled in.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// Notifier names; empty: every notifier.
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+/// Where alerts go: exactly one of `webhook`, `alertmanager`, `slack`, `pagerduty`, `email`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum NotifierConfig {
+    Webhook(WebhookNotifier),
+    Alertmanager(AlertmanagerNotifier),
+    Slack(SlackNotifier),
+    Pagerduty(PagerDutyNotifier),
+    Email(EmailNotifier),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookNotifier {
+    /// The receiver's URL, when it is no secret; else `url_env` or `url_file`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub url_env: Option<String>,
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerNotifier {
+    /// The Alertmanager, e.g. http://127.0.0.1:9093.
+    #[schemars(extend("format" = FORMAT_HTTP_URL))]
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlackNotifier {
+    /// The incoming webhook's URL is a secret: from this variable or this file.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyNotifier {
+    /// The integration's routing key: from this variable or this file.
+    #[serde(default)]
+    pub routing_key_env: Option<String>,
+    #[serde(default)]
+    pub routing_key_file: Option<PathBuf>,
+    #[serde(default = "pagerduty_url")]
+    #[schemars(extend("format" = FORMAT_HTTP_URL))]
+    pub url: String,
+}
+
+fn pagerduty_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailNotifier {
+    /// The SMTP server, HOST:PORT.
+    #[schemars(length(min = 3))]
+    pub smtp: String,
+    #[serde(default)]
+    pub tls: EmailTls,
+    pub from: String,
+    #[schemars(length(min = 1))]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// How the SMTP connection is protected: `starttls` (port 587), `tls` (port 465), or `none`
+/// (a relay on this machine only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailTls {
+    #[default]
+    Starttls,
+    Tls,
+    None,
 }

@@ -49,6 +49,11 @@ struct Pipelines {
 }
 
 #[derive(Deserialize)]
+struct Alerts {
+    alerts: Vec<crate::alerts::engine::ActiveAlert>,
+}
+
+#[derive(Deserialize)]
 struct One {
     pipeline: PipelineSnapshot,
 }
@@ -127,6 +132,30 @@ impl DaemonClient {
             .map_err(|e| self.unreachable(&e))?;
         let body: Pipelines = self.read(response).await?;
         Ok(mark_controllable(body.pipelines))
+    }
+
+    /// The daemon's `/metrics` text.
+    pub async fn metrics_text(&self) -> Result<String, ClientError> {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        response.text().await.map_err(|e| self.unreachable(&e))
+    }
+
+    /// The daemon's pending and firing alerts, firing first.
+    pub async fn alerts(&self) -> Result<Vec<crate::alerts::engine::ActiveAlert>, ClientError> {
+        let response = self
+            .authorized(self.http.get(format!("{}{API}/alerts", self.base)))?
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let body: Alerts = self.read(response).await?;
+        Ok(body.alerts)
     }
 
     /// Pauses, resumes or restarts `name`; returns its snapshot after the change (a pause

@@ -31,6 +31,8 @@ pub struct Daemon {
     pub token: Token,
     /// Set when SIGTERM arrived: `/ready` says no while the pipelines drain.
     pub draining: AtomicBool,
+    /// The alert rules' states.
+    pub alerts: crate::alerts::service::States,
 }
 
 /// How long `/ready` waits for ClickHouse.
@@ -41,6 +43,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/pipelines", get(list))
         .route("/pipelines/{name}", get(one))
         .route("/pipelines/{name}/{action}", post(control))
+        .route("/alerts", get(alerts))
         .route_layer(middleware::from_fn_with_state(
             daemon.clone(),
             require_token,
@@ -62,7 +65,7 @@ async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
         format!(
-            "no such endpoint; there are /metrics, /health, /ready and {API}/pipelines[/NAME[/pause|resume|restart]]"
+            "no such endpoint; there are /metrics, /health, /ready, {API}/alerts and {API}/pipelines[/NAME[/pause|resume|restart]]"
         ),
     )
 }
@@ -179,6 +182,11 @@ async fn require_token(
         header::HeaderValue::from_static("Bearer realm=\"aurora\""),
     );
     response
+}
+
+/// Pending and firing alerts, firing first.
+async fn alerts(State(daemon): State<Arc<Daemon>>) -> Response {
+    Json(json!({ "alerts": crate::alerts::service::active(&daemon.alerts) })).into_response()
 }
 
 async fn list(State(daemon): State<Arc<Daemon>>) -> Response {

@@ -238,6 +238,8 @@ pub struct PipelinesState {
     pub daemon: Option<String>,
     /// Why the daemon cannot be read right now.
     pub daemon_error: Option<String>,
+    /// The daemon's pending and firing alerts, firing first.
+    pub alerts: Vec<crate::alerts::engine::ActiveAlert>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,6 +366,8 @@ pub enum Msg {
     Pipelines(Vec<PipelineSnapshot>),
     /// The daemon stopped answering (why), or answers again (`None`).
     DaemonTrouble(Option<String>),
+    /// The daemon's pending and firing alerts.
+    Alerts(Vec<crate::alerts::engine::ActiveAlert>),
     Job(JobId, JobOutput),
     /// The rows of a table the Schema view asked to see.
     Sample(JobId, Result<Arc<QueryResult>, String>),
@@ -660,6 +664,10 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
         }
         Msg::DaemonTrouble(trouble) => {
             on_daemon_trouble(state, trouble);
+            Vec::new()
+        }
+        Msg::Alerts(alerts) => {
+            state.pipelines.alerts = alerts;
             Vec::new()
         }
         Msg::Job(job, output) => on_job(state, job, output),

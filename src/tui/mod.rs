@@ -227,6 +227,11 @@ fn spawn_pipelines(tx: UnboundedSender<Msg>, host: PipelineHost) {
                         }
                         Err(e) => Some(e.to_string()),
                     };
+                    if let Ok(alerts) = daemon.alerts().await {
+                        if tx.send(Msg::Alerts(alerts)).is_err() {
+                            return;
+                        }
+                    }
                     // Said once when it starts and once when it ends, not every second.
                     if now != trouble {
                         trouble = now.clone();

@@ -630,6 +630,33 @@ fn a_daemon_that_stops_answering_is_said_once_and_its_return_too() {
     assert!(state.pipelines.daemon_error.is_none());
 }
 
+#[test]
+fn firing_alerts_of_the_daemon_show_in_a_bar_until_a_notice_covers_it() {
+    use crate::alerts::engine::ActiveAlert;
+    let alert = |rule: &str, state: &str| ActiveAlert {
+        rule: rule.into(),
+        fingerprint: "f".into(),
+        state: state.into(),
+        labels: Default::default(),
+        summary: format!("{rule} is bad"),
+        value: 1.0,
+        since: "2026-12-07T10:00:00Z".into(),
+    };
+    assert_eq!(crate::tui::ui::alert_bar(&[alert("lag", "pending")]), None);
+    let mut state = full_state();
+    state.notice = None;
+    update(
+        &mut state,
+        Msg::Alerts(vec![alert("no_orders", "firing"), alert("lag", "pending")]),
+    );
+    let screen = render(&state, 120, 40).backend().to_string();
+    assert!(
+        screen.contains("▲ 1 alert firing: no_orders: no_orders is bad"),
+        "{screen}"
+    );
+    assert!(screen.contains("▲ 1 firing ·"), "{screen}");
+}
+
 fn state_without_pipelines() -> State {
     let mut state = state();
     update(&mut state, Msg::Schema(Ok((schema(), suggestions()))));

@@ -165,3 +165,22 @@ pub fn default_model_path() -> PathBuf {
     );
     path
 }
+
+/// A free loopback port (bound, then released for the process under test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
+/// An HTTP client for the tests' own requests (reqwest is built without a TLS provider of
+/// its own: ring, as in Aurora).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}

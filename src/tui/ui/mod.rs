@@ -99,9 +99,13 @@ fn draw_tabs(frame: &mut Frame, area: Rect, state: &State) {
     frame.render_widget(help, area);
 }
 
+/// The notice of the moment; without one, the alert bar while the daemon's alerts fire.
 fn draw_notice(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
     let Some(notice) = &state.notice else {
+        if let Some(bar) = alert_bar(&state.pipelines.alerts) {
+            frame.render_widget(Line::styled(bar, theme.danger), area);
+        }
         return;
     };
     let style = match notice.level {
@@ -131,8 +135,19 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &State) {
         )
     };
     let clock = clock(state.now);
+    let firing = state
+        .pipelines
+        .alerts
+        .iter()
+        .filter(|a| a.state == "firing")
+        .count();
+    let alerts = if firing > 0 {
+        format!("▲ {firing} firing · ")
+    } else {
+        String::new()
+    };
     let text = format!(
-        " {} (ClickHouse {}) · {} · {} ",
+        " {alerts}{} (ClickHouse {}) · {} · {} ",
         state.server, state.server_version, pipelines, model
     );
     frame.render_widget(Block::new().style(theme.status_bar), area);
@@ -147,6 +162,26 @@ fn draw_status(frame: &mut Frame, area: Rect, state: &State) {
         Line::styled(format!("{clock} "), theme.status_bar).alignment(Alignment::Right),
         area,
     );
+}
+
+/// `▲ 2 alerts firing: no_orders: No orders in 10 minutes · lag: …`, or `None` when none
+/// fires.
+pub fn alert_bar(alerts: &[crate::alerts::engine::ActiveAlert]) -> Option<String> {
+    let firing: Vec<&crate::alerts::engine::ActiveAlert> =
+        alerts.iter().filter(|a| a.state == "firing").collect();
+    if firing.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = firing
+        .iter()
+        .map(|a| format!("{}: {}", a.rule, a.summary))
+        .collect();
+    Some(format!(
+        "▲ {} alert{} firing: {}",
+        firing.len(),
+        if firing.len() == 1 { "" } else { "s" },
+        list.join(" · ")
+    ))
 }
 
 /// `HH:MM:SS` UTC of a Unix-milliseconds time.
