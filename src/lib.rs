@@ -17,6 +17,7 @@ pub mod numbers;
 pub mod output;
 pub mod serve;
 pub mod shutdown;
+pub mod sizing;
 pub mod telemetry;
 pub mod tui;
 pub mod warehouse;

@@ -14,6 +14,7 @@ mod schema;
 mod serve;
 mod server;
 mod session;
+mod size;
 pub mod workspace;
 
 use std::path::PathBuf;
@@ -113,6 +114,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// The alert rules: list them, or evaluate one and print what would be sent
     Alert(alert::AlertArgs),
+    /// ClickHouse, Kafka and Aurora resources for a workload, each with the rule it came from
+    Size(size::SizeArgs),
     /// Dashboards: templates that fit your tables, deploy, show, export to Grafana
     Dashboard(dashboard::DashboardArgs),
     /// Start the private server, load the sample data set and show it
@@ -174,6 +177,7 @@ pub fn main() -> ExitCode {
             Command::Pipeline(args) => pipeline::run(&global, args).await,
             Command::Serve(args) => serve::run(&global, args).await,
             Command::Alert(args) => alert::run(&global, args).await,
+            Command::Size(args) => size::run(&global, args).await,
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     });
