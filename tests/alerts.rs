@@ -291,6 +291,8 @@ async fn alerts_reach_a_real_alertmanager_and_every_notifier_fires_then_resolves
         "{metrics}"
     );
     let text = log.lock().expect("log").clone();
+    assert!(text.contains("alert firing: the flag is 1"), "{text}");
+    assert!(text.contains("alert resolved: the flag is 1"), "{text}");
     assert!(
         !text.contains("pd-routing-key-1234"),
         "a secret was logged:\n{text}"

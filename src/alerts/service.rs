@@ -157,6 +157,13 @@ pub async fn evaluate_once(
     // Alertmanager forgets alerts not sent again within their window: four intervals, at
     // least four minutes, as Prometheus does.
     let window = (interval * 4).max(Duration::from_secs(240));
+    for a in &changes {
+        let status = match a.status {
+            super::engine::Status::Firing => "firing",
+            super::engine::Status::Resolved => "resolved",
+        };
+        tracing::info!(rule = %name, fingerprint = %a.fingerprint, "alert {status}: {}", a.summary);
+    }
     let changed: std::collections::BTreeSet<String> =
         changes.iter().map(|a| a.fingerprint.clone()).collect();
     dispatcher.dispatch(&notify, changes, false, window);
