@@ -502,7 +502,8 @@ fn into_config(
 ) -> Result<Config, Vec<Diagnostic>> {
     match serde_yaml::from_value::<Config>(merged.clone()) {
         Ok(config) => {
-            let problems = crate::alerts::check_config(&config.alerts);
+            let mut problems = crate::alerts::check_config(&config.alerts);
+            problems.extend(serve_problems(&config.serve));
             if problems.is_empty() {
                 return Ok(config);
             }
@@ -516,6 +517,25 @@ fn into_config(
         }
         Err(err) => Err(vec![locate_serde_error(&merged, &err, user, defaults)]),
     }
+}
+
+/// `serve.tls` needs both files or neither.
+fn serve_problems(serve: &ServeConfig) -> Vec<crate::alerts::Problem> {
+    use crate::alerts::{Problem, Step};
+    let tls = &serve.tls;
+    if tls.cert_file.is_some() == tls.key_file.is_some() {
+        return Vec::new();
+    }
+    let missing = if tls.cert_file.is_none() {
+        "cert_file"
+    } else {
+        "key_file"
+    };
+    vec![Problem {
+        path: vec![Step::Key("serve".into()), Step::Key("tls".into())],
+        message: format!("serve.tls has one file without the other: `{missing}` is missing"),
+        hint: Some("give both cert_file and key_file for HTTPS, or neither for HTTP".into()),
+    }]
 }
 
 fn locate_serde_error(
@@ -628,6 +648,19 @@ mod tests {
         for text in ["", "\n", "# nothing yet\n", "---\n", "{}"] {
             assert_eq!(eval(text), Config::default(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn serve_tls_with_one_file_is_refused_where_it_is_written() {
+        let err = evaluate("t.yaml", "serve:\n  tls:\n    cert_file: c.pem\n")
+            .expect_err("one file only");
+        assert_eq!(err.len(), 1);
+        assert_eq!((err[0].line, err[0].column), (3, 5));
+        assert!(
+            err[0].message.contains("`key_file` is missing"),
+            "{}",
+            err[0].message
+        );
     }
 
     #[test]
