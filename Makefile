@@ -41,6 +41,7 @@ bench: build
 	$(CARGO) bench --locked --bench nl2sql
 	$(CARGO) bench --locked --bench tui
 	$(CARGO) bench --locked --bench dashboards
+	$(CARGO) bench --locked --bench serve
 
 clean:
 	$(CARGO) clean

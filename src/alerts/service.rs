@@ -175,6 +175,14 @@ pub async fn evaluate_once(
     Ok(samples.len())
 }
 
+/// Where in its interval a rule is evaluated: a fraction of it fixed by the rule's name.
+fn start_offset(name: &str, interval: Duration) -> Duration {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(name.as_bytes());
+    let fraction = f64::from(u16::from_be_bytes([hash[0], hash[1]])) / 65_536.0;
+    interval.mul_f64(fraction)
+}
+
 async fn evaluate_forever(
     name: String,
     states: States,
@@ -185,6 +193,12 @@ async fn evaluate_forever(
     cancel: CancellationToken,
 ) {
     let interval = interval.max(Duration::from_secs(1));
+    // Rules start at offsets spread over their interval (fixed per rule name, as Prometheus
+    // does), so twenty rules do not query the server at the same instant.
+    tokio::select! {
+        _ = tokio::time::sleep(start_offset(&name, interval)) => {}
+        _ = cancel.cancelled() => return,
+    }
     loop {
         if let Err(e) =
             evaluate_once(&name, &states, &warehouse, &dispatcher, interval, repeat).await
@@ -195,5 +209,24 @@ async fn evaluate_forever(
             _ = tokio::time::sleep(interval) => {}
             _ = cancel.cancelled() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_start_spread_over_their_interval_and_always_at_the_same_offset() {
+        let interval = Duration::from_secs(10);
+        let offsets: Vec<Duration> = (0..20)
+            .map(|i| start_offset(&format!("r{i}"), interval))
+            .collect();
+        assert!(offsets.iter().all(|o| *o < interval));
+        assert_eq!(start_offset("r1", interval), offsets[1]);
+        // Spread: not all in the same second.
+        let seconds: std::collections::BTreeSet<u64> =
+            offsets.iter().map(Duration::as_secs).collect();
+        assert!(seconds.len() >= 5, "{offsets:?}");
     }
 }
