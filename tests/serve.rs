@@ -187,6 +187,17 @@ async fn post(d: &Daemon, path: &str, token: Option<&str>) -> reqwest::Response 
     request.send().await.expect("a response")
 }
 
+async fn metrics_text(d: &Daemon) -> String {
+    common::http_client()
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 async fn pipelines(d: &Daemon) -> serde_json::Value {
     common::http_client()
         .get(d.url("/api/v1/pipelines"))
@@ -475,14 +486,7 @@ async fn sighup_applies_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
         daemon.log()
     );
     assert_eq!(names(&pipelines(&daemon).await), ["a", "b"]);
-    let metrics = common::http_client()
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&daemon).await;
     assert!(
         metrics.contains("aurora_config_last_reload_successful 0"),
         "{metrics}"
@@ -496,14 +500,7 @@ async fn sighup_applies_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
         assert!(Instant::now() < deadline, "{}", daemon.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let metrics = common::http_client()
-        .get(daemon.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&daemon).await;
     assert!(!metrics.contains("pipeline=\"b\""), "{metrics}");
     assert!(
         metrics.contains("aurora_config_last_reload_successful 1"),

@@ -126,6 +126,19 @@ pub struct Preview {
     pub body: String,
 }
 
+impl Origin {
+    /// Alerts that link to `external_url`, sent from this machine.
+    pub fn here(external_url: String) -> Self {
+        Self {
+            external_url,
+            host: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "aurora".into()),
+        }
+    }
+}
+
 impl Notifier {
     pub fn from_config(name: &str, config: &NotifierConfig) -> Result<Self, String> {
         let what = |s: &str| format!("notifier `{name}`'s {s}");
@@ -289,16 +302,8 @@ async fn post(http: &reqwest::Client, url: &str, body: &Json) -> Result<(), Stri
         .body(text)
         .send()
         .await
-        .map_err(|e| {
-            // The URL may be a secret (Slack's is): say what failed, not where.
-            let mut reason = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                reason = s.to_string();
-                source = s.source();
-            }
-            reason
-        })?;
+        // The URL may be a secret (Slack's is): say what failed, not where.
+        .map_err(|e| crate::serve::root_cause(&e))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());

@@ -183,13 +183,7 @@ async fn test_rule(
     if notifiers.is_empty() {
         println!("no notifier would be told (define some under `alerts.notifiers`)");
     }
-    let origin = Origin {
-        external_url: format!("http://{}", serve.listen),
-        host: nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "aurora".into()),
-    };
+    let origin = Origin::here(format!("http://{}", serve.listen));
     for n in &notifiers {
         for p in n.preview(&fired, &origin) {
             println!("\n--- {} ({})\n{}", p.notifier, p.target, p.body);

@@ -76,13 +76,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode> {
     metrics.config_reload_ok.set(1);
     metrics.config_reload_time.set(unix_now_f64());
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let origin = Origin {
-        external_url: format!("{scheme}://{bound}"),
-        host: nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "aurora".into()),
-    };
+    let origin = Origin::here(format!("{scheme}://{bound}"));
     let rule_count = rules.len();
     let mut alerting = Alerting::new(session.warehouse.clone());
     alerting.apply(

@@ -219,15 +219,9 @@ impl DaemonClient {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> ClientError {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            reason = s.to_string();
-            source = s.source();
-        }
         ClientError::Unreachable {
             url: self.base.clone(),
-            reason,
+            reason: super::root_cause(e),
         }
     }
 }

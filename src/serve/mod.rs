@@ -9,3 +9,15 @@ pub mod token;
 
 /// The control API's root; versioned so a later change can live beside it.
 pub const API: &str = "/api/v1";
+
+/// The innermost cause of an HTTP client's error (`connection refused`, a TLS failure): the
+/// outer ones repeat the URL, which may be a secret (a Slack webhook's is).
+pub(crate) fn root_cause(err: &reqwest::Error) -> String {
+    let mut reason = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        reason = s.to_string();
+        source = s.source();
+    }
+    reason
+}
