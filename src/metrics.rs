@@ -58,6 +58,22 @@ pub struct StageLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WarningLabels {
+    pub pipeline: String,
+    /// What happened, one of [`WARNING_KINDS`].
+    pub kind: &'static str,
+}
+
+/// The kinds of pipeline warnings: a file replaced or truncated under a CSV source, a Kafka
+/// partition whose offsets went back, records found stored that no restart explains.
+pub const WARNING_KINDS: [&str; 4] = [
+    "file_replaced",
+    "file_truncated",
+    "offsets_went_back",
+    "unexplained_already_stored",
+];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub pipeline: String,
     pub state: &'static str,
@@ -111,6 +127,7 @@ pub struct Metrics {
     pub batches: Family<PipelineLabels, Counter>,
     pub retries: Family<PipelineLabels, Counter>,
     errors: Family<StageLabels, Counter>,
+    warnings: Family<WarningLabels, Counter>,
     lag: Family<StreamLabels, Gauge>,
     /// The streams `lag` has a series for, so a removed pipeline's can be dropped.
     lag_streams: std::sync::Mutex<std::collections::BTreeSet<StreamLabels>>,
@@ -143,6 +160,7 @@ impl Metrics {
             batches: Family::default(),
             retries: Family::default(),
             errors: Family::default(),
+            warnings: Family::default(),
             lag: Family::default(),
             lag_streams: std::sync::Mutex::default(),
             last_success: Family::default(),
@@ -229,6 +247,12 @@ impl Metrics {
             m.errors.clone(),
         );
         aurora.register(
+            "pipeline_warnings",
+            "Events that lose nothing but need a look, by kind: file_replaced, file_truncated, \
+             offsets_went_back, unexplained_already_stored",
+            m.warnings.clone(),
+        );
+        aurora.register(
             "pipeline_lag_records",
             "Records not yet consumed, per source stream (Kafka partition)",
             m.lag.clone(),
@@ -313,6 +337,16 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a warning of `pipeline` (`kind` one of [`WARNING_KINDS`]).
+    pub fn warning(&self, pipeline: &str, kind: &'static str) {
+        self.warnings
+            .get_or_create(&WarningLabels {
+                pipeline: pipeline.to_string(),
+                kind,
+            })
+            .inc();
+    }
+
     /// Sets the one-hot `aurora_pipeline_state` of `pipeline` to `state` (one of
     /// [`PIPELINE_STATES`]).
     pub fn set_state(&self, pipeline: &str, state: &str) {
@@ -348,6 +382,12 @@ impl Metrics {
             self.state.remove(&StateLabels {
                 pipeline: pipeline.to_string(),
                 state: s,
+            });
+        }
+        for kind in WARNING_KINDS {
+            self.warnings.remove(&WarningLabels {
+                pipeline: pipeline.to_string(),
+                kind,
             });
         }
         for stage in [Stage::Source, Stage::Sink, Stage::Position] {

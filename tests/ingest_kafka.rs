@@ -1099,3 +1099,111 @@ async fn the_kafka_template_runs_as_written() {
     let error = common::scalar(&w, "SELECT error FROM analytics.events_rejected").await;
     assert!(error.contains("user_id"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offsets_that_go_back_stop_exactly_once_and_warn_at_least_once_on_mock() {
+    offsets_that_go_back(Kafka::mock()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offsets_that_go_back_stop_exactly_once_and_warn_at_least_once_on_tansu() {
+    offsets_that_go_back(Kafka::tansu()).await;
+}
+
+/// Joins `group` and commits `offset` for every partition of `topic`, as no consumer of it
+/// would: beyond the partitions' ends.
+fn commit_for_group(brokers: &str, group: &str, topic: &str, offset: i64) {
+    use rdkafka::consumer::CommitMode;
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while consumer.assignment().map_or(0, |a| a.count()) < PARTITIONS as usize {
+        assert!(Instant::now() < deadline, "never got the partitions");
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Offset(offset))
+            .unwrap();
+    }
+    consumer.commit(&tpl, CommitMode::Sync).unwrap();
+    consumer.unsubscribe();
+}
+
+/// Runs the pipeline in this process until it ends on its own (it must, within a minute).
+async fn run_to_its_end(yaml: &str) -> PipelineStatus {
+    let run = in_process(yaml).await;
+    let (tx, _rx) = watch::channel(PipelineStatus::default());
+    let task = tokio::spawn(engine::run(run, CancellationToken::new(), tx));
+    tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("the pipeline did not stop within 60 s")
+        .unwrap()
+}
+
+/// A topic deleted and recreated looks to its consumer group like this: the committed offsets
+/// lie beyond the partitions' ends, and what the broker serves starts again below them. The
+/// table holds rows at those positions from before, which exactly-once bookkeeping would take
+/// for the new records and skip as "already stored".
+async fn offsets_that_go_back(kafka: Kafka) {
+    let brokers = kafka.brokers();
+    let topic = kafka.topic("recreated").await;
+    let w = common::warehouse().await;
+    let db = common::scratch_database(&w, &format!("kafka_back_{}", kafka.tier())).await;
+    produce(&brokers, &topic, 0, 2_000);
+    let yaml = kafka.pipeline_yaml(&db, &topic);
+    let (good, _) = expected(0, 2_000);
+    run_until(&yaml, &w, &db, good).await;
+    commit_for_group(&brokers, &format!("aurora-test-{db}"), &topic, 1_000_000);
+
+    let status = run_to_its_end(&yaml).await;
+    let PipelineState::Failed(reason) = &status.state else {
+        panic!("exactly_once went on: {status:?}");
+    };
+    assert!(
+        // Said when the first message comes from below the committed offset, or (on a
+        // broker that serves nothing there instead of resetting) from the partition's end.
+        (reason.contains("below the group's committed offset 1000000")
+            || reason.contains("committed offset 1000000 is beyond the partition's end"))
+            && reason.contains("`epoch`")
+            && reason.contains("new `group`"),
+        "{reason}"
+    );
+    assert_eq!(status.already_stored, 0, "{status:?}");
+    assert_eq!(
+        common::count(&w, &format!("SELECT count() FROM {db}.events")).await,
+        good
+    );
+
+    // At least once: the records are stored as they come, with a warning saying why.
+    let yaml = edit(&yaml, "delivery: exactly_once", "delivery: at_least_once");
+    let status = run_until(&yaml, &w, &db, 2 * good).await;
+    assert!(
+        status
+            .warnings
+            .iter()
+            .any(|w| w.contains("committed offset")),
+        "{status:?}"
+    );
+
+    // The way on for exactly-once: a new epoch and group read the new topic in full.
+    let yaml = edit(
+        &edit(&yaml, "delivery: at_least_once", "delivery: exactly_once"),
+        &format!("group: aurora-test-{db}"),
+        &format!("group: aurora-test-{db}-2\n        epoch: 2"),
+    );
+    run_until(&yaml, &w, &db, 3 * good).await;
+    let epochs = common::scalar(
+        &w,
+        &format!("SELECT countIf(endsWith(_aurora_source, '@2')) FROM {db}.events"),
+    )
+    .await;
+    assert_eq!(epochs, good.to_string());
+}

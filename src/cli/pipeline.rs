@@ -236,6 +236,8 @@ async fn validate(global: &GlobalArgs, files: &[PathBuf], offline: bool) -> Resu
                     default_brokers: session.config.kafka.brokers.clone(),
                     client_id: session.config.kafka.client_id.clone(),
                     default_properties: session.config.kafka.properties.clone(),
+                    exactly_once: p.delivery == crate::ingest::pipeline::Delivery::ExactlyOnce,
+                    known_positions: Default::default(),
                 };
                 let spec = spec.clone();
                 let problems =
@@ -551,6 +553,9 @@ fn show_status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode> {
                     "  lag: {total} messages (partition=lag: {})",
                     parts.join(" ")
                 )?;
+            }
+            for w in &s.warnings {
+                writeln!(out, "  warning: {w}")?;
             }
             if let Some(e) = &s.last_error {
                 writeln!(out, "  last error: {e}")?;

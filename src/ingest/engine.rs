@@ -14,12 +14,12 @@ use tokio_util::sync::CancellationToken;
 use crate::ingest::handover::{Handover, Revoke};
 use crate::ingest::pipeline::{Delivery, Pipeline, Source};
 use crate::ingest::record::{Ack, SourceRecord};
-use crate::ingest::sinks::clickhouse::{ClickHouseSink, PreparedRecord, SinkError};
+use crate::ingest::sinks::clickhouse::{ClickHouseSink, KnownPositions, PreparedRecord, SinkError};
 use crate::ingest::sources::csv::{self, CursorStore};
 use crate::ingest::sources::kafka;
 use crate::ingest::sources::mysql::Mysql;
 use crate::ingest::sources::postgres::Postgres;
-use crate::ingest::sources::{sql, HealthReporter};
+use crate::ingest::sources::{sql, HealthReporter, Warning, WarningReporter};
 use crate::metrics::{self, Stage};
 use crate::warehouse::Warehouse;
 
@@ -79,9 +79,40 @@ pub struct PipelineStatus {
     pub rows_per_sec: f64,
     pub bytes_per_sec: f64,
     pub last_error: Option<String>,
+    /// Things that lost nothing but need a look (a file replaced or truncated, offsets that
+    /// went back, records found stored that no restart explains), oldest first, at most
+    /// `MAX_WARNINGS`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The process running the pipeline, and when it last reported (Unix seconds).
     pub pid: u32,
     pub updated_at: u64,
+}
+
+/// Warnings a status keeps; older ones are in the log.
+pub const MAX_WARNINGS: usize = 10;
+
+impl PipelineStatus {
+    /// Adds a warning, once: the same text again only moves it to the end.
+    pub fn add_warning(&mut self, message: String) {
+        self.warnings.retain(|w| *w != message);
+        self.warnings.push(message);
+        let excess = self.warnings.len().saturating_sub(MAX_WARNINGS);
+        self.warnings.drain(..excess);
+    }
+}
+
+/// Logs a warning, counts it and shows it in the status.
+fn warning_reporter(status: Arc<watch::Sender<PipelineStatus>>) -> WarningReporter {
+    Arc::new(move |warning: Warning| report_warning(&status, warning))
+}
+
+fn report_warning(status: &watch::Sender<PipelineStatus>, warning: Warning) {
+    status.send_modify(|s| {
+        tracing::warn!(pipeline = %s.name, kind = warning.kind, "{}", warning.message);
+        metrics::global().warning(&s.name, warning.kind);
+        s.add_warning(warning.message);
+    });
 }
 
 /// How far back `rows_per_sec` looks.
@@ -223,7 +254,7 @@ enum EngineError {
     Sink(#[from] SinkError),
     #[error("{0}")]
     Source(String),
-    #[error("cannot save the position of pipeline `{pipeline}` in {path}: {reason}")]
+    #[error("cannot read or save the positions of pipeline `{pipeline}` in {path}: {reason}")]
     Cursor {
         pipeline: String,
         path: PathBuf,
@@ -248,6 +279,8 @@ async fn run_inner(
 ) -> Result<PipelineState, EngineError> {
     let pipeline = &run.pipeline;
     let mut sink = ClickHouseSink::prepare(run.warehouse.clone(), pipeline).await?;
+    let known_positions = KnownPositions::default();
+    sink.set_known_positions(known_positions.clone());
     let (tx, mut rx) = mpsc::channel::<SourceRecord>(CHANNEL_RECORDS);
     let source_cancel = cancel.child_token();
     let state_dir = pipeline_state_dir(&run.state_dir, &pipeline.name);
@@ -260,11 +293,16 @@ async fn run_inner(
                 .display()
                 .to_string();
             let cursor_path = state_dir.join("cursors.json");
-            let cursors = Arc::new(Mutex::new(CursorStore::open(cursor_path.clone())));
+            let cursors = Arc::new(Mutex::new(open_cursors(
+                &pipeline.name,
+                &cursor_path,
+                &known_positions,
+            )?));
             let store = cursors.clone();
             let token = source_cancel.clone();
+            let warn = warning_reporter(status.clone());
             let task = tokio::task::spawn_blocking(move || {
-                csv::run(&spec, &pattern, store, tx, token).map_err(|e| e.to_string())
+                csv::run(&spec, &pattern, store, tx, token, warn).map_err(|e| e.to_string())
             });
             (task, Positions::Files(cursors, cursor_path))
         }
@@ -275,6 +313,8 @@ async fn run_inner(
                 default_brokers: run.kafka.brokers.clone(),
                 client_id: run.kafka.client_id.clone(),
                 default_properties: run.kafka.properties.clone(),
+                exactly_once: pipeline.delivery == Delivery::ExactlyOnce,
+                known_positions: known_positions.clone(),
             };
             let (ack_tx, ack_rx) = mpsc::unbounded_channel();
             let token = source_cancel.clone();
@@ -287,6 +327,7 @@ async fn run_inner(
                 lag_status.send_modify(|s| s.lag = lag);
             });
             let report_health = health_reporter(status.clone());
+            let warn = warning_reporter(status.clone());
             let shared = Arc::new(Handover::default());
             handover = Some(shared.clone());
             let task = tokio::spawn(async move {
@@ -299,6 +340,7 @@ async fn run_inner(
                     report_lag,
                     report_health,
                     shared,
+                    warn,
                 )
                 .await
                 .map_err(|e| e.to_string())
@@ -307,7 +349,11 @@ async fn run_inner(
         }
         Source::Postgres(spec) | Source::Mysql(spec) => {
             let cursor_path = state_dir.join("cursors.json");
-            let cursors = Arc::new(Mutex::new(CursorStore::open(cursor_path.clone())));
+            let cursors = Arc::new(Mutex::new(open_cursors(
+                &pipeline.name,
+                &cursor_path,
+                &known_positions,
+            )?));
             let exactly_once = pipeline.delivery == Delivery::ExactlyOnce;
             let token = source_cancel.clone();
             let health = health_reporter(status.clone());
@@ -507,6 +553,24 @@ impl Drop for CloseOnDrop {
     }
 }
 
+/// The saved positions of a pipeline, each of which the sink learns to expect records of.
+fn open_cursors(
+    pipeline: &str,
+    path: &Path,
+    known: &KnownPositions,
+) -> Result<CursorStore, EngineError> {
+    let store = CursorStore::open(path.to_path_buf()).map_err(|e| EngineError::Cursor {
+        pipeline: pipeline.to_string(),
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    known
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(store.cursors().map(|(id, _)| id.to_string()));
+    Ok(store)
+}
+
 /// Runs a SQL database copy on its own task.
 fn spawn_copy<D: sql::Database + 'static>(
     mut db: D,
@@ -602,6 +666,15 @@ async fn write_batch(
         .await?;
     // Only now, with the batch stored, may the source's position move past it.
     positions.save(&outcome.acks, &pipeline.name)?;
+    if !outcome.unexplained.is_empty() {
+        let table = sink.table_name();
+        for u in &outcome.unexplained {
+            report_warning(
+                status,
+                Warning::new("unexplained_already_stored", u.describe(&table)),
+            );
+        }
+    }
     let latency = started.elapsed();
     counters
         .last_success

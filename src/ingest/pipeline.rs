@@ -100,6 +100,11 @@ pub struct KafkaSource {
     /// librdkafka settings (security, SASL, ...), passed through unchanged.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Raise it (with a new `group`) after the topics were deleted and recreated: positions
+    /// become `kafka:<topic>:<partition>@<epoch>`, so the new topics' offsets are not taken
+    /// for the old ones' rows.
+    #[serde(default)]
+    pub epoch: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -119,6 +124,18 @@ pub struct CsvSource {
     #[serde(default = "default_poll", with = "humantime_serde")]
     #[schemars(with = "String", extend("format" = "aurora-duration"))]
     pub poll_interval: Duration,
+    /// What to do when a file being read is truncated or rewritten in place: `fail` (stop
+    /// the pipeline and say so) or `reread` (read it again from its start as a new file).
+    #[serde(default)]
+    pub on_truncate: OnTruncate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTruncate {
+    #[default]
+    Fail,
+    Reread,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -306,6 +323,12 @@ pub struct RetryPolicy {
     #[serde(default = "default_max_backoff", with = "humantime_serde")]
     #[schemars(with = "String", extend("format" = "aurora-duration"))]
     pub max_backoff: Duration,
+    /// How many times a ClickHouse error Aurora does not know to be temporary is retried
+    /// before the pipeline fails with it: a number, or `forever`. Known temporary errors
+    /// (network, timeouts, too many parts, memory limit, read-only replica, ...) are always
+    /// retried; known permanent ones (missing table, bad credentials) never are.
+    #[serde(default)]
+    pub unknown_errors: Attempts,
 }
 
 impl Default for RetryPolicy {
@@ -313,6 +336,38 @@ impl Default for RetryPolicy {
         Self {
             initial_backoff: default_initial_backoff(),
             max_backoff: default_max_backoff(),
+            unknown_errors: Attempts::default(),
+        }
+    }
+}
+
+/// A number of attempts, or `forever`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Attempts {
+    Times(u32),
+    Forever(ForeverWord),
+}
+
+/// The word `forever`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ForeverWord {
+    Forever,
+}
+
+impl Default for Attempts {
+    fn default() -> Self {
+        Attempts::Times(5)
+    }
+}
+
+impl Attempts {
+    /// Whether `failures` failures in a row leave room for another attempt.
+    pub fn allows_retry_after(self, failures: u32) -> bool {
+        match self {
+            Attempts::Times(n) => failures <= n,
+            Attempts::Forever(_) => true,
         }
     }
 }

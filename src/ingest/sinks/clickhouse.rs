@@ -31,9 +31,12 @@ pub const OFFSET_COLUMN: &str = "_aurora_offset";
 /// Why the sink could not do its work, and whether waiting can help.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SinkError {
-    /// Worth retrying: network, timeouts, an overloaded server.
+    /// Known to be temporary: network, timeouts, an overloaded server. Retried for ever.
     #[error("{0}")]
     Transient(String),
+    /// Not known to be either: retried `retry.unknown_errors` times, then fatal.
+    #[error("{0}")]
+    Unknown(String),
     /// Retrying cannot help: missing table, wrong password, incompatible schema.
     #[error("{0}")]
     Fatal(String),
@@ -50,30 +53,72 @@ impl SinkError {
 enum ErrorClass {
     /// Some row's data is bad: split the batch to find it.
     Data,
+    /// Known to pass: retry for as long as it takes.
     Transient,
+    /// Not on any list: retry a bounded number of times.
+    Unknown,
     Fatal,
 }
 
+/// Server error codes that mean "try again later" (ClickHouse's `ErrorCodes.cpp`): the
+/// network, timeouts, load (too many parts or queries, memory), replication and ZooKeeper
+/// trouble, a replica that is read-only for now, an insert whose fate is unknown.
+const RETRYABLE_CODES: &[u32] = &[
+    3,    // UNEXPECTED_END_OF_FILE (connection cut)
+    159,  // TIMEOUT_EXCEEDED
+    160,  // TOO_SLOW
+    173,  // CANNOT_ALLOCATE_MEMORY
+    198,  // DNS_ERROR
+    202,  // TOO_MANY_SIMULTANEOUS_QUERIES
+    203,  // NO_FREE_CONNECTION
+    209,  // SOCKET_TIMEOUT
+    210,  // NETWORK_ERROR
+    225,  // NO_ZOOKEEPER
+    236,  // ABORTED
+    241,  // MEMORY_LIMIT_EXCEEDED
+    242,  // TABLE_IS_READ_ONLY (a replica that lost ZooKeeper)
+    244,  // UNEXPECTED_ZOOKEEPER_ERROR
+    252,  // TOO_MANY_PARTS
+    279,  // ALL_CONNECTION_TRIES_FAILED
+    285,  // TOO_FEW_LIVE_REPLICAS
+    286,  // UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE
+    319,  // UNKNOWN_STATUS_OF_INSERT
+    394,  // QUERY_WAS_CANCELLED
+    425,  // SYSTEM_ERROR
+    439,  // CANNOT_SCHEDULE_TASK
+    473,  // DEADLOCK_AVOIDED
+    999,  // KEEPER_EXCEPTION
+    1000, // POCO_EXCEPTION (mostly network)
+];
+
+/// Codes caused by a row's values: parse and conversion failures.
+const DATA_CODES: &[u32] = &[
+    6, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 190, 349, 395, 469,
+];
+
+/// Codes retrying cannot fix: the table, the database or our rights are gone, a read-only
+/// user, a schema that does not fit.
+const FATAL_CODES: &[u32] = &[16, 44, 47, 60, 62, 81, 164, 192, 193, 497, 516];
+
 fn classify(err: &WarehouseError) -> ErrorClass {
     match err {
-        WarehouseError::Server(e) => match e.code {
-            // Parse and conversion failures caused by a row's values.
-            6 | 26 | 27 | 32 | 38 | 41 | 53 | 69 | 70 | 72 | 117 | 131 | 190 | 349 | 395 | 469 => {
-                ErrorClass::Data
-            }
-            // The table, the database or our rights are gone: waiting will not bring them back.
-            16 | 44 | 47 | 60 | 62 | 81 | 164 | 192 | 193 | 497 | 516 => ErrorClass::Fatal,
-            _ => ErrorClass::Transient,
-        },
+        WarehouseError::Server(e) if RETRYABLE_CODES.contains(&e.code) => ErrorClass::Transient,
+        WarehouseError::Server(e) if DATA_CODES.contains(&e.code) => ErrorClass::Data,
+        WarehouseError::Server(e) if FATAL_CODES.contains(&e.code) => ErrorClass::Fatal,
+        WarehouseError::Server(_) => ErrorClass::Unknown,
+        WarehouseError::Connect { .. } | WarehouseError::Timeout { .. } => ErrorClass::Transient,
         WarehouseError::Settings(_) | WarehouseError::LocalServer(_) => ErrorClass::Fatal,
-        _ => ErrorClass::Transient,
+        WarehouseError::Cancelled { .. }
+        | WarehouseError::Protocol { .. }
+        | WarehouseError::Decode(_) => ErrorClass::Unknown,
     }
 }
 
 fn sink_error(err: &WarehouseError) -> SinkError {
     match classify(err) {
         ErrorClass::Fatal => SinkError::Fatal(err.to_string()),
-        _ => SinkError::Transient(err.to_string()),
+        ErrorClass::Unknown => SinkError::Unknown(err.to_string()),
+        ErrorClass::Transient | ErrorClass::Data => SinkError::Transient(err.to_string()),
     }
 }
 
@@ -97,9 +142,36 @@ pub struct WriteOutcome {
     pub dead_lettered: u64,
     /// Records skipped because an earlier run had already stored them.
     pub already_stored: u64,
+    /// Sources found with more records stored than a restart explains (see `Unexplained`).
+    pub unexplained: Vec<Unexplained>,
     /// Per source, the highest offset now durably stored.
     pub acks: Vec<Ack>,
 }
+
+/// A source of which the table already holds more records than a crash of this pipeline can
+/// have left behind, while the pipeline has no saved position for it: another pipeline writes
+/// the same source into the table, or the pipeline's state (its cursor file, its consumer
+/// group) was reset. Its records in the table will be skipped as already stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unexplained {
+    pub source_id: Arc<str>,
+    pub records: u64,
+}
+
+impl Unexplained {
+    pub fn describe(&self, table: &str) -> String {
+        format!(
+            "{table} already holds {} record(s) of {}, but this pipeline has no saved position for it: \
+             another pipeline writes the same source into this table, or this pipeline's state \
+             (cursor file, consumer group) was reset. Those records are skipped as already stored",
+            self.records, self.source_id
+        )
+    }
+}
+
+/// The sources a pipeline has a saved position for (a cursor, a committed offset), which
+/// explains finding their records stored after a restart.
+pub type KnownPositions = Arc<std::sync::Mutex<HashSet<String>>>;
 
 /// A record turned into what the sink will send: its JSON line for the target table, or why
 /// it cannot be stored. Prepared as records arrive, so the parsed record is dropped early and a
@@ -185,6 +257,13 @@ pub struct ClickHouseSink {
     uncertain_up_to: HashMap<Arc<str>, u64>,
     /// Sources whose stored offsets have been looked up.
     known_sources: HashSet<Arc<str>>,
+    /// Sources with a saved position; see `Unexplained`.
+    known_positions: KnownPositions,
+    /// How many stored records a crash can leave behind unsaved: the batch being written
+    /// (with some slack for one being retried).
+    crash_window: u64,
+    /// Found while learning sources, reported with the next outcome.
+    unexplained: Vec<Unexplained>,
     retry: RetryPolicy,
 }
 
@@ -284,10 +363,23 @@ impl ClickHouseSink {
             uncertain_up_to: HashMap::new(),
             retry: pipeline.retry.clone(),
             known_sources: HashSet::new(),
+            known_positions: KnownPositions::default(),
+            crash_window: pipeline.sink.batch.max_rows.saturating_mul(2),
+            unexplained: Vec::new(),
         })
     }
 
     /// What turns source records into rows for this sink's table.
+    /// Where the sink learns which sources have a saved position.
+    pub fn set_known_positions(&mut self, known: KnownPositions) {
+        self.known_positions = known;
+    }
+
+    /// The target table, `db.table`.
+    pub fn table_name(&self) -> String {
+        format!("{}.{}", self.table.0, self.table.1)
+    }
+
     pub fn preparer(&self) -> RecordPreparer {
         RecordPreparer {
             transform: self.transform.clone(),
@@ -316,16 +408,17 @@ impl ClickHouseSink {
             .collect::<Vec<_>>()
             .join(", ");
         let mut queries = vec![format!(
-            "SELECT {SOURCE_COLUMN}, max({OFFSET_COLUMN}) FROM {} WHERE {SOURCE_COLUMN} IN ({list}) GROUP BY {SOURCE_COLUMN}",
+            "SELECT {SOURCE_COLUMN}, max({OFFSET_COLUMN}), count() FROM {} WHERE {SOURCE_COLUMN} IN ({list}) GROUP BY {SOURCE_COLUMN}",
             quoted_table(&self.table)
         )];
         if let Some(dl) = &self.dead_letter {
             queries.push(format!(
-                "SELECT source, max(offset) FROM {} WHERE pipeline = {} AND source IN ({list}) GROUP BY source",
+                "SELECT source, max(offset), count() FROM {} WHERE pipeline = {} AND source IN ({list}) GROUP BY source",
                 quoted_table(dl),
                 quote_str(&self.pipeline)
             ));
         }
+        let mut counts: BTreeMap<Arc<str>, u64> = BTreeMap::new();
         for sql in queries {
             let result = self
                 .warehouse
@@ -336,14 +429,28 @@ impl ClickHouseSink {
                 if let (Some(Value::String(source)), Some(Value::UInt(max))) =
                     (row.first(), row.get(1))
                 {
-                    let entry = self
-                        .uncertain_up_to
-                        .entry(Arc::from(&**source))
-                        .or_insert(0);
+                    let source: Arc<str> = Arc::from(&**source);
+                    let entry = self.uncertain_up_to.entry(source.clone()).or_insert(0);
                     *entry = (*entry).max(*max);
+                    if let Some(Value::UInt(n)) = row.get(2) {
+                        *counts.entry(source).or_insert(0) += n;
+                    }
                 }
             }
         }
+        let known = self
+            .known_positions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (source, records) in counts {
+            if records > self.crash_window && !known.contains(&*source) {
+                self.unexplained.push(Unexplained {
+                    source_id: source,
+                    records,
+                });
+            }
+        }
+        drop(known);
         self.known_sources.extend(new);
         Ok(())
     }
@@ -358,32 +465,45 @@ impl ClickHouseSink {
     }
 
     /// Writes one batch. Returns once every record is stored in the target or dead-letter
-    /// table; transient failures are retried with backoff (reported through `on_retry`).
+    /// table; temporary failures are retried with backoff (reported through `on_retry`),
+    /// unknown ones as often as `retry.unknown_errors` allows.
     pub async fn write(
         &mut self,
         records: &[PreparedRecord],
         mut on_retry: impl FnMut(&SinkError, Duration),
     ) -> Result<WriteOutcome, SinkError> {
-        let mut backoff = self.retry.initial_backoff;
+        let mut delays = backoff(&self.retry);
+        let mut unknown_failures = 0u32;
         loop {
-            match self.try_write(records).await {
+            let err = match self.try_write(records).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(SinkError::Fatal(e)) => return Err(SinkError::Fatal(e)),
-                Err(err) => {
-                    // Part of the batch may be stored now: check it record by record next time.
-                    if self.delivery == Delivery::ExactlyOnce {
-                        for r in records {
-                            let entry =
-                                self.uncertain_up_to.entry(r.source_id.clone()).or_insert(0);
-                            *entry = (*entry).max(r.offset);
-                        }
-                    }
-                    let wait = jitter(backoff);
-                    on_retry(&err, wait);
-                    tokio::time::sleep(wait).await;
-                    backoff = (backoff * 2).min(self.retry.max_backoff);
+                Err(err) => err,
+            };
+            if let SinkError::Unknown(message) = &err {
+                unknown_failures += 1;
+                if !self
+                    .retry
+                    .unknown_errors
+                    .allows_retry_after(unknown_failures)
+                {
+                    return Err(SinkError::Fatal(give_up_message(
+                        &self.pipeline,
+                        message,
+                        unknown_failures,
+                    )));
                 }
             }
+            // Part of the batch may be stored now: check it record by record next time.
+            if self.delivery == Delivery::ExactlyOnce {
+                for r in records {
+                    let entry = self.uncertain_up_to.entry(r.source_id.clone()).or_insert(0);
+                    *entry = (*entry).max(r.offset);
+                }
+            }
+            let wait = delays.next().unwrap_or(self.retry.max_backoff);
+            on_retry(&err, wait);
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -417,6 +537,7 @@ impl ClickHouseSink {
         }
         self.insert_dead(&dead).await?;
         outcome.dead_lettered = dead.len() as u64;
+        outcome.unexplained = std::mem::take(&mut self.unexplained);
         let mut acks: BTreeMap<Arc<str>, u64> = BTreeMap::new();
         for r in records {
             let e = acks.entry(r.source_id.clone()).or_insert(r.offset);
@@ -628,14 +749,24 @@ pub async fn check(warehouse: &Warehouse, pipeline: &Pipeline) -> Result<Vec<Str
     Ok(problems)
 }
 
-/// Full jitter within [d/2, d], so many pipelines retrying at once do not hit the server in
-/// lockstep.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    let fraction = 0.5 + f64::from(nanos % 1000) / 2000.0;
-    d.mul_f64(fraction)
+/// The waits between attempts: exponential from `initial_backoff` to `max_backoff`, with
+/// jitter so that many pipelines retrying at once do not hit the server in lockstep.
+fn backoff(policy: &RetryPolicy) -> impl Iterator<Item = Duration> {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(policy.initial_backoff)
+        .with_max_delay(policy.max_backoff)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Why a pipeline stopped retrying an error no list names.
+fn give_up_message(pipeline: &str, error: &str, failures: u32) -> String {
+    format!(
+        "pipeline `{pipeline}`: ClickHouse failed {failures} time(s) in a row with an error Aurora does not know to be temporary: {error}\n\
+         If it is temporary, let the pipeline retry longer with `retry: {{unknown_errors: forever}}` (or a larger number)"
+    )
 }
 
 async fn create_table(
@@ -742,11 +873,41 @@ mod tests {
     }
 
     #[test]
-    fn jitter_stays_within_half_to_full() {
-        for _ in 0..100 {
-            let j = jitter(Duration::from_millis(1000));
-            assert!(j >= Duration::from_millis(500) && j <= Duration::from_millis(1000));
-        }
+    fn backoff_grows_to_its_cap_and_never_ends() {
+        let policy = RetryPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            ..RetryPolicy::default()
+        };
+        let waits: Vec<Duration> = backoff(&policy).take(50).collect();
+        assert_eq!(waits.len(), 50);
+        assert!(waits[0] >= Duration::from_millis(100) && waits[0] < Duration::from_millis(200));
+        // Jitter may add up to one more delay on top of the cap.
+        assert!(
+            waits.iter().all(|w| *w <= Duration::from_secs(4)),
+            "{waits:?}"
+        );
+        assert!(waits[49] >= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn unknown_errors_are_retried_as_often_as_the_setting_says() {
+        use crate::ingest::pipeline::{Attempts, ForeverWord};
+        let five = Attempts::Times(5);
+        assert!(five.allows_retry_after(5));
+        assert!(!five.allows_retry_after(6));
+        assert!(!Attempts::Times(0).allows_retry_after(1));
+        assert!(Attempts::Forever(ForeverWord::Forever).allows_retry_after(u32::MAX));
+        let parsed: RetryPolicy = serde_yaml::from_str("unknown_errors: forever").unwrap();
+        assert_eq!(
+            parsed.unknown_errors,
+            Attempts::Forever(ForeverWord::Forever)
+        );
+        let parsed: RetryPolicy = serde_yaml::from_str("unknown_errors: 2").unwrap();
+        assert_eq!(parsed.unknown_errors, Attempts::Times(2));
+        assert!(serde_yaml::from_str::<RetryPolicy>("unknown_errors: always").is_err());
+        let message = give_up_message("p", "ClickHouse error 999999: odd", 6);
+        assert!(message.contains("6 time(s)") && message.contains("unknown_errors: forever"));
     }
 
     #[test]
@@ -763,7 +924,16 @@ mod tests {
         };
         assert_eq!(classify(&server(27)), ErrorClass::Data);
         assert_eq!(classify(&server(60)), ErrorClass::Fatal);
-        assert_eq!(classify(&server(252)), ErrorClass::Transient);
+        for code in [252, 241, 242, 159, 209, 210, 319, 999] {
+            assert_eq!(classify(&server(code)), ErrorClass::Transient, "{code}");
+        }
+        // Not on any list: neither retried for ever nor given up at once.
+        assert_eq!(classify(&server(48)), ErrorClass::Unknown);
+        assert_eq!(classify(&server(123_456)), ErrorClass::Unknown);
+        for list in [RETRYABLE_CODES, DATA_CODES] {
+            assert!(list.iter().all(|c| !FATAL_CODES.contains(c)));
+        }
+        assert!(RETRYABLE_CODES.iter().all(|c| !DATA_CODES.contains(c)));
         assert_eq!(
             classify(&WarehouseError::Timeout {
                 url: String::new(),

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ingest::handover::{Handover, REVOKE_WAIT};
 use crate::ingest::pipeline::{KafkaSource, RecordFormat, StartFrom};
 use crate::ingest::record::{Ack, SourceRecord};
+use crate::ingest::sources::{Warning, WarningReporter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSourceError {
@@ -33,6 +34,13 @@ pub enum KafkaSourceError {
     Subscribe { topics: String, reason: String },
     #[error("Kafka consumer error: {0}")]
     Consume(String),
+    #[error(
+        "{0}. Its records were not stored: the table holds rows at these positions from before, \
+         which exactly-once would take for them. To read the new topic into the same table, \
+         raise the source's `epoch` (positions become `kafka:<topic>:<partition>@<epoch>`) and \
+         give it a new `group`"
+    )]
+    OffsetsWentBack(String),
 }
 
 /// Settings the source needs beyond the pipeline's own.
@@ -44,16 +52,29 @@ pub struct KafkaContext {
     pub client_id: String,
     /// `kafka.properties` of the main config; the pipeline's own properties override them.
     pub default_properties: std::collections::BTreeMap<String, String>,
+    /// `exactly_once` delivery: offsets that go back stop the pipeline rather than being
+    /// reported and stored again.
+    pub exactly_once: bool,
+    /// Filled with every assigned partition that has a committed offset (see the sink's
+    /// `Unexplained`).
+    pub known_positions: crate::ingest::sinks::clickhouse::KnownPositions,
 }
 
-pub fn source_id(topic: &str, partition: i32) -> String {
-    format!("kafka:{topic}:{partition}")
+/// A partition's position name: `kafka:<topic>:<partition>`, with `@<epoch>` after a
+/// recreated topic's epoch was raised.
+pub fn source_id(topic: &str, partition: i32, epoch: u32) -> String {
+    if epoch == 0 {
+        format!("kafka:{topic}:{partition}")
+    } else {
+        format!("kafka:{topic}:{partition}@{epoch}")
+    }
 }
 
-/// `kafka:<topic>:<partition>` back into its parts (topics may contain ':').
+/// `kafka:<topic>:<partition>[@epoch]` back into topic and partition (topics may contain ':').
 fn parse_source_id(id: &str) -> Option<(&str, i32)> {
     let rest = id.strip_prefix("kafka:")?;
     let (topic, partition) = rest.rsplit_once(':')?;
+    let partition = partition.split_once('@').map_or(partition, |(p, _)| p);
     Some((topic, partition.parse().ok()?))
 }
 
@@ -161,9 +182,7 @@ pub fn lag(high_watermark: i64, next_position: Option<i64>, low_watermark: i64) 
     u64::try_from(high_watermark - next).unwrap_or(0)
 }
 
-fn measure_lag<C: ConsumerContext>(
-    consumer: &StreamConsumer<C>,
-) -> std::collections::BTreeMap<String, u64> {
+fn measure_lag(consumer: &StreamConsumer<GroupContext>) -> std::collections::BTreeMap<String, u64> {
     let mut out = std::collections::BTreeMap::new();
     let Ok(assigned) = consumer.assignment() else {
         return out;
@@ -188,12 +207,43 @@ fn measure_lag<C: ConsumerContext>(
         // trip, so measuring never stalls consumption.
         if let Some((low, high)) = cached_watermarks(consumer, elem.topic(), elem.partition()) {
             out.insert(
-                source_id(elem.topic(), elem.partition()),
+                source_id(elem.topic(), elem.partition(), consumer.context().epoch),
                 lag(high, next, low),
             );
         }
     }
     out
+}
+
+/// Partitions whose committed offset (not consumed from yet) lies beyond their end, as
+/// librdkafka last saw it: the topic was recreated, or the partition truncated. Each is
+/// reported once.
+fn committed_beyond_end(consumer: &StreamConsumer<GroupContext>) -> Vec<(String, String)> {
+    let mut committed = consumer
+        .context()
+        .committed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let mut problems = Vec::new();
+    committed.retain(|source, offset| {
+        let Some((topic, partition)) = parse_source_id(source) else {
+            return true;
+        };
+        match cached_watermarks(consumer, topic, partition) {
+            Some((_, high)) if *offset > high => {
+                problems.push((
+                    source.clone(),
+                    format!(
+                        "{source}: the group's committed offset {offset} is beyond the partition's end {high}; \
+                         the topic was probably deleted and recreated"
+                    ),
+                ));
+                false
+            }
+            _ => true,
+        }
+    });
+    problems
 }
 
 /// The low and high watermarks librdkafka last saw for a partition (`rd_kafka_get_watermark_
@@ -225,6 +275,30 @@ fn cached_watermarks<C: ConsumerContext>(
 struct GroupContext {
     pipeline: String,
     handover: Arc<Handover>,
+    epoch: u32,
+    known_positions: crate::ingest::sinks::clickhouse::KnownPositions,
+    /// Each newly assigned partition's committed offset, until its first message was checked
+    /// against it.
+    committed: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl GroupContext {
+    fn partition_ids(&self, partitions: &TopicPartitionList) -> Vec<String> {
+        partitions
+            .elements()
+            .iter()
+            .map(|e| source_id(e.topic(), e.partition(), self.epoch))
+            .collect()
+    }
+
+    /// The committed offset of a partition whose first message since its assignment this
+    /// is; `None` for later messages, or when the group had no offset for it.
+    fn take_committed(&self, source: &str) -> Option<i64> {
+        self.committed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(source)
+    }
 }
 
 impl ClientContext for GroupContext {}
@@ -234,7 +308,7 @@ impl ConsumerContext for GroupContext {
         let Rebalance::Revoke(partitions) = rebalance else {
             return;
         };
-        let sources = partition_ids(partitions);
+        let sources = self.partition_ids(partitions);
         tracing::info!(pipeline = %self.pipeline, partitions = ?sources, "partitions revoked; handing them over");
         // librdkafka runs this inside `recv()`, on the source's task. Waiting must not stall
         // the runtime thread that may also run the engine: `block_in_place` moves the other
@@ -251,22 +325,38 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
-            let sources = partition_ids(partitions);
+            let sources = self.partition_ids(partitions);
             tracing::info!(pipeline = %self.pipeline, partitions = ?sources, "partitions assigned");
             self.handover.assign(&sources);
+            // The group's offsets, to check that the first message of each partition does
+            // not come from before them (a deleted and recreated topic starts again at 0).
+            match consumer.committed_offsets((*partitions).clone(), COMMITTED_TIMEOUT) {
+                Ok(committed) => {
+                    let mut map = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut known = self
+                        .known_positions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    for e in committed.elements() {
+                        if let Offset::Offset(o) = e.offset() {
+                            let id = source_id(e.topic(), e.partition(), self.epoch);
+                            known.insert(id.clone());
+                            map.insert(id, o);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(pipeline = %self.pipeline, "cannot read the group's committed offsets, so offsets going back (a recreated topic) cannot be detected this time: {e}");
+                }
+            }
         }
     }
 }
 
-fn partition_ids(partitions: &TopicPartitionList) -> Vec<String> {
-    partitions
-        .elements()
-        .iter()
-        .map(|e| source_id(e.topic(), e.partition()))
-        .collect()
-}
+/// How long reading the group's committed offsets on an assignment may take.
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
@@ -278,6 +368,7 @@ pub async fn run(
     report_lag: LagReporter,
     report_health: HealthReporter,
     handover: Arc<Handover>,
+    warn: WarningReporter,
 ) -> Result<(), KafkaSourceError> {
     let config = consumer_config(spec, ctx);
     let brokers = config
@@ -287,6 +378,9 @@ pub async fn run(
     let context = GroupContext {
         pipeline: ctx.pipeline.clone(),
         handover: handover.clone(),
+        epoch: spec.epoch,
+        known_positions: ctx.known_positions.clone(),
+        committed: Default::default(),
     };
     let consumer: StreamConsumer<GroupContext> =
         config
@@ -333,6 +427,31 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = lag_tick.tick(), if consuming => {
+                // A broker that does not reset an offset beyond a partition's end serves
+                // nothing at all: the committed offset against the end says why.
+                for (source, problem) in committed_beyond_end(&consumer) {
+                    if ctx.exactly_once {
+                        handover.close();
+                        return Err(KafkaSourceError::OffsetsWentBack(problem));
+                    }
+                    // What `auto.offset.reset` does on brokers that report it.
+                    let to = match spec.start {
+                        StartFrom::Earliest => Offset::Beginning,
+                        StartFrom::Latest => Offset::End,
+                    };
+                    if let Some((topic, partition)) = parse_source_id(&source) {
+                        if let Err(e) = consumer.seek(topic, partition, to, Duration::from_secs(10)) {
+                            tracing::warn!(pipeline = %ctx.pipeline, "cannot move {source} to its {to:?}: {e}");
+                        }
+                    }
+                    warn(Warning::new(
+                        "offsets_went_back",
+                        format!(
+                            "{problem}; at_least_once: reading it from its {}",
+                            if spec.start == StartFrom::Earliest { "start" } else { "end" }
+                        ),
+                    ));
+                }
                 let lag = measure_lag(&consumer);
                 // Nothing assigned yet (the group is still joining): nothing to say.
                 if !lag.is_empty() {
@@ -378,8 +497,20 @@ pub async fn run(
                 let mut next = Some(message);
                 let mut taken = 0;
                 while let Some(message) = next.take() {
-                    let record = to_record(&message, spec.format, &mut ids);
+                    let record = to_record(&message, spec.format, spec.epoch, &mut ids);
                     drop(message);
+                    if let Some(committed) = consumer.context().take_committed(&record.source_id) {
+                        if let Some(problem) = went_back(&record.source_id, record.offset, committed) {
+                            if ctx.exactly_once {
+                                handover.close();
+                                return Err(KafkaSourceError::OffsetsWentBack(problem));
+                            }
+                            warn(Warning::new(
+                                "offsets_went_back",
+                                format!("{problem}; at_least_once: its records are stored as they come"),
+                            ));
+                        }
+                    }
                     // Waits while the engine's queue is full: back-pressure on the consumer.
                     tokio::select! {
                         sent = tx.send(record) => if sent.is_err() { consuming = false },
@@ -427,13 +558,31 @@ const RECEIVE_BURST: usize = 512;
 /// Each partition's source id, made once rather than per message.
 type SourceIds = std::collections::HashMap<i32, std::collections::HashMap<String, Arc<str>>>;
 
-fn to_record<M: Message>(message: &M, format: RecordFormat, ids: &mut SourceIds) -> SourceRecord {
+/// The problem, when the first message of a newly assigned partition comes from below the
+/// group's committed offset: offsets only go back when the topic was deleted and recreated
+/// (or its partition truncated and refilled).
+fn went_back(source: &str, offset: u64, committed: i64) -> Option<String> {
+    let below = i64::try_from(offset).is_ok_and(|o| o < committed);
+    below.then(|| {
+        format!(
+            "{source}: the broker served offset {offset}, below the group's committed offset {committed}; \
+             the topic was probably deleted and recreated"
+        )
+    })
+}
+
+fn to_record<M: Message>(
+    message: &M,
+    format: RecordFormat,
+    epoch: u32,
+    ids: &mut SourceIds,
+) -> SourceRecord {
     let payload = message.payload().unwrap_or_default();
     let per_topic = ids.entry(message.partition()).or_default();
     let source_id = match per_topic.get(message.topic()) {
         Some(id) => id.clone(),
         None => {
-            let id: Arc<str> = Arc::from(source_id(message.topic(), message.partition()));
+            let id: Arc<str> = Arc::from(source_id(message.topic(), message.partition(), epoch));
             per_topic.insert(message.topic().to_string(), id.clone());
             id
         }
@@ -486,11 +635,20 @@ mod tests {
     #[test]
     fn source_ids_round_trip_even_with_colons_in_topics() {
         assert_eq!(
-            parse_source_id(&source_id("events", 3)),
+            parse_source_id(&source_id("events", 3, 0)),
             Some(("events", 3))
         );
+        assert_eq!(source_id("events", 3, 2), "kafka:events:3@2");
+        assert_eq!(parse_source_id(&source_id("a:b", 3, 2)), Some(("a:b", 3)));
         assert_eq!(parse_source_id("kafka:a:b:12"), Some(("a:b", 12)));
         assert_eq!(parse_source_id("csv:/x"), None);
+    }
+
+    #[test]
+    fn offsets_below_the_committed_one_went_back() {
+        assert!(went_back("kafka:t:0", 0, 1000).unwrap().contains("below"));
+        assert_eq!(went_back("kafka:t:0", 1000, 1000), None);
+        assert_eq!(went_back("kafka:t:0", 1500, 1000), None);
     }
 
     #[test]

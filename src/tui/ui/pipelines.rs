@@ -222,25 +222,42 @@ fn draw_detail(frame: &mut Frame, area: Rect, row: &PipelineRow, state: &State) 
         Paragraph::new(lines).block(panel(format!(" {} ", s.name), false, theme)),
         left,
     );
-    let errors: Vec<Line> = if row.snapshot.recent_errors.is_empty() {
-        vec![Line::styled("no errors", theme.muted)]
+    let mut errors: Vec<Line> = s
+        .warnings
+        .iter()
+        .rev()
+        .map(|w| {
+            Line::from(vec![
+                Span::styled("warning ", theme.warning),
+                Span::styled(w.clone(), theme.text),
+            ])
+        })
+        .collect();
+    if row.snapshot.recent_errors.is_empty() {
+        errors.push(Line::styled("no errors", theme.muted));
     } else {
-        row.snapshot
-            .recent_errors
-            .iter()
-            .rev()
-            .map(|(at, message)| {
-                Line::from(vec![
-                    Span::styled(format!("{} ", clock(at * 1000)), theme.muted),
-                    Span::styled(message.clone(), theme.warning),
-                ])
-            })
-            .collect()
+        errors.extend(
+            row.snapshot
+                .recent_errors
+                .iter()
+                .rev()
+                .map(|(at, message)| {
+                    Line::from(vec![
+                        Span::styled(format!("{} ", clock(at * 1000)), theme.muted),
+                        Span::styled(message.clone(), theme.warning),
+                    ])
+                }),
+        );
+    }
+    let title = if s.warnings.is_empty() {
+        " Last errors "
+    } else {
+        " Warnings and last errors "
     };
     frame.render_widget(
         Paragraph::new(errors)
             .wrap(Wrap { trim: true })
-            .block(panel(" Last errors ", false, theme)),
+            .block(panel(title, false, theme)),
         right,
     );
 }

@@ -1,0 +1,256 @@
+//! Every record's fate is written, dead-lettered, or an error the status and the log show; the
+//! cases where an older engine skipped or re-read records silently, each with the real `aurora`
+//! binary and a real ClickHouse: a CSV file replaced under its name, one truncated in place,
+//! records another pipeline stored that this one has no position for, and a server error no
+//! list names (retried a bounded number of times, then the pipeline fails with it). Kafka
+//! offsets that go back are in `ingest_kafka.rs`, with its brokers.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use aurora::warehouse::Warehouse;
+
+/// A pipeline file in a scratch directory, run with its own state directory.
+struct Case {
+    dir: PathBuf,
+    db: String,
+    data: PathBuf,
+}
+
+impl Case {
+    async fn new(name: &str) -> (Case, Warehouse) {
+        let w = common::warehouse().await;
+        let db = common::scratch_database(&w, name).await;
+        let dir = common::fresh_data_dir(name);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let data = dir.join("data/orders.csv");
+        (Case { dir, db, data }, w)
+    }
+
+    /// Writes pipeline `name` (source and extra settings given) and returns its file.
+    fn pipeline(&self, name: &str, source_extra: &str, extra: &str) -> PathBuf {
+        let path = self.dir.join(format!("{name}.yaml"));
+        let db = &self.db;
+        std::fs::write(
+            &path,
+            format!(
+                "pipelines:
+  - name: {name}
+    source:
+      csv:
+        path: data/*.csv
+{source_extra}
+    mapping:
+      columns:
+        id: {{type: UInt64}}
+        name: {{type: String}}
+    sink:
+      table: {db}.orders
+      create: if_missing
+      order_by: [id]
+      batch: {{max_rows: 100, max_wait: 50ms}}
+    dead_letter:
+      table: {db}.orders_dlq
+{extra}
+"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn run(&self, pipeline: &Path) -> Command {
+        let mut cmd = common::aurora_command();
+        cmd.args(["--url", &common::url(), "pipeline", "run"])
+            .arg(pipeline)
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .arg("--json");
+        cmd
+    }
+}
+
+fn rows(first: u64, count: u64, name: &str) -> String {
+    let mut text = String::from("id,name\n");
+    for id in first..first + count {
+        text.push_str(&format!("{id},{name} {id}\n"));
+    }
+    text
+}
+
+/// The run's final status (its first JSON line), asserting the exit status.
+fn finished(o: &Output, success: bool) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.success(), success, "{stderr}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(stdout.lines().next().unwrap_or("{}")).unwrap()
+}
+
+fn warnings(status: &serde_json::Value) -> Vec<String> {
+    status["warnings"]
+        .as_array()
+        .map(|a| a.iter().map(|w| w.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+async fn stats(w: &Warehouse, db: &str) -> (String, String) {
+    (
+        common::scalar(w, &format!("SELECT count() FROM {db}.orders")).await,
+        common::scalar(w, &format!("SELECT uniqExact(id) FROM {db}.orders")).await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_csv_file_replaced_under_its_name_is_read_from_its_start() {
+    let (c, w) = Case::new("fates_replaced").await;
+    let p = c.pipeline("replaced", "", "");
+    std::fs::write(&c.data, rows(0, 500, "old")).unwrap();
+    finished(&c.run(&p).output().unwrap(), true);
+    assert_eq!(stats(&w, &c.db).await, ("500".into(), "500".into()));
+    // The next export replaces the file: more rows, longer lines, so the old cursor points
+    // into the middle of a record of the new file.
+    std::fs::remove_file(&c.data).unwrap();
+    std::fs::write(
+        &c.data,
+        rows(100_000, 900, "a much longer name than before"),
+    )
+    .unwrap();
+    let status = finished(&c.run(&p).output().unwrap(), true);
+    assert_eq!(stats(&w, &c.db).await, ("1400".into(), "1400".into()));
+    assert_eq!(status["rows_written"], 900, "{status}");
+    assert_eq!(status["dead_lettered"], 0, "{status}");
+    let said = warnings(&status);
+    assert!(
+        said.iter()
+            .any(|w| w.contains("was replaced by another file")),
+        "{said:?}"
+    );
+    let sources = common::scalar(
+        &w,
+        &format!("SELECT uniqExact(_aurora_source) FROM {}.orders", c.db),
+    )
+    .await;
+    assert_eq!(sources, "2");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_truncated_csv_file_stops_the_pipeline_or_is_reread_as_configured() {
+    let (c, w) = Case::new("fates_truncated").await;
+    let strict = c.pipeline("truncated", "", "");
+    std::fs::write(&c.data, rows(0, 500, "row")).unwrap();
+    finished(&c.run(&strict).output().unwrap(), true);
+    // Cut in place to its first 100 rows (same inode, same head).
+    let keep = rows(0, 100, "row").len() as u64;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&c.data)
+        .unwrap()
+        .set_len(keep)
+        .unwrap();
+    let o = c.run(&strict).output().unwrap();
+    let status = finished(&o, false);
+    let reason = status["state"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("was truncated or rewritten in place")
+            && reason.contains("on_truncate: reread"),
+        "{status}"
+    );
+    assert_eq!(stats(&w, &c.db).await, ("500".into(), "500".into()));
+
+    // Same pipeline (same name, same saved positions), told to read it again.
+    let reread = c.pipeline("truncated", "        on_truncate: reread", "");
+    let status = finished(&c.run(&reread).output().unwrap(), true);
+    assert_eq!(status["rows_written"], 100, "{status}");
+    assert!(
+        warnings(&status)
+            .iter()
+            .any(|w| w.contains("reading it again from its start")),
+        "{status}"
+    );
+    assert_eq!(stats(&w, &c.db).await, ("600".into(), "500".into()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_stored_by_another_pipeline_are_a_warning_not_a_silent_skip() {
+    let (c, w) = Case::new("fates_unexplained").await;
+    std::fs::write(&c.data, rows(0, 1000, "row")).unwrap();
+    let first = c.pipeline("first_copy", "", "");
+    let status = finished(&c.run(&first).output().unwrap(), true);
+    assert!(warnings(&status).is_empty(), "{status}");
+    // A second pipeline over the same file into the same table: it has no saved position,
+    // but the table holds a thousand records of its source (far more than a crash leaves).
+    let second = c.pipeline("second_copy", "", "");
+    let status = finished(&c.run(&second).output().unwrap(), true);
+    assert_eq!(status["already_stored"], 1000, "{status}");
+    let said = warnings(&status);
+    assert!(
+        said.iter()
+            .any(|w| w.contains("already holds 1000 record(s)") && w.contains("no saved position")),
+        "{said:?}"
+    );
+    assert_eq!(stats(&w, &c.db).await, ("1000".into(), "1000".into()));
+    // `pipeline status` shows it too.
+    let o = common::aurora_command()
+        .args(["pipeline", "status", "--state-dir"])
+        .arg(c.dir.join("state"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("  warning: "), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_error_no_list_names_is_retried_as_often_as_configured_then_fails() {
+    let (c, w) = Case::new("fates_unknown").await;
+    std::fs::write(&c.data, rows(0, 10, "row")).unwrap();
+    // A Merge table reads its tables but refuses writes with NOT_IMPLEMENTED (48): an error
+    // that is on no list of temporary or permanent ones.
+    for sql in [
+        format!(
+            "CREATE TABLE {}.parts (id UInt64, name String) ENGINE = MergeTree ORDER BY id",
+            c.db
+        ),
+        format!(
+            "CREATE TABLE {0}.orders (id UInt64, name String) ENGINE = Merge({0}, '^parts$')",
+            c.db
+        ),
+    ] {
+        w.execute(&sql).await.unwrap();
+    }
+    let p = c.pipeline(
+        "unknown_error",
+        "",
+        "    delivery: at_least_once\n    retry: {initial_backoff: 50ms, max_backoff: 200ms, unknown_errors: 2}",
+    );
+    let mut child = c
+        .run(&p)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Retried for ever, it would never end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still retrying after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    let status = finished(&o, false);
+    let reason = status["state"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("3 time(s) in a row")
+            && reason.contains("does not know to be temporary")
+            && reason.contains("unknown_errors: forever")
+            && reason.contains("48"),
+        "{reason}"
+    );
+}
