@@ -126,6 +126,7 @@ pub struct Metrics {
     pub already_stored: Family<PipelineLabels, Counter>,
     pub batches: Family<PipelineLabels, Counter>,
     pub retries: Family<PipelineLabels, Counter>,
+    pub columns_added: Family<PipelineLabels, Counter>,
     errors: Family<StageLabels, Counter>,
     warnings: Family<WarningLabels, Counter>,
     lag: Family<StreamLabels, Gauge>,
@@ -159,6 +160,7 @@ impl Metrics {
             already_stored: Family::default(),
             batches: Family::default(),
             retries: Family::default(),
+            columns_added: Family::default(),
             errors: Family::default(),
             warnings: Family::default(),
             lag: Family::default(),
@@ -204,7 +206,7 @@ impl Metrics {
             "Seconds since the process started",
             m.uptime.clone(),
         );
-        let counters: [(&str, &str, &Family<PipelineLabels, Counter>); 7] = [
+        let counters: [(&str, &str, &Family<PipelineLabels, Counter>); 8] = [
             (
                 "pipeline_records_read",
                 "Records taken from the source and handed to the writer",
@@ -235,6 +237,11 @@ impl Metrics {
                 "pipeline_retries",
                 "ClickHouse writes retried after a transient error",
                 &m.retries,
+            ),
+            (
+                "pipeline_columns_added",
+                "Columns added to the target table by schema evolution (evolve: add_columns)",
+                &m.columns_added,
             ),
         ];
         for (name, help, family) in counters {
@@ -372,6 +379,7 @@ impl Metrics {
             &self.already_stored,
             &self.batches,
             &self.retries,
+            &self.columns_added,
         ] {
             family.remove(&labels);
         }

@@ -2,7 +2,8 @@
 //! cases where an older engine skipped or re-read records silently, each with the real `aurora`
 //! binary and a real ClickHouse: a CSV file replaced under its name, one truncated in place,
 //! records another pipeline stored that this one has no position for, and a server error no
-//! list names (retried a bounded number of times, then the pipeline fails with it). Kafka
+//! list names (retried a bounded number of times, then the pipeline fails with it), and a new
+//! field becoming a column with `evolve: add_columns` (a later type conflict dead-lettered). Kafka
 //! offsets that go back are in `ingest_kafka.rs`, with its brokers.
 
 mod common;
@@ -253,4 +254,81 @@ async fn a_server_error_no_list_names_is_retried_as_often_as_configured_then_fai
             && reason.contains("48"),
         "{reason}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_fields_become_columns_with_evolve_and_a_type_conflict_is_dead_lettered() {
+    let (c, w) = Case::new("fates_evolve").await;
+    let p = c.pipeline("evolving", "", "    evolve: add_columns");
+    std::fs::write(c.dir.join("data/a.csv"), rows(0, 50, "row")).unwrap();
+    let mut b = String::from("id,name,price,coupon\n");
+    for id in 50..80 {
+        b.push_str(&format!("{id},row {id},{}.{:02},C{id}\n", id % 9, id % 100));
+    }
+    std::fs::write(c.dir.join("data/b.csv"), b).unwrap();
+    let status = finished(&c.run(&p).output().unwrap(), true);
+    assert_eq!(status["rows_written"], 80, "{status}");
+    assert_eq!(
+        status["columns_added"],
+        // In the order of the fields' names.
+        serde_json::json!(["coupon Nullable(String)", "price Nullable(Decimal(18, 2))"]),
+        "{status}"
+    );
+    let types = common::scalar(
+        &w,
+        &format!(
+            "SELECT arrayStringConcat(groupArray(type), ',') FROM system.columns \
+             WHERE database = '{}' AND table = 'orders' AND name IN ('price', 'coupon')",
+            c.db
+        ),
+    )
+    .await;
+    assert!(
+        types.contains("Nullable(Decimal(18, 2))") && types.contains("Nullable(String)"),
+        "{types}"
+    );
+    let stored = common::scalar(
+        &w,
+        &format!(
+            "SELECT concat(toString(countIf(isNull(price))), '/', toString(sum(price)), '/', toString(countIf(coupon = 'C60'))) FROM {}.orders",
+            c.db
+        ),
+    )
+    .await;
+    let sum: f64 = (50..80)
+        .map(|id| (id % 9) as f64 + (id % 100) as f64 / 100.0)
+        .sum();
+    assert_eq!(stored, format!("50/{}/1", (sum * 100.0).round() / 100.0));
+
+    // Later, text where the column holds numbers: that record goes to the dead letters.
+    std::fs::write(
+        c.dir.join("data/c.csv"),
+        "id,name,price\n100,x,12.5\n101,y,twelve\n",
+    )
+    .unwrap();
+    let status = finished(&c.run(&p).output().unwrap(), true);
+    assert_eq!(status["rows_written"], 1, "{status}");
+    assert_eq!(status["dead_lettered"], 1, "{status}");
+    let reason = common::scalar(&w, &format!("SELECT error FROM {}.orders_dlq", c.db)).await;
+    assert!(
+        reason.contains("price") && reason.contains("twelve"),
+        "{reason}"
+    );
+
+    // Without the option the field is left out, as `unmapped: ignore` says.
+    let (plain, w) = Case::new("fates_no_evolve").await;
+    let p = plain.pipeline("not_evolving", "", "");
+    std::fs::write(plain.dir.join("data/b.csv"), "id,name,price\n1,x,2.5\n").unwrap();
+    let status = finished(&plain.run(&p).output().unwrap(), true);
+    assert_eq!(status["rows_written"], 1, "{status}");
+    assert!(status.get("columns_added").is_none(), "{status}");
+    let columns = common::scalar(
+        &w,
+        &format!(
+            "SELECT count() FROM system.columns WHERE database = '{}' AND table = 'orders'",
+            plain.db
+        ),
+    )
+    .await;
+    assert_eq!(columns, "4"); // id, name and the two bookkeeping columns
 }

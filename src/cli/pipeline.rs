@@ -554,6 +554,9 @@ fn show_status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode> {
                     parts.join(" ")
                 )?;
             }
+            if !s.columns_added.is_empty() {
+                writeln!(out, "  columns added: {}", s.columns_added.join(", "))?;
+            }
             for w in &s.warnings {
                 writeln!(out, "  warning: {w}")?;
             }

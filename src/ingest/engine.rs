@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ingest::handover::{Handover, Revoke};
 use crate::ingest::pipeline::{Delivery, Pipeline, Source};
+use crate::ingest::queue::{self, RecordSender};
 use crate::ingest::record::{Ack, SourceRecord};
 use crate::ingest::sinks::clickhouse::{ClickHouseSink, KnownPositions, PreparedRecord, SinkError};
 use crate::ingest::sources::csv::{self, CursorStore};
@@ -25,6 +26,10 @@ use crate::warehouse::Warehouse;
 
 /// Records buffered between source and sink at most; the source blocks beyond this.
 const CHANNEL_RECORDS: usize = 8_000;
+/// Bytes buffered between source and sink at most (by `queue::weight`), whatever the records'
+/// size: with the three batches (each at most `batch.max_bytes`) and librdkafka's prefetch,
+/// this is what bounds a pipeline's memory while ClickHouse is slow or down.
+const CHANNEL_BYTES: usize = 16 * 1024 * 1024;
 /// Records the batcher takes from the channel at once.
 const RECEIVE_BURST: usize = 1024;
 
@@ -84,6 +89,9 @@ pub struct PipelineStatus {
     /// `MAX_WARNINGS`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Columns schema evolution added to the table in this run (`name Type`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns_added: Vec<String>,
     /// The process running the pipeline, and when it last reported (Unix seconds).
     pub pid: u32,
     pub updated_at: u64,
@@ -281,7 +289,7 @@ async fn run_inner(
     let mut sink = ClickHouseSink::prepare(run.warehouse.clone(), pipeline).await?;
     let known_positions = KnownPositions::default();
     sink.set_known_positions(known_positions.clone());
-    let (tx, mut rx) = mpsc::channel::<SourceRecord>(CHANNEL_RECORDS);
+    let (tx, mut rx) = queue::channel(CHANNEL_RECORDS, CHANNEL_BYTES);
     let source_cancel = cancel.child_token();
     let state_dir = pipeline_state_dir(&run.state_dir, &pipeline.name);
     // Kafka only: partitions a rebalance takes away are handed over through this.
@@ -485,7 +493,7 @@ async fn run_inner(
                 // The source is blocked in its rebalance callback, so everything it read is
                 // in the channel now: take it, drop the revoked partitions' records, and let
                 // the writer finish what it has before the partitions change hands.
-                while let Ok(record) = rx.try_recv() {
+                while let Some(record) = rx.try_recv() {
                     batch.push(preparer.prepare(record));
                 }
                 batch.retain(|r| !revoke.sources.iter().any(|s| **s == *r.source_id));
@@ -501,7 +509,7 @@ async fn run_inner(
                 // Stop reading; store what is already in hand, then end.
                 stopping = true;
                 source_cancel.cancel();
-                while let Ok(record) = rx.try_recv() {
+                while let Some(record) = rx.try_recv() {
                     let prepared = preparer.prepare(record);
                     batch_bytes += prepared.size_bytes() as u64;
                     batch.push(prepared);
@@ -575,7 +583,7 @@ fn open_cursors(
 fn spawn_copy<D: sql::Database + 'static>(
     mut db: D,
     copy: sql::CopyRun,
-    tx: mpsc::Sender<SourceRecord>,
+    tx: RecordSender,
     cancel: CancellationToken,
     health: HealthReporter,
 ) -> tokio::task::JoinHandle<Result<(), String>> {
@@ -653,6 +661,18 @@ async fn write_batch(
         .batch_rows
         .get_or_create(&labels)
         .observe(batch.len() as f64);
+    let added = sink.evolve(batch).await?;
+    if !added.is_empty() {
+        let table = sink.table_name();
+        for column in &added {
+            tracing::info!(pipeline = %pipeline.name, "added column {column} to {table} (evolve: add_columns)");
+        }
+        counters
+            .columns_added
+            .get_or_create(&labels)
+            .inc_by(added.len() as u64);
+        status.send_modify(|s| s.columns_added.extend(added));
+    }
     let outcome = sink
         .write(batch, |err, wait| {
             counters.retries.get_or_create(&labels).inc();

@@ -232,6 +232,30 @@ pub fn infer(samples: &[serde_json::Value]) -> Vec<InferredColumn> {
         .collect()
 }
 
+/// The column a new field gets when a pipeline evolves its table (`evolve: add_columns`):
+/// inferred like `init` from the values seen, always Nullable (the rows already stored have
+/// no value), and only for values that go in as they are: `None` for objects and arrays,
+/// which need a mapping with `convert: json`. Unix times stay numbers (no conversion).
+pub fn evolved_column_type(name: &str, values: &[&serde_json::Value]) -> Option<String> {
+    let mut stats = FieldStats::default();
+    for v in values {
+        observe(&mut stats, name, v);
+    }
+    if stats.objects > 0 {
+        return None;
+    }
+    let (chosen, convert) = choose(&stats);
+    let base = if convert.is_some() {
+        "Int64".to_string()
+    } else {
+        chosen
+            .strip_prefix("Nullable(")
+            .and_then(|t| t.strip_suffix(')'))
+            .map_or(chosen.clone(), str::to_string)
+    };
+    Some(format!("Nullable({base})"))
+}
+
 /// A field name as a column name: letters, digits and `_` only.
 fn sanitize(name: &str) -> String {
     let mut out: String = name
@@ -403,5 +427,25 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("#   CREATE TABLE shop.orders"), "{text}");
+    }
+
+    #[test]
+    fn evolved_columns_are_nullable_and_take_values_as_they_are() {
+        use serde_json::json;
+        let t = |name: &str, vs: &[serde_json::Value]| {
+            evolved_column_type(name, &vs.iter().collect::<Vec<_>>())
+        };
+        assert_eq!(t("n", &[json!(1), json!(2)]).unwrap(), "Nullable(UInt64)");
+        assert_eq!(
+            t("n", &[json!(-1), json!(null)]).unwrap(),
+            "Nullable(Int64)"
+        );
+        assert_eq!(
+            t("price", &[json!("12.50")]).unwrap(),
+            "Nullable(Decimal(18, 2))"
+        );
+        assert_eq!(t("note", &[json!("x")]).unwrap(), "Nullable(String)");
+        assert_eq!(t("ts", &[json!(1_700_000_000)]).unwrap(), "Nullable(Int64)");
+        assert_eq!(t("obj", &[json!({"a": 1})]), None);
     }
 }

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod handover;
 pub mod init;
 pub mod pipeline;
+pub mod queue;
 pub mod record;
 pub mod sinks;
 pub mod sources;

@@ -40,6 +40,19 @@ pub struct Pipeline {
     pub dead_letter: Option<DeadLetter>,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// `add_columns`: a top-level field the table has no column for becomes a new Nullable
+    /// column (type inferred from the batch's values, `ALTER TABLE ... ADD COLUMN`). `none`
+    /// (default): such a field is ignored or rejected, as `mapping.unmapped` says.
+    #[serde(default)]
+    pub evolve: Evolve,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Evolve {
+    #[default]
+    None,
+    AddColumns,
 }
 
 /// Where records come from: exactly one of `kafka`, `csv`, `postgres`, `mysql`.

@@ -17,7 +17,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ingest::pipeline::{CreatePolicy, Delivery, Pipeline, RetryPolicy};
+use crate::ingest::pipeline::{
+    ColumnSource, CreatePolicy, Delivery, Evolve, Pipeline, RetryPolicy,
+};
 use crate::ingest::record::{Ack, SourceRecord};
 use crate::ingest::transform::{TargetColumn, Transform};
 use crate::warehouse::query::{quote_ident, quote_str};
@@ -184,21 +186,33 @@ pub struct PreparedRecord {
     pub row: Result<String, String>,
     /// The record as it arrived, for the dead-letter table.
     pub raw: String,
+    /// With `evolve: add_columns`, the parsed record when it has fields the table has no
+    /// column for: the sink adds the columns, then prepares it again.
+    pub evolving: Option<Box<serde_json::Value>>,
 }
 
 impl PreparedRecord {
     /// Roughly what the record weighs in memory and on the wire.
     pub fn size_bytes(&self) -> usize {
-        self.row.as_ref().map_or(0, String::len) + self.raw.len()
+        let parsed = if self.evolving.is_some() {
+            self.raw.len() * 2
+        } else {
+            0
+        };
+        self.row.as_ref().map_or(0, String::len) + self.raw.len() + parsed
     }
 }
+
+/// The transform in use, replaced when the table gains columns (`evolve: add_columns`).
+type SharedTransform = Arc<std::sync::RwLock<Arc<Transform>>>;
 
 /// Turns source records into prepared ones; cheap to clone, so it can run where records
 /// arrive while the sink writes elsewhere.
 #[derive(Debug, Clone)]
 pub struct RecordPreparer {
-    transform: Transform,
+    transform: SharedTransform,
     bookkeeping: bool,
+    evolve: bool,
 }
 
 impl RecordPreparer {
@@ -209,32 +223,55 @@ impl RecordPreparer {
             payload,
             raw,
         } = record;
-        let row = payload.and_then(|payload| {
-            let mut line = String::with_capacity(raw.len() + 64);
-            line.push('{');
-            let wrote = self
-                .transform
-                .apply_into(&payload, &mut line)
-                .map_err(|e| e.to_string())?;
-            if self.bookkeeping {
-                if wrote {
-                    line.push(',');
-                }
-                line.push('"');
-                line.push_str(SOURCE_COLUMN);
-                line.push_str("\":");
-                push_json_string(&mut line, &source_id);
-                let _ = write!(line, ",\"{OFFSET_COLUMN}\":{offset}");
+        let transform = self
+            .transform
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (row, evolving) = match payload {
+            Err(e) => (Err(e), None),
+            Ok(payload) => {
+                let row = self.row(&transform, &payload, &source_id, offset, raw.len());
+                let evolving = (self.evolve && !transform.unknown_fields(&payload).is_empty())
+                    .then(|| Box::new(payload));
+                (row, evolving)
             }
-            line.push('}');
-            Ok(line)
-        });
+        };
         PreparedRecord {
             source_id,
             offset,
             row,
             raw,
+            evolving,
         }
+    }
+
+    /// The record's JSONEachRow line, with the bookkeeping columns.
+    fn row(
+        &self,
+        transform: &Transform,
+        payload: &serde_json::Value,
+        source_id: &str,
+        offset: u64,
+        raw_len: usize,
+    ) -> Result<String, String> {
+        let mut line = String::with_capacity(raw_len + 64);
+        line.push('{');
+        let wrote = transform
+            .apply_into(payload, &mut line)
+            .map_err(|e| e.to_string())?;
+        if self.bookkeeping {
+            if wrote {
+                line.push(',');
+            }
+            line.push('"');
+            line.push_str(SOURCE_COLUMN);
+            line.push_str("\":");
+            push_json_string(&mut line, source_id);
+            let _ = write!(line, ",\"{OFFSET_COLUMN}\":{offset}");
+        }
+        line.push('}');
+        Ok(line)
     }
 }
 
@@ -250,7 +287,10 @@ pub struct ClickHouseSink {
     table: (String, String),
     dead_letter: Option<(String, String)>,
     delivery: Delivery,
-    transform: Transform,
+    transform: SharedTransform,
+    /// The mapping, with the columns evolution added (when it names columns).
+    mapping: crate::ingest::pipeline::Mapping,
+    evolve: bool,
     /// The target table has the bookkeeping columns.
     bookkeeping: bool,
     /// Per source: offsets at or below this may already be stored and must be checked.
@@ -358,7 +398,9 @@ impl ClickHouseSink {
             table,
             dead_letter,
             delivery: pipeline.delivery,
-            transform,
+            transform: Arc::new(std::sync::RwLock::new(Arc::new(transform))),
+            mapping: pipeline.mapping.clone(),
+            evolve: pipeline.evolve == Evolve::AddColumns,
             bookkeeping,
             uncertain_up_to: HashMap::new(),
             retry: pipeline.retry.clone(),
@@ -384,6 +426,7 @@ impl ClickHouseSink {
         RecordPreparer {
             transform: self.transform.clone(),
             bookkeeping: self.bookkeeping,
+            evolve: self.evolve,
         }
     }
 
@@ -462,6 +505,129 @@ impl ClickHouseSink {
             self.known_sources.remove(s.as_str());
             self.uncertain_up_to.remove(s.as_str());
         }
+    }
+
+    /// With `evolve: add_columns`: adds a Nullable column for every top-level field of the
+    /// batch's records that the table has none for (type inferred from the batch's values),
+    /// then prepares those records again. Returns the columns added, as `name Type`. Fields
+    /// whose values are objects or arrays, or whose names are not plain identifiers, are left
+    /// to `mapping.unmapped`.
+    pub async fn evolve(&mut self, batch: &mut [PreparedRecord]) -> Result<Vec<String>, SinkError> {
+        if !self.evolve || batch.iter().all(|r| r.evolving.is_none()) {
+            return Ok(Vec::new());
+        }
+        let transform = self.current_transform();
+        let mut values: indexmap::IndexMap<String, Vec<&serde_json::Value>> =
+            indexmap::IndexMap::new();
+        for record in batch.iter() {
+            let Some(payload) = &record.evolving else {
+                continue;
+            };
+            for (field, value) in transform.unknown_fields(payload) {
+                if plain_identifier(field) {
+                    values.entry(field.to_string()).or_default().push(value);
+                }
+            }
+        }
+        if values.is_empty() {
+            // Only fields that cannot become columns: `unmapped` decides (as prepared).
+            for record in batch.iter_mut() {
+                record.evolving = None;
+            }
+            return Ok(Vec::new());
+        }
+        let existing: HashSet<String> = self
+            .live_table()
+            .await?
+            .map(|t| t.columns.into_iter().map(|c| c.name).collect())
+            .unwrap_or_default();
+        let mut added = Vec::new();
+        let mut mapped = false;
+        for (field, seen) in &values {
+            // A column added by an earlier run (or by hand) only has to be read.
+            if !existing.contains(field) {
+                let Some(column_type) = crate::ingest::init::evolved_column_type(field, seen)
+                else {
+                    continue;
+                };
+                let sql = format!(
+                    "ALTER TABLE {} ADD COLUMN {} {column_type}",
+                    quoted_table(&self.table),
+                    quote_ident(field)
+                );
+                match self
+                    .warehouse
+                    .query(&sql, &QueryOptions::unrestricted())
+                    .await
+                {
+                    Ok(_) => added.push(format!("{field} {column_type}")),
+                    // Added meanwhile (another process of the pipeline): fine.
+                    Err(WarehouseError::Server(e)) if e.code == 15 || e.code == 44 => {}
+                    Err(e) => return Err(sink_error(&e)),
+                }
+            }
+            if !self.mapping.columns.is_empty() {
+                self.mapping
+                    .columns
+                    .insert(field.clone(), ColumnSource::Field(field.clone()));
+            }
+            mapped = true;
+        }
+        drop(values);
+        if mapped {
+            self.reload_transform().await?;
+        }
+        let transform = self.current_transform();
+        let preparer = self.preparer();
+        for record in batch.iter_mut() {
+            if let Some(payload) = record.evolving.take() {
+                record.row = preparer.row(
+                    &transform,
+                    &payload,
+                    &record.source_id,
+                    record.offset,
+                    record.raw.len(),
+                );
+            }
+        }
+        Ok(added)
+    }
+
+    fn current_transform(&self) -> Arc<Transform> {
+        self.transform
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The target table as the server describes it now; `None` if it is gone.
+    async fn live_table(&self) -> Result<Option<crate::warehouse::schema::TableInfo>, SinkError> {
+        let default_db = self.warehouse.settings().database.clone();
+        let schema = self
+            .warehouse
+            .schema(true)
+            .await
+            .map_err(|e| sink_error(&e))?;
+        Ok(schema.table(&self.table_name(), &default_db).cloned())
+    }
+
+    /// Reads the table's columns again and compiles the mapping against them.
+    async fn reload_transform(&mut self) -> Result<(), SinkError> {
+        let name = self.table_name();
+        let info = self.live_table().await?.ok_or_else(|| {
+            SinkError::Fatal(format!("table {name} disappeared while adding columns"))
+        })?;
+        let info = &info;
+        let transform =
+            Transform::new(&self.mapping, &target_columns(info)).map_err(|problems| {
+                SinkError::Fatal(format!(
+                    "pipeline `{}`: after adding columns, the mapping does not fit {name}:\n  - {}",
+                    self.pipeline,
+                    problems.join("\n  - ")
+                ))
+            })?;
+        *self.transform.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(transform);
+        Ok(())
     }
 
     /// Writes one batch. Returns once every record is stored in the target or dead-letter
@@ -680,6 +846,15 @@ impl ClickHouseSink {
     }
 }
 
+/// A name that can be a column without quoting or renaming: `[A-Za-z_][A-Za-z0-9_]*`.
+fn plain_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// The columns a pipeline can write: not MATERIALIZED/ALIAS, not the bookkeeping pair.
 fn target_columns(info: &crate::warehouse::schema::TableInfo) -> Vec<TargetColumn> {
     info.columns
@@ -749,13 +924,14 @@ pub async fn check(warehouse: &Warehouse, pipeline: &Pipeline) -> Result<Vec<Str
     Ok(problems)
 }
 
-/// The waits between attempts: exponential from `initial_backoff` to `max_backoff`, with
-/// jitter so that many pipelines retrying at once do not hit the server in lockstep.
+/// The waits between attempts: exponential from `initial_backoff` to `max_backoff`, each
+/// within [d/2, d] with jitter so that many pipelines retrying at once do not hit the server
+/// in lockstep. (backon's jitter adds up to one more delay, so it runs on halves.)
 fn backoff(policy: &RetryPolicy) -> impl Iterator<Item = Duration> {
     use backon::BackoffBuilder;
     backon::ExponentialBuilder::default()
-        .with_min_delay(policy.initial_backoff)
-        .with_max_delay(policy.max_backoff)
+        .with_min_delay(policy.initial_backoff / 2)
+        .with_max_delay(policy.max_backoff / 2)
         .with_jitter()
         .without_max_times()
         .build()
@@ -881,13 +1057,13 @@ mod tests {
         };
         let waits: Vec<Duration> = backoff(&policy).take(50).collect();
         assert_eq!(waits.len(), 50);
-        assert!(waits[0] >= Duration::from_millis(100) && waits[0] < Duration::from_millis(200));
-        // Jitter may add up to one more delay on top of the cap.
+        assert!(waits[0] >= Duration::from_millis(50) && waits[0] <= Duration::from_millis(100));
+        // Never above the cap, never below half of it once there.
         assert!(
-            waits.iter().all(|w| *w <= Duration::from_secs(4)),
+            waits.iter().all(|w| *w <= Duration::from_secs(2)),
             "{waits:?}"
         );
-        assert!(waits[49] >= Duration::from_secs(2));
+        assert!(waits[49] >= Duration::from_secs(1));
     }
 
     #[test]

@@ -17,13 +17,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Warning, WarningReporter};
 use crate::ingest::pipeline::{CsvSource, OnTruncate};
+use crate::ingest::queue::RecordSender;
 use crate::ingest::record::{Ack, SourceRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -444,7 +444,7 @@ pub fn run(
     spec: &CsvSource,
     pattern: &str,
     cursors: Arc<Mutex<CursorStore>>,
-    tx: mpsc::Sender<SourceRecord>,
+    tx: RecordSender,
     cancel: CancellationToken,
     warn: WarningReporter,
 ) -> Result<(), CsvSourceError> {
@@ -499,7 +499,7 @@ fn read_file(
     start: u64,
     spec: &CsvSource,
     delimiter: u8,
-    tx: &mpsc::Sender<SourceRecord>,
+    tx: &RecordSender,
     cancel: &CancellationToken,
 ) -> Result<u64, CsvSourceError> {
     let read_err = |reason: String| CsvSourceError::Read {
@@ -643,14 +643,20 @@ mod tests {
         pattern: &str,
         cursors: Arc<Mutex<CursorStore>>,
     ) -> Outcome {
-        let (tx, mut rx) = mpsc::channel(1000);
+        let (tx, mut rx) = crate::ingest::queue::channel(1000, 1 << 30);
         let pattern = dir.join(pattern).display().to_string();
         let warnings = Arc::new(Mutex::new(Vec::new()));
         let sink = warnings.clone();
         let warn: WarningReporter = Arc::new(move |w| sink.lock().unwrap().push(w));
-        let result = run(spec, &pattern, cursors, tx, CancellationToken::new(), warn);
+        // As in the engine: a blocking thread of a runtime.
+        let spec = spec.clone();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let task = runtime.spawn_blocking(move || {
+            run(&spec, &pattern, cursors, tx, CancellationToken::new(), warn)
+        });
+        let result = runtime.block_on(task).unwrap();
         let mut records = Vec::new();
-        while let Ok(r) = rx.try_recv() {
+        while let Some(r) = rx.try_recv() {
             records.push(r);
         }
         let warnings = warnings.lock().unwrap().clone();

@@ -16,13 +16,14 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::handover::{Handover, REVOKE_WAIT};
 use crate::ingest::pipeline::{KafkaSource, RecordFormat, StartFrom};
+use crate::ingest::queue::RecordSender;
 use crate::ingest::record::{Ack, SourceRecord};
 use crate::ingest::sources::{Warning, WarningReporter};
 
@@ -102,6 +103,15 @@ fn consumer_config(spec: &KafkaSource, ctx: &KafkaContext) -> ClientConfig {
         // With the prefetch queue full, librdkafka waits this long before fetching again
         // (default 1 s): consumption then stalls for a second whenever the engine catches up.
         .set("fetch.queue.backoff.ms", "20")
+        // The prefetch limit above counts payload bytes, but each message costs librdkafka a
+        // few hundred bytes besides: tiny messages (and compressed ones, since a fetch is
+        // sized before decompression) made a backlog's catch-up hold 300 MB. Count and fetch
+        // size bound it too (librdkafka's defaults: 100,000 messages per partition, 1 MiB
+        // compressed per partition and fetch, 50 MiB per fetch). 1 MiB per fetch still moves
+        // 50 MiB/s at a 20 ms round trip.
+        .set("queued.min.messages", "10000")
+        .set("max.partition.fetch.bytes", "131072")
+        .set("fetch.max.bytes", "1048576")
         .set(
             "auto.offset.reset",
             match spec.start {
@@ -362,7 +372,7 @@ const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(
     spec: &KafkaSource,
     ctx: &KafkaContext,
-    tx: mpsc::Sender<SourceRecord>,
+    tx: RecordSender,
     mut acks: mpsc::UnboundedReceiver<Vec<Ack>>,
     cancel: CancellationToken,
     report_lag: LagReporter,
@@ -422,6 +432,24 @@ pub async fn run(
     let mut consuming = true;
     let mut unhealthy = false;
     let mut ids = SourceIds::new();
+    // A message as a record, checked against its partition's committed offset when it is
+    // the partition's first since being assigned.
+    let mut convert = |message: &BorrowedMessage<'_>| -> Result<SourceRecord, KafkaSourceError> {
+        let record = to_record(message, spec.format, spec.epoch, &mut ids);
+        if let Some(committed) = consumer.context().take_committed(&record.source_id) {
+            if let Some(problem) = went_back(&record.source_id, record.offset, committed) {
+                if ctx.exactly_once {
+                    handover.close();
+                    return Err(KafkaSourceError::OffsetsWentBack(problem));
+                }
+                warn(Warning::new(
+                    "offsets_went_back",
+                    format!("{problem}; at_least_once: its records are stored as they come"),
+                ));
+            }
+        }
+        Ok(record)
+    };
     let mut lag_tick = tokio::time::interval(LAG_INTERVAL);
     loop {
         tokio::select! {
@@ -493,28 +521,14 @@ pub async fn run(
                 // This message, then whatever else librdkafka already holds, without going
                 // through the select for each. Every record is in the engine's channel before
                 // the next `recv`, which is where a rebalance callback can run (`handover`
-                // relies on it).
+                // relies on it; `queue_record` keeps to it while it waits, see there).
                 let mut next = Some(message);
                 let mut taken = 0;
                 while let Some(message) = next.take() {
-                    let record = to_record(&message, spec.format, spec.epoch, &mut ids);
+                    let record = convert(&message)?;
                     drop(message);
-                    if let Some(committed) = consumer.context().take_committed(&record.source_id) {
-                        if let Some(problem) = went_back(&record.source_id, record.offset, committed) {
-                            if ctx.exactly_once {
-                                handover.close();
-                                return Err(KafkaSourceError::OffsetsWentBack(problem));
-                            }
-                            warn(Warning::new(
-                                "offsets_went_back",
-                                format!("{problem}; at_least_once: its records are stored as they come"),
-                            ));
-                        }
-                    }
-                    // Waits while the engine's queue is full: back-pressure on the consumer.
-                    tokio::select! {
-                        sent = tx.send(record) => if sent.is_err() { consuming = false },
-                        _ = cancel.cancelled() => consuming = false,
+                    if !queue_record(&consumer, &tx, record, &cancel, &handover, &mut convert).await? {
+                        consuming = false;
                     }
                     taken += 1;
                     if !consuming || taken >= RECEIVE_BURST {
@@ -536,6 +550,85 @@ pub async fn run(
     // partition, which must not wait for it.
     handover.close();
     Ok(())
+}
+
+/// How long the engine's queue may stay full before the consumer pauses its partitions.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
+
+/// Puts `record` in the engine's queue, waiting while it is full (ClickHouse slow or down).
+/// If that lasts longer than `PAUSE_AFTER`, the assigned partitions are paused, so librdkafka
+/// stops fetching, and the consumer is still polled once a second, so the group does not
+/// evict it (`max.poll.interval.ms`) however long the outage. A message such a poll hands out
+/// (fetched before the pause) is queued after the record, in order; records of partitions a
+/// rebalance took away meanwhile are dropped, since the new owner reads them (they were not
+/// committed). Returns false when the engine is gone or `cancel` fired.
+async fn queue_record(
+    consumer: &StreamConsumer<GroupContext>,
+    tx: &RecordSender,
+    record: SourceRecord,
+    cancel: &CancellationToken,
+    handover: &Handover,
+    convert: &mut impl FnMut(&BorrowedMessage<'_>) -> Result<SourceRecord, KafkaSourceError>,
+) -> Result<bool, KafkaSourceError> {
+    let mut held = std::collections::VecDeque::from([record]);
+    let mut paused: Option<TopicPartitionList> = None;
+    let mut delivered = true;
+    while let Some(front) = held.front() {
+        let weight = crate::ingest::queue::weight(front);
+        tokio::select! {
+            room = tx.reserve_weight(weight) => match (room, held.pop_front()) {
+                (Some(room), Some(record)) => room.send(record),
+                _ => {
+                    delivered = false;
+                    break;
+                }
+            },
+            _ = cancel.cancelled() => {
+                delivered = false;
+                break;
+            }
+            _ = tokio::time::sleep(PAUSE_AFTER) => {
+                // Pausing what is assigned now (a rebalance may have changed it) each time.
+                if let Ok(assigned) = consumer.assignment() {
+                    if assigned.count() > 0 && consumer.pause(&assigned).is_ok() {
+                        if paused.is_none() {
+                            tracing::info!(pipeline = %consumer.context().pipeline, "the engine's queue is full (ClickHouse behind or down): consumption paused");
+                        }
+                        paused = Some(assigned);
+                    }
+                }
+                if paused.is_some() {
+                    match consumer.recv().now_or_never() {
+                        Some(Ok(m)) => held.push_back(convert(&m)?),
+                        Some(Err(e)) => tracing::warn!(pipeline = %consumer.context().pipeline, "Kafka while paused: {e}"),
+                        None => {}
+                    }
+                    held.retain(|r| !handover.is_revoked(&r.source_id));
+                }
+            }
+        }
+    }
+    if let Some(partitions) = paused {
+        // Only what is still ours; a partition assigned meanwhile was never paused.
+        let ours: TopicPartitionList = match consumer.assignment() {
+            Ok(now) => {
+                let mut list = TopicPartitionList::new();
+                for e in partitions.elements() {
+                    if now.find_partition(e.topic(), e.partition()).is_some() {
+                        list.add_partition(e.topic(), e.partition());
+                    }
+                }
+                list
+            }
+            Err(_) => partitions,
+        };
+        if let Err(e) = consumer.resume(&ours) {
+            tracing::warn!(pipeline = %consumer.context().pipeline, "cannot resume consumption: {e}");
+        } else if delivered {
+            tracing::info!(pipeline = %consumer.context().pipeline, "the engine takes records again: consumption resumed");
+        }
+    }
+    Ok(delivered)
 }
 
 /// Logs and reports a consumer error (librdkafka keeps retrying by itself); returns true,

@@ -20,7 +20,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::pipeline::SqlSource;
@@ -87,7 +86,7 @@ pub struct CopyRun {
 pub async fn run<D: Database>(
     db: &mut D,
     copy: CopyRun,
-    tx: mpsc::Sender<SourceRecord>,
+    tx: crate::ingest::queue::RecordSender,
     cancel: CancellationToken,
     health: HealthReporter,
 ) -> Result<(), SqlSourceError> {
@@ -331,7 +330,7 @@ mod tests {
         saved: Option<u64>,
         exactly_once: bool,
     ) -> (Result<(), SqlSourceError>, Vec<SourceRecord>) {
-        let (tx, mut rx) = mpsc::channel(1000);
+        let (tx, mut rx) = crate::ingest::queue::channel(1000, 1 << 30);
         let result = run(
             db,
             CopyRun {
@@ -346,7 +345,7 @@ mod tests {
         )
         .await;
         let mut out = Vec::new();
-        while let Ok(r) = rx.try_recv() {
+        while let Some(r) = rx.try_recv() {
             out.push(r);
         }
         (result, out)

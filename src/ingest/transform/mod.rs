@@ -245,6 +245,24 @@ impl Transform {
         self.columns.iter().map(|c| c.name.as_str())
     }
 
+    /// The record's top-level fields no column reads (Aurora's own columns aside).
+    pub fn unknown_fields<'a>(&self, record: &'a Value) -> Vec<(&'a str, &'a Value)> {
+        let Value::Object(fields) = record else {
+            return Vec::new();
+        };
+        fields
+            .iter()
+            .filter(|(key, _)| {
+                !RESERVED_COLUMNS.contains(&key.as_str())
+                    && self
+                        .known_fields
+                        .binary_search_by(|k| k.as_str().cmp(key))
+                        .is_err()
+            })
+            .map(|(k, v)| (k.as_str(), v))
+            .collect()
+    }
+
     fn check_unmapped(&self, fields: &Map<String, Value>) -> Result<(), RecordError> {
         let mut first: Option<&str> = None;
         let mut count = 0usize;
