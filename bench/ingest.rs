@@ -352,13 +352,13 @@ fn run() -> Result<()> {
     let _ = rt.block_on(w.execute("DROP TABLE IF EXISTS bench.queue"));
     match engine {
         Ok(engine) => println!(
-            "  ClickHouse Kafka engine:      {engine}   aurora is {} the engine (goal >= 1.5)",
+            "  ClickHouse Kafka engine:      {engine}   aurora is {} the engine (goal >= 2)",
             ratios(aurora, engine)
         ),
         Err(e) => println!("  ClickHouse Kafka engine:      did not finish: {e}"),
     }
     println!(
-        "  aurora peak RSS:              {:>10.1} MB (goal < 150)",
+        "  aurora peak RSS:              {:>10.1} MB (goal < 100)",
         rss as f64 / 1024.0
     );
     drop(cluster);
