@@ -332,3 +332,25 @@ async fn new_fields_become_columns_with_evolve_and_a_type_conflict_is_dead_lette
     .await;
     assert_eq!(columns, "4"); // id, name and the two bookkeeping columns
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_directory_started_afresh_does_not_take_a_new_file_for_an_old_one() {
+    let (c, w) = Case::new("fates_fresh_state").await;
+    let p = c.pipeline("fresh_state", "", "");
+    std::fs::write(&c.data, rows(100, 400, "old")).unwrap();
+    finished(&c.run(&p).output().unwrap(), true);
+    // A new export with lines of the same lengths (so the same byte offsets), read by a run
+    // whose saved positions are gone: its rows are new, not "already stored".
+    std::fs::remove_file(&c.data).unwrap();
+    std::fs::write(&c.data, rows(600, 400, "new")).unwrap();
+    std::fs::remove_dir_all(c.dir.join("state")).unwrap();
+    let status = finished(&c.run(&p).output().unwrap(), true);
+    assert_eq!(status["rows_written"], 400, "{status}");
+    assert_eq!(status["already_stored"], 0, "{status}");
+    assert_eq!(stats(&w, &c.db).await, ("800".into(), "800".into()));
+    // The same file read afresh is recognised, though: nothing is stored twice.
+    std::fs::remove_dir_all(c.dir.join("state")).unwrap();
+    let status = finished(&c.run(&p).output().unwrap(), true);
+    assert_eq!(status["already_stored"], 400, "{status}");
+    assert_eq!(stats(&w, &c.db).await, ("800".into(), "800".into()));
+}

@@ -8,7 +8,7 @@
 //!
 //! A file is known by its identity (device, inode and a hash of its first bytes), saved with
 //! its cursor, not only by its name: a file replaced under the same name is read from its
-//! start as a new stream (`csv:<path>#2`, ...), a renamed one goes on where it was, and one
+//! start as a new stream (`csv:<path>#<fingerprint>`), a renamed one goes on where it was, and one
 //! truncated or rewritten in place stops the pipeline or, with `on_truncate: reread`, is read
 //! again as a new stream. A saved position is only ever used on the file it was saved for.
 
@@ -391,7 +391,7 @@ impl Streams<'_> {
                 ),
             ));
         }
-        Ok(self.new_stream(path, now))
+        self.new_stream(path, now)
     }
 
     /// A file truncated or rewritten in place: an error, or with `on_truncate: reread`, a new
@@ -418,23 +418,39 @@ impl Streams<'_> {
         ));
         // The old stream keeps its cursor, so its id is never handed out again.
         self.lock().saved.files.remove(&*old);
-        Ok(self.new_stream(path, now))
+        self.new_stream(path, now)
     }
 
-    /// Gives a file a source id no stream ever had: its path, then `path#2`, `#3`, ...
-    fn new_stream(&mut self, path: &Path, now: &Observed) -> Resolved {
-        let base = source_id(path);
+    /// Gives a file its source id: its path and a fingerprint of the file itself,
+    /// `csv:<path>#<fingerprint>`. A fingerprint, not a counter, so that a state directory
+    /// started afresh names a file as before (its rows are recognised as stored) and a
+    /// different file differently (its rows are not taken for another's). A stream read again
+    /// after a truncation gets `-2`, `-3`, ... after it.
+    fn new_stream(&mut self, path: &Path, now: &Observed) -> Result<Resolved, CsvSourceError> {
+        let base = format!("{}#{}", source_id(path), fingerprint(&now.identity));
         let mut store = self.lock();
         let id = std::iter::once(base.clone())
-            .chain((2u32..).map(|n| format!("{base}#{n}")))
+            .chain((2u32..).map(|n| format!("{base}-{n}")))
             .find(|id| !store.is_taken(id))
             .unwrap_or(base);
         store.saved.files.insert(id.clone(), now.identity.clone());
-        Resolved {
+        Ok(Resolved {
             id: Arc::from(id),
             start: 0,
-        }
+        })
     }
+}
+
+/// Twelve hex digits naming one file: its device, inode, creation time and first KiB. A file
+/// that was shorter when first seen and grew is named differently when seen afresh (read again
+/// in full: duplicates rather than a loss); the same complete file, the same way.
+fn fingerprint(identity: &FileIdentity) -> String {
+    let mut bytes = Vec::with_capacity(96);
+    bytes.extend_from_slice(&identity.dev.to_le_bytes());
+    bytes.extend_from_slice(&identity.ino.to_le_bytes());
+    bytes.extend_from_slice(&identity.created_ns.unwrap_or(0).to_le_bytes());
+    bytes.extend_from_slice(identity.head_sha256.as_bytes());
+    sha256_hex(&bytes)[..12].to_string()
 }
 
 /// Reads the files of `spec` (pattern already resolved against the pipeline file) and sends
@@ -754,9 +770,25 @@ mod tests {
         assert_eq!(ids(&second.records), ["1000", "2000", "3000", "4000"]);
         let new_id = &second.records[0].source_id;
         assert_ne!(new_id, &first[0].source_id);
-        assert!(new_id.ends_with("a.csv#2"), "{new_id}");
+        assert!(new_id.contains("a.csv#"), "{new_id}");
         assert_eq!(second.warnings.len(), 1);
         assert_eq!(second.warnings[0].kind, "file_replaced");
+    }
+
+    #[test]
+    fn a_fresh_state_names_the_same_file_as_before_and_another_file_differently() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.csv");
+        std::fs::write(&file, "id\n1\n2\n").unwrap();
+        let fresh = || Arc::new(Mutex::new(CursorStore::in_memory()));
+        let first = collect(dir.path(), "a.csv", fresh());
+        let again = collect(dir.path(), "a.csv", fresh());
+        assert_eq!(first[0].source_id, again[0].source_id);
+        // Replaced by another file: whatever state reads it, it is not the first one.
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(&file, "id\n3\n4\n").unwrap();
+        let other = collect(dir.path(), "a.csv", fresh());
+        assert_ne!(first[0].source_id, other[0].source_id);
     }
 
     #[test]
