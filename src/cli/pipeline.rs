@@ -55,8 +55,9 @@ pub enum PipelineAction {
         /// Brokers for --from-kafka [default: `kafka.brokers` from the config]
         #[arg(long, value_name = "HOST:PORT,...")]
         brokers: Option<String>,
-        /// How many records to sample
-        #[arg(long, default_value_t = 200)]
+        /// How many records to sample (from a topic: a third each from the start, the middle
+        /// and the end of every partition)
+        #[arg(long, default_value_t = 600)]
         samples: usize,
         /// Pipeline name [default: from the file or topic name]
         #[arg(long)]
@@ -398,11 +399,12 @@ async fn init(
     } else if let Some(topic) = from_kafka {
         let config = super::session::load_config(global)?;
         let brokers = brokers.unwrap_or_else(|| config.kafka.brokers.join(","));
-        let records = tokio::task::spawn_blocking({
+        let (records, place) = tokio::task::spawn_blocking({
             let (brokers, topic) = (brokers.clone(), topic.clone());
             move || sample_kafka(&brokers, &topic, samples)
         })
         .await??;
+        eprintln!("sampled {} message(s) from {place}", records.len());
         (
             records,
             identifier(&topic),
@@ -456,8 +458,15 @@ async fn init(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Up to `samples` JSON messages from the start of `topic`, without joining a group's offsets.
-fn sample_kafka(brokers: &str, topic: &str, samples: usize) -> Result<Vec<serde_json::Value>> {
+/// Up to `samples` JSON messages of `topic`, a third each from the start, the middle and the
+/// end of every partition, without joining a consumer group (a join can take many seconds
+/// and would leave a group behind): a field that turns up later, goes NULL later or changes
+/// kind later in the topic shows in the sample. Returns the records and where they came from.
+fn sample_kafka(
+    brokers: &str,
+    topic: &str,
+    samples: usize,
+) -> Result<(Vec<serde_json::Value>, String)> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::error::KafkaError;
     use rdkafka::types::RDKafkaErrorCode;
@@ -481,35 +490,72 @@ fn sample_kafka(brokers: &str, topic: &str, samples: usize) -> Result<Vec<serde_
     if partitions.is_empty() {
         bail!("topic `{topic}` does not exist on {brokers}");
     }
-    // Read every partition from its start, without joining a consumer group (a group join
-    // can take many seconds and would leave a group behind).
-    let mut assignment = TopicPartitionList::new();
+    let mut ranges = Vec::new();
     for &p in &partitions {
-        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    let mut at_end = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    while out.len() < samples
-        && at_end.len() < partitions.len()
-        && std::time::Instant::now() < deadline
-    {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                if let Some(Ok(v)) = m.payload().map(serde_json::from_slice::<serde_json::Value>) {
-                    out.push(v);
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                at_end.insert(p);
-            }
-            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF))) => {}
-            Some(Err(e)) => bail!("Kafka at {brokers}: {e}"),
-            None => {}
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .map_err(|e| anyhow::anyhow!("Kafka at {brokers}: partition {p}: {e}"))?;
+        if high > low {
+            ranges.push((p, low, high));
         }
     }
-    Ok(out)
+    let per = (samples / (3 * ranges.len().max(1))).max(1) as i64;
+    let mut out = Vec::new();
+    // A broker whose watermarks are off (tansu reports 1 for a partition written in one
+    // batch) gets overlapping windows: each message counts once.
+    let mut seen = std::collections::HashSet::new();
+    let mut windows = 0;
+    for window in 0..3 {
+        // Where each partition's window starts, and how many messages to take there.
+        let mut wanted: std::collections::HashMap<i32, i64> = Default::default();
+        let mut assignment = TopicPartitionList::new();
+        for &(p, low, high) in &ranges {
+            let start = match window {
+                0 => low,
+                1 => (low + (high - low) / 2 - per / 2).max(low),
+                _ => (high - per).max(low),
+            };
+            wanted.insert(p, per);
+            assignment.add_partition_offset(topic, p, Offset::Offset(start))?;
+        }
+        if wanted.is_empty() {
+            break;
+        }
+        windows += 1;
+        consumer.assign(&assignment)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while wanted.values().any(|n| *n > 0) && std::time::Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    let Some(left) = wanted.get_mut(&m.partition()) else {
+                        continue;
+                    };
+                    if *left > 0 && seen.insert((m.partition(), m.offset())) {
+                        *left -= 1;
+                        if let Some(Ok(v)) =
+                            m.payload().map(serde_json::from_slice::<serde_json::Value>)
+                        {
+                            out.push(v);
+                        }
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    if let Some(left) = wanted.get_mut(&p) {
+                        *left = 0;
+                    }
+                }
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::PartitionEOF))) => {}
+                Some(Err(e)) => bail!("Kafka at {brokers}: {e}"),
+                None => {}
+            }
+        }
+    }
+    let place = match windows {
+        0 => "an empty topic".to_string(),
+        1 => format!("{} partition(s)", ranges.len()),
+        _ => format!("the start, middle and end of {} partition(s)", ranges.len()),
+    };
+    Ok((out, place))
 }
 
 fn show_status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode> {

@@ -45,6 +45,48 @@ pub struct InferredColumn {
     pub from: String,
     pub column_type: String,
     pub convert: Option<&'static str>,
+    /// How sure the type is, in a sentence for a comment above the column.
+    pub evidence: String,
+}
+
+/// What the samples say for a field's type, and how sure that is: NULLs seen make it
+/// Nullable; none seen in n samples still allows a rate up to 3/n (the "rule of three", the
+/// 95% upper bound for an event never observed in n tries), which is said.
+fn evidence(stats: &FieldStats, sampled: usize, column_type: &str) -> String {
+    let values = stats.seen - stats.nulls;
+    let kinds = [
+        stats.unsigned
+            + stats.signed
+            + stats.floats
+            + stats.decimal_text
+            + stats.unix_seconds
+            + stats.unix_millis,
+        stats.bools,
+        stats.dates + stats.date_times,
+        stats.other,
+        stats.objects,
+    ]
+    .iter()
+    .filter(|n| **n > 0)
+    .count();
+    let mixed = if kinds > 1 {
+        "; its values are of mixed kinds, so it is text"
+    } else {
+        ""
+    };
+    if stats.nulls > 0 {
+        format!(
+            "{values} of {sampled} sampled records have a value, {} none{mixed}",
+            stats.nulls
+        )
+    } else {
+        let bound = 300.0 / sampled.max(1) as f64;
+        format!(
+            "a value in all {sampled} sampled records{mixed}; one missing in up to {bound:.1}% of \
+             records could still look like this (95% bound): if it can be missing, make it \
+             Nullable({column_type})"
+        )
+    }
 }
 
 fn looks_like_date(s: &str) -> bool {
@@ -225,6 +267,7 @@ pub fn infer(samples: &[serde_json::Value]) -> Vec<InferredColumn> {
             InferredColumn {
                 name: sanitize(&name),
                 from,
+                evidence: evidence(&s, samples.len(), &column_type),
                 column_type,
                 convert,
             }
@@ -300,6 +343,7 @@ pub fn render_pipeline(
         if let Some(conv) = c.convert {
             spec.push(format!("convert: {conv}"));
         }
+        out.push_str(&format!("        # {}\n", c.evidence));
         out.push_str(&format!("        {}: {{{}}}\n", c.name, spec.join(", ")));
     }
     let order = columns
@@ -447,5 +491,27 @@ mod tests {
         assert_eq!(t("note", &[json!("x")]).unwrap(), "Nullable(String)");
         assert_eq!(t("ts", &[json!(1_700_000_000)]).unwrap(), "Nullable(Int64)");
         assert_eq!(t("obj", &[json!({"a": 1})]), None);
+    }
+
+    #[test]
+    fn each_column_says_how_sure_its_type_is() {
+        use serde_json::json;
+        let mut samples: Vec<serde_json::Value> =
+            (0..600).map(|i| json!({"id": i, "note": "x"})).collect();
+        samples[7]["note"] = serde_json::Value::Null;
+        let columns = infer(&samples);
+        let id = columns.iter().find(|c| c.name == "id").unwrap();
+        assert!(
+            id.evidence.contains("all 600 sampled records")
+                && id.evidence.contains("0.5%")
+                && id.evidence.contains("Nullable(UInt64)"),
+            "{}",
+            id.evidence
+        );
+        let note = columns.iter().find(|c| c.name == "note").unwrap();
+        assert_eq!(note.column_type, "Nullable(String)");
+        assert!(note.evidence.contains("599 of 600"), "{}", note.evidence);
+        let text = render_pipeline("p", "      csv: {path: x}\n", "db.t", &columns, 600);
+        assert!(text.contains("        # a value in all 600"), "{text}");
     }
 }
