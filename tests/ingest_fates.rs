@@ -354,3 +354,116 @@ async fn a_state_directory_started_afresh_does_not_take_a_new_file_for_an_old_on
     assert_eq!(status["already_stored"], 400, "{status}");
     assert_eq!(stats(&w, &c.db).await, ("800".into(), "800".into()));
 }
+
+/// A pipeline over `data/*.csv` whose `name` column has `name_spec` as its mapping.
+fn replay_pipeline(c: &Case, name_spec: &str) -> PathBuf {
+    let path = c.dir.join("replayed.yaml");
+    let db = &c.db;
+    std::fs::write(
+        &path,
+        format!(
+            "pipelines:
+  - name: replayed
+    source: {{csv: {{path: data/*.csv}}}}
+    mapping:
+      columns:
+        id: {{type: UInt64}}
+        name: {name_spec}
+    sink: {{table: {db}.orders, create: if_missing, order_by: [id]}}
+    dead_letter: {{table: {db}.orders_dlq}}
+"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn replay(c: &Case, pipeline: &Path, dry_run: bool) -> serde_json::Value {
+    let mut cmd = common::aurora_command();
+    cmd.args(["--url", &common::url(), "pipeline", "replay"])
+        .arg(pipeline)
+        .arg("--json");
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = c;
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_replayed_through_the_fixed_mapping_exactly_once() {
+    let (c, w) = Case::new("fates_replay").await;
+    let mut text = String::from("id,name\n");
+    for id in 0..10 {
+        let name = if id % 4 == 1 {
+            String::new()
+        } else {
+            format!("n{id}")
+        };
+        text.push_str(&format!("{id},{name}\n"));
+    }
+    std::fs::write(&c.data, text).unwrap();
+    // Without a default, a record with no name is rejected.
+    let strict = replay_pipeline(&c, "{type: String}");
+    let status = finished(&c.run(&strict).output().unwrap(), true);
+    assert_eq!(status["dead_lettered"], 3, "{status}");
+    let report = replay(&c, &strict, true);
+    assert_eq!(
+        (report["examined"].as_u64(), report["passing"].as_u64()),
+        (Some(3), Some(0)),
+        "{report}"
+    );
+
+    // Fixed: a default for a missing name. A dry run changes nothing.
+    let fixed = replay_pipeline(&c, "{type: String, default: unknown}");
+    let report = replay(&c, &fixed, true);
+    assert_eq!(
+        (report["passing"].as_u64(), report["written"].as_u64()),
+        (Some(3), Some(0)),
+        "{report}"
+    );
+    let dlq = format!("SELECT count() FROM {}.orders_dlq", c.db);
+    assert_eq!(common::count(&w, &dlq).await, 3);
+
+    let report = replay(&c, &fixed, false);
+    assert_eq!(
+        (report["written"].as_u64(), report["removed"].as_u64()),
+        (Some(3), Some(3)),
+        "{report}"
+    );
+    assert_eq!(stats(&w, &c.db).await, ("10".into(), "10".into()));
+    let unknown = format!("SELECT count() FROM {}.orders WHERE name = 'unknown'", c.db);
+    assert_eq!(common::count(&w, &unknown).await, 3);
+    // The removal is a mutation ClickHouse applies in the background.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while common::count(&w, &dlq).await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead letters were never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A replay that stopped between writing and removing: its records are in the table and
+    // still dead-lettered. Replayed again, they are only removed, not written twice.
+    w.execute(&format!(
+        "INSERT INTO {0}.orders_dlq SELECT 'replayed', _aurora_source, _aurora_offset, \
+         concat(toString(id), ','), 'e', now() FROM {0}.orders WHERE name = 'unknown' LIMIT 1",
+        c.db
+    ))
+    .await
+    .unwrap();
+    let report = replay(&c, &fixed, false);
+    assert_eq!(
+        (
+            report["written"].as_u64(),
+            report["already_in_table"].as_u64(),
+            report["removed"].as_u64()
+        ),
+        (Some(0), Some(1), Some(1)),
+        "{report}"
+    );
+    assert_eq!(stats(&w, &c.db).await, ("10".into(), "10".into()));
+}

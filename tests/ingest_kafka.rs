@@ -922,7 +922,10 @@ async fn pipeline_init_samples_a_topic(kafka: Kafka) {
         "{stderr}"
     );
     // Each column says how sure its type is.
-    assert!(yaml.contains("        # a value in all 600 sampled records"), "{yaml}");
+    assert!(
+        yaml.contains("        # a value in all 600 sampled records"),
+        "{yaml}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

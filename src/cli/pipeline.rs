@@ -78,6 +78,26 @@ pub enum PipelineAction {
         #[arg(long)]
         json: bool,
     },
+    /// Send dead-lettered records through the pipeline's current mapping again, after you
+    /// fixed what made them fail; those that pass are written and leave the dead-letter table
+    Replay {
+        /// The pipeline file
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Which pipeline of the file [default: its only one]
+        #[arg(long, value_name = "NAME")]
+        pipeline: Option<String>,
+        /// Only dead letters matching this SQL condition on the dead-letter table's columns
+        /// (`source`, `offset`, `raw`, `error`, `at`), e.g. "error LIKE '%amount%'"
+        #[arg(long = "where", value_name = "CONDITION")]
+        filter: Option<String>,
+        /// Count what would pass now; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// The report as one JSON object
+        #[arg(long)]
+        json: bool,
+    },
     /// Run pipelines until their sources end (or Ctrl-C/SIGTERM: drain, save, exit 0)
     Run {
         /// Pipeline files [default: the config's `pipelines:` list]
@@ -203,6 +223,13 @@ pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> Result<ExitCode> {
             )
             .await
         }
+        PipelineAction::Replay {
+            file,
+            pipeline,
+            filter,
+            dry_run,
+            json,
+        } => replay(global, &file, pipeline, filter, dry_run, json).await,
         PipelineAction::Status { state_dir, json } => {
             show_status(&state_dir.unwrap_or_else(engine::default_state_dir), json)
         }
@@ -556,6 +583,64 @@ fn sample_kafka(
         _ => format!("the start, middle and end of {} partition(s)", ranges.len()),
     };
     Ok((out, place))
+}
+
+async fn replay(
+    global: &GlobalArgs,
+    file: &std::path::Path,
+    name: Option<String>,
+    filter: Option<String>,
+    dry_run: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let loaded = load_all(global, &[file.to_path_buf()])?;
+    let l = &loaded[0];
+    let pipeline = match &name {
+        Some(n) => l.pipelines.iter().find(|p| p.name == *n).ok_or_else(|| {
+            let names: Vec<&str> = l.pipelines.iter().map(|p| p.name.as_str()).collect();
+            anyhow::anyhow!(
+                "{} has no pipeline `{n}`; it has {}",
+                file.display(),
+                names.join(", ")
+            )
+        })?,
+        None if l.pipelines.len() == 1 => &l.pipelines[0],
+        None => bail!(
+            "{} has {} pipelines; choose one with --pipeline NAME",
+            file.display(),
+            l.pipelines.len()
+        ),
+    };
+    let session = Session::open(global).await?;
+    let report = crate::ingest::replay::replay(
+        session.warehouse.clone(),
+        pipeline,
+        &base_dir(l),
+        filter.as_deref(),
+        dry_run,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let failing: u64 = report.still_failing.values().sum();
+        if dry_run {
+            println!(
+                "{}: {} dead-lettered record(s); {} would pass the mapping now, {failing} would still fail (dry run: nothing changed)",
+                pipeline.name, report.examined, report.passing
+            );
+        } else {
+            println!(
+                "{}: {} dead-lettered record(s); {} written, {} were in the table already, {} removed from the dead-letter table, {failing} still failing",
+                pipeline.name, report.examined, report.written, report.already_in_table, report.removed
+            );
+        }
+        for (reason, n) in &report.still_failing {
+            println!("  {n} × {reason}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn show_status(state_dir: &std::path::Path, json: bool) -> Result<ExitCode> {

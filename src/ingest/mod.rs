@@ -10,6 +10,7 @@ pub mod init;
 pub mod pipeline;
 pub mod queue;
 pub mod record;
+pub mod replay;
 pub mod sinks;
 pub mod sources;
 pub mod supervisor;

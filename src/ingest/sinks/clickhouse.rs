@@ -716,6 +716,60 @@ impl ClickHouseSink {
         Ok(outcome)
     }
 
+    /// The positions of `records` the target table holds (the dead-letter table aside); empty
+    /// without the bookkeeping columns.
+    pub async fn stored_positions(
+        &self,
+        records: &[PreparedRecord],
+    ) -> Result<HashSet<(Arc<str>, u64)>, SinkError> {
+        let mut found = HashSet::new();
+        if !self.bookkeeping {
+            return Ok(found);
+        }
+        for (source, list) in offsets_by_source(records) {
+            let sql = format!(
+                "SELECT {OFFSET_COLUMN} FROM {} WHERE {SOURCE_COLUMN} = {} AND {OFFSET_COLUMN} IN ({list})",
+                quoted_table(&self.table),
+                quote_str(&source)
+            );
+            for offset in self.offsets(&sql).await? {
+                found.insert((source.clone(), offset));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The offsets a query's first column lists.
+    async fn offsets(&self, sql: &str) -> Result<Vec<u64>, SinkError> {
+        let result = self
+            .warehouse
+            .query(sql, &QueryOptions::unrestricted())
+            .await
+            .map_err(|e| sink_error(&e))?;
+        Ok(result
+            .rows
+            .iter()
+            .filter_map(|row| match row.first() {
+                Some(Value::UInt(offset)) => Some(*offset),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Inserts the prepared rows of `records` (those that prepared), splitting out the ones
+    /// the server refuses: returned as (index in `records`, reason).
+    pub async fn insert_prepared(
+        &self,
+        records: &[PreparedRecord],
+    ) -> Result<Vec<(usize, String)>, SinkError> {
+        let rows: Vec<(usize, &str)> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.row.as_deref().ok().map(|line| (i, line)))
+            .collect();
+        self.insert_rows(&rows, &mut WriteOutcome::default()).await
+    }
+
     /// The (source, offset) pairs of `records` an earlier attempt already stored.
     async fn already_stored(
         &self,
@@ -753,15 +807,8 @@ impl ClickHouseSink {
                 ));
             }
             for q in sql {
-                let result = self
-                    .warehouse
-                    .query(&q, &QueryOptions::unrestricted())
-                    .await
-                    .map_err(|e| sink_error(&e))?;
-                for row in result.rows {
-                    if let Some(Value::UInt(offset)) = row.first() {
-                        found.insert((source.clone(), *offset));
-                    }
+                for offset in self.offsets(&q).await? {
+                    found.insert((source.clone(), offset));
                 }
             }
         }
@@ -844,6 +891,22 @@ impl ClickHouseSink {
             .await
             .map_err(|e| sink_error(&e))
     }
+}
+
+/// Each source of `records` with its records' offsets as a comma-separated list, for
+/// `offset IN (...)`.
+pub fn offsets_by_source<'a>(
+    records: impl IntoIterator<Item = &'a PreparedRecord>,
+) -> BTreeMap<Arc<str>, String> {
+    let mut out: BTreeMap<Arc<str>, String> = BTreeMap::new();
+    for r in records {
+        let list = out.entry(r.source_id.clone()).or_default();
+        if !list.is_empty() {
+            list.push(',');
+        }
+        let _ = write!(list, "{}", r.offset);
+    }
+    out
 }
 
 /// A name that can be a column without quoting or renaming: `[A-Za-z_][A-Za-z0-9_]*`.

@@ -597,6 +597,47 @@ fn last_byte_is_newline(path: &Path, len: u64) -> bool {
         && b[0] == b'\n'
 }
 
+/// The header of the first file `pattern` names (for records re-read from their raw line).
+pub fn header_of_first_file(pattern: &str, delimiter: u8) -> Result<Vec<String>, CsvSourceError> {
+    let file = matching_files(pattern)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CsvSourceError::NoFiles(pattern.to_string()))?;
+    let read_err = |e: csv::Error| CsvSourceError::Read {
+        path: file.clone(),
+        reason: e.to_string(),
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_path(&file)
+        .map_err(read_err)?;
+    Ok(reader
+        .headers()
+        .map_err(read_err)?
+        .iter()
+        .map(str::to_string)
+        .collect())
+}
+
+/// One raw CSV line (as the dead-letter table keeps it) as the record the source made of it.
+pub fn parse_line(
+    headers: &[String],
+    delimiter: u8,
+    raw: &str,
+) -> Result<serde_json::Value, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(raw.as_bytes());
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(true) => Ok(to_object(headers, &record)),
+        Ok(false) => Err("the line is empty".into()),
+        Err(e) => Err(format!("not a CSV line: {e}")),
+    }
+}
+
 /// A CSV record as a JSON object: header → text, with empty fields as null. Without a header
 /// the fields are named `c1`, `c2`, ...
 fn to_object(headers: &[String], record: &csv::StringRecord) -> serde_json::Value {
