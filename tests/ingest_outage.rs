@@ -61,6 +61,16 @@ fn restart_server(data_dir: &Path) -> Restarted {
     Restarted(cmd.spawn().unwrap())
 }
 
+/// Killed if a test fails before it ends the process itself.
+impl Drop for PipelineProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// An `aurora pipeline run` process; its log (`-v`: warnings plus progress every 5 s) goes to
 /// `<dir>/<name>.log`, its status to the state directory `<dir>/<name>`.
 struct PipelineProcess {

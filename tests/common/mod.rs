@@ -16,14 +16,36 @@ use aurora::warehouse::{ConnectionSettings, Warehouse};
 static SERVER: OnceLock<LocalServer> = OnceLock::new();
 
 /// A data directory that outlives the test (the server writes to it until the process ends).
+/// Those of earlier runs (untouched for 12 hours, longer than any run takes) are removed on
+/// the first call, so repeated `make test` runs do not fill the disk.
 pub fn fresh_data_dir(label: &str) -> PathBuf {
+    static PRUNED: OnceLock<()> = OnceLock::new();
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("clickhouse");
     std::fs::create_dir_all(&base).expect("create test data base dir");
+    PRUNED.get_or_init(|| prune_older_than(&base, Duration::from_secs(12 * 3600)));
     tempfile::Builder::new()
         .prefix(&format!("{label}-"))
         .tempdir_in(base)
         .expect("create test data dir")
         .keep()
+}
+
+/// Removes the entries of `dir` not modified for `age`.
+fn prune_older_than(dir: &std::path::Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if stale {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Starts a server whose lifetime is bound to the test process.
