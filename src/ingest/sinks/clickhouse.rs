@@ -213,6 +213,9 @@ pub struct RecordPreparer {
     transform: SharedTransform,
     bookkeeping: bool,
     evolve: bool,
+    /// Fields evolution cannot turn into columns (objects, arrays): not worth keeping a
+    /// record's parsed form for, batch after batch.
+    not_evolvable: Arc<std::sync::RwLock<HashSet<String>>>,
 }
 
 impl RecordPreparer {
@@ -232,7 +235,7 @@ impl RecordPreparer {
             Err(e) => (Err(e), None),
             Ok(payload) => {
                 let row = self.row(&transform, &payload, &source_id, offset, raw.len());
-                let evolving = (self.evolve && !transform.unknown_fields(&payload).is_empty())
+                let evolving = (self.evolve && self.may_evolve(&transform, &payload))
                     .then(|| Box::new(payload));
                 (row, evolving)
             }
@@ -244,6 +247,15 @@ impl RecordPreparer {
             raw,
             evolving,
         }
+    }
+
+    /// Whether the record has a field the table lacks that could become a column.
+    fn may_evolve(&self, transform: &Transform, payload: &serde_json::Value) -> bool {
+        let given_up = self.not_evolvable.read().unwrap_or_else(|p| p.into_inner());
+        transform
+            .unknown_fields(payload)
+            .iter()
+            .any(|(field, _)| plain_identifier(field) && !given_up.contains(*field))
     }
 
     /// The record's JSONEachRow line, with the bookkeeping columns.
@@ -291,6 +303,7 @@ pub struct ClickHouseSink {
     /// The mapping, with the columns evolution added (when it names columns).
     mapping: crate::ingest::pipeline::Mapping,
     evolve: bool,
+    not_evolvable: Arc<std::sync::RwLock<HashSet<String>>>,
     /// The target table has the bookkeeping columns.
     bookkeeping: bool,
     /// Per source: offsets at or below this may already be stored and must be checked.
@@ -401,6 +414,7 @@ impl ClickHouseSink {
             transform: Arc::new(std::sync::RwLock::new(Arc::new(transform))),
             mapping: pipeline.mapping.clone(),
             evolve: pipeline.evolve == Evolve::AddColumns,
+            not_evolvable: Arc::default(),
             bookkeeping,
             uncertain_up_to: HashMap::new(),
             retry: pipeline.retry.clone(),
@@ -427,6 +441,7 @@ impl ClickHouseSink {
             transform: self.transform.clone(),
             bookkeeping: self.bookkeeping,
             evolve: self.evolve,
+            not_evolvable: self.not_evolvable.clone(),
         }
     }
 
@@ -523,8 +538,9 @@ impl ClickHouseSink {
             let Some(payload) = &record.evolving else {
                 continue;
             };
+            let given_up = self.not_evolvable.read().unwrap_or_else(|p| p.into_inner());
             for (field, value) in transform.unknown_fields(payload) {
-                if plain_identifier(field) {
+                if plain_identifier(field) && !given_up.contains(field) {
                     values.entry(field.to_string()).or_default().push(value);
                 }
             }
@@ -548,6 +564,10 @@ impl ClickHouseSink {
             if !existing.contains(field) {
                 let Some(column_type) = crate::ingest::init::evolved_column_type(field, seen)
                 else {
+                    self.not_evolvable
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(field.clone());
                     continue;
                 };
                 let sql = format!(
