@@ -289,31 +289,11 @@ async fn follow_mode_picks_up_growth_and_sigterm_drains() {
 /// the kill lands mid-stream, wherever in the batch cycle the process happens to be). Returns
 /// whether it was still running when killed.
 async fn run_and_kill(f: &Fixture, w: &Warehouse, target: u64) -> bool {
-    let mut child = f
-        .run()
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    loop {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return false;
-        }
-        let count = w
-            .query(
-                &format!("SELECT count() FROM {}.orders", f.db),
-                &QueryOptions::default(),
-            )
-            .await
-            .map(|r| r.rows[0][0].to_string().parse::<u64>().unwrap_or(0))
-            .unwrap_or(0);
-        if count >= target {
-            let _ = child.kill();
-            let _ = child.wait();
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(3)).await;
-    }
+    let sql = format!("SELECT count() FROM {}.orders", f.db);
+    common::run_and_kill_when(&mut f.run(), || async {
+        common::count(w, &sql).await >= target
+    })
+    .await
 }
 
 const CRASH_ROWS: u64 = 150_000;

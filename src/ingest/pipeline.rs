@@ -272,6 +272,54 @@ pub struct Sink {
     pub partition_by: Option<String>,
     #[serde(default)]
     pub batch: BatchPolicy,
+    /// A ClickHouse cluster rather than one server: through a Distributed table, or to the
+    /// shards directly (docs/pipelines.md#clusters).
+    #[serde(default)]
+    pub cluster: Option<ClusterSink>,
+}
+
+/// How a sink writes to a cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSink {
+    /// The cluster as the servers' `remote_servers` names it. With `create: if_missing` and no
+    /// `shards`, Aurora creates `<table>_local` on every shard and the Distributed `table`
+    /// over them, `ON CLUSTER` (which needs ZooKeeper).
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub name: Option<String>,
+    /// Write each shard's `table` directly instead of through a Distributed table: one entry
+    /// per shard, its URL or the list of its replicas' URLs (the first that answers is used).
+    #[serde(default)]
+    pub shards: Vec<ShardSpec>,
+    /// The column whose value picks a record's shard. Without it, the record's source
+    /// position does: evenly, and the same shard on every retry.
+    #[serde(default)]
+    pub sharding_key: Option<String>,
+    /// Tables Aurora creates are ReplicatedMergeTree, at
+    /// `/clickhouse/tables/{shard}/<database>/<table>` with replica `{replica}` (the servers
+    /// need ZooKeeper and those macros).
+    #[serde(default)]
+    pub replicated: bool,
+}
+
+/// One shard of a cluster sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ShardSpec {
+    /// The shard's server, e.g. `http://ch-1:8123`.
+    Server(String),
+    /// The shard's replicas, tried in order.
+    Replicas(Vec<String>),
+}
+
+impl ShardSpec {
+    pub fn urls(&self) -> &[String] {
+        match self {
+            ShardSpec::Server(url) => std::slice::from_ref(url),
+            ShardSpec::Replicas(urls) => urls,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -497,6 +545,9 @@ pub fn check_str(name: &str, text: &str) -> Result<Vec<Pipeline>, Vec<Diagnostic
             }
             Source::Csv(_) => {}
         }
+        if let Some(cluster) = &p.sink.cluster {
+            check_cluster(name, text, p, cluster, &mut diags);
+        }
         if p.sink.create == CreatePolicy::IfMissing {
             let untyped: Vec<&str> = p
                 .mapping
@@ -554,6 +605,65 @@ pub fn check_str(name: &str, text: &str) -> Result<Vec<Pipeline>, Vec<Diagnostic
     }
 }
 
+/// What a cluster sink needs beyond its schema.
+fn check_cluster(
+    name: &str,
+    text: &str,
+    p: &Pipeline,
+    cluster: &ClusterSink,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let (line, column) = locate(text, "cluster:");
+    let mut problem = |message: String, hint: &str| {
+        diags.push(Diagnostic::error(name, line, column, message).with_hint(hint.to_string()));
+    };
+    if cluster.name.is_none() && cluster.shards.is_empty() {
+        problem(
+            format!(
+                "pipeline `{}`: `sink.cluster` names neither a cluster nor shards",
+                p.name
+            ),
+            "give `name:` (the cluster in the servers' remote_servers, writing through the \
+             Distributed `table`) or `shards:` (a URL per shard, written directly)",
+        );
+    }
+    if cluster.shards.iter().any(|s| s.urls().is_empty()) {
+        problem(
+            format!(
+                "pipeline `{}`: a shard in `sink.cluster.shards` lists no server",
+                p.name
+            ),
+            "give each shard a URL, or a list of its replicas' URLs",
+        );
+    }
+    if let Some(key) = &cluster.sharding_key {
+        if !p.mapping.columns.is_empty() && !p.mapping.columns.contains_key(key) {
+            problem(
+                format!(
+                    "pipeline `{}`: the sharding key `{key}` is not a column of the mapping",
+                    p.name
+                ),
+                "name one of `mapping.columns`, or leave `sharding_key` out to spread records by position",
+            );
+        }
+    }
+    if p.evolve == Evolve::AddColumns {
+        let (line, column) = locate(text, "evolve:");
+        diags.push(
+            Diagnostic::error(
+                name,
+                line,
+                column,
+                format!(
+                    "pipeline `{}`: `evolve: add_columns` does not work with a cluster sink yet",
+                    p.name
+                ),
+            )
+            .with_hint("add the columns with `ALTER TABLE ... ON CLUSTER`, or remove `evolve`"),
+        );
+    }
+}
+
 /// 1-based line and column of the first occurrence of `needle`, for checks made after
 /// parsing; the start of the file when it does not occur verbatim.
 fn locate(text: &str, needle: &str) -> (usize, usize) {
@@ -608,6 +718,50 @@ pipelines:
         assert_eq!(spec.convert, Some(Convert::Upper));
         assert_eq!(spec.from.as_deref(), Some("geo.country"));
         assert_eq!(spec.default, Some(serde_yaml::Value::String("XX".into())));
+    }
+
+    #[test]
+    fn cluster_sinks_are_checked() {
+        let with = |cluster: &str, extra: &str| {
+            GOOD.replace(
+                "      order_by: [ts]\n",
+                &format!("      order_by: [ts]\n      cluster: {cluster}\n{extra}"),
+            )
+        };
+        let text = with(
+            "{shards: [http://a:8123, [http://b1:8123, http://b2:8123]], sharding_key: user_id}",
+            "",
+        );
+        let p = check_str("p.yaml", &text).unwrap();
+        let cluster = p[0].sink.cluster.as_ref().unwrap();
+        assert_eq!(
+            cluster.shards[1].urls(),
+            ["http://b1:8123", "http://b2:8123"]
+        );
+
+        let text = with("{}", "    evolve: add_columns\n");
+        let out = render(&check_str("p.yaml", &text).unwrap_err(), &text);
+        assert!(out.contains("names neither a cluster nor shards"), "{out}");
+        assert!(
+            out.contains("does not work with a cluster sink yet"),
+            "{out}"
+        );
+        assert!(
+            out.contains("p.yaml:15:7: error: pipeline `clicks`: `sink.cluster`"),
+            "{out}"
+        );
+        assert!(
+            out.contains("p.yaml:16:5: error: pipeline `clicks`: `evolve"),
+            "{out}"
+        );
+
+        let text = with("{name: c, sharding_key: userid, shards: [[]]}", "");
+        let out = render(&check_str("p.yaml", &text).unwrap_err(), &text);
+        assert!(
+            out.contains("the sharding key `userid` is not a column"),
+            "{out}"
+        );
+        assert!(out.contains("lists no server"), "{out}");
     }
 
     #[test]

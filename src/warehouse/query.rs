@@ -287,6 +287,18 @@ impl Warehouse {
         format: &str,
         body: impl Into<reqwest::Body>,
     ) -> Result<()> {
+        self.insert_formatted_with(table, format, body, &[]).await
+    }
+
+    /// Like `insert_formatted`, with settings for this insert, sent as URL parameters (which
+    /// every version reads; 18.16 refuses `INSERT ... SETTINGS`).
+    pub async fn insert_formatted_with(
+        &self,
+        table: &str,
+        format: &str,
+        body: impl Into<reqwest::Body>,
+        insert_settings: &[(&str, &str)],
+    ) -> Result<()> {
         let settings = self.settings();
         let query_id = uuid::Uuid::new_v4().to_string();
         let response = self
@@ -299,6 +311,7 @@ impl Warehouse {
                 ("wait_end_of_query", "1"),
                 ("query", &format!("INSERT INTO {table} FORMAT {format}")),
             ])
+            .query(insert_settings)
             // A server that stopped answering must not hang a pipeline forever: give up,
             // and let the caller retry (and re-check what was stored).
             .timeout(INSERT_TIMEOUT.max(settings.query_timeout))

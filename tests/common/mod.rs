@@ -3,6 +3,7 @@
 //! long as the test process, so the kernel stops it (SIGTERM) when the tests are done.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod sqldb;
 pub mod tansu;
 
@@ -205,4 +206,29 @@ pub fn http_client() -> reqwest::Client {
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .expect("an HTTP client")
+}
+
+/// Spawns `cmd` (output discarded) and SIGKILLs it as soon as `reached` says so, so the kill
+/// lands wherever the process happens to be. Returns whether it was still running then.
+pub async fn run_and_kill_when<F, Fut>(cmd: &mut std::process::Command, mut reached: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn aurora");
+    loop {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        if reached().await {
+            let _ = child.kill();
+            let _ = child.wait();
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
 }

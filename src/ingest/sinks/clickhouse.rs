@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cluster::{shard_of, stable_hash, Shards};
 use crate::ingest::pipeline::{
     ColumnSource, CreatePolicy, Delivery, Evolve, Pipeline, RetryPolicy,
 };
@@ -25,7 +26,7 @@ use crate::ingest::transform::{TargetColumn, Transform};
 use crate::warehouse::query::{quote_ident, quote_str};
 use crate::warehouse::types::DataType;
 use crate::warehouse::value::{push_json_string, Value};
-use crate::warehouse::{QueryOptions, Warehouse, WarehouseError};
+use crate::warehouse::{QueryOptions, QueryResult, Warehouse, WarehouseError};
 
 pub const SOURCE_COLUMN: &str = "_aurora_source";
 pub const OFFSET_COLUMN: &str = "_aurora_offset";
@@ -189,6 +190,8 @@ pub struct PreparedRecord {
     /// With `evolve: add_columns`, the parsed record when it has fields the table has no
     /// column for: the sink adds the columns, then prepares it again.
     pub evolving: Option<Box<serde_json::Value>>,
+    /// Picks the record's shard when the sink writes to shards directly (0 otherwise).
+    pub shard_hash: u64,
 }
 
 impl PreparedRecord {
@@ -216,6 +219,18 @@ pub struct RecordPreparer {
     /// Fields evolution cannot turn into columns (objects, arrays): not worth keeping a
     /// record's parsed form for, batch after batch.
     not_evolvable: Arc<std::sync::RwLock<HashSet<String>>>,
+    sharding: Sharding,
+}
+
+/// How a record's shard is chosen, when the sink writes to shards directly.
+#[derive(Debug, Clone)]
+enum Sharding {
+    /// One server, or a Distributed table that shards by itself.
+    None,
+    /// By the record's source and offset: even, and the same on every attempt.
+    Position,
+    /// By the value of this column (its JSON text).
+    Key(Arc<str>),
 }
 
 impl RecordPreparer {
@@ -231,13 +246,14 @@ impl RecordPreparer {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let (row, evolving) = match payload {
-            Err(e) => (Err(e), None),
+        let (row, shard_hash, evolving) = match payload {
+            Err(e) => (Err(e), 0, None),
             Ok(payload) => {
-                let row = self.row(&transform, &payload, &source_id, offset, raw.len());
+                let (row, shard_hash) =
+                    self.row(&transform, &payload, &source_id, offset, raw.len());
                 let evolving = (self.evolve && self.may_evolve(&transform, &payload))
                     .then(|| Box::new(payload));
-                (row, evolving)
+                (row, shard_hash, evolving)
             }
         };
         PreparedRecord {
@@ -246,6 +262,7 @@ impl RecordPreparer {
             row,
             raw,
             evolving,
+            shard_hash,
         }
     }
 
@@ -258,7 +275,7 @@ impl RecordPreparer {
             .any(|(field, _)| plain_identifier(field) && !given_up.contains(*field))
     }
 
-    /// The record's JSONEachRow line, with the bookkeeping columns.
+    /// The record's JSONEachRow line, with the bookkeeping columns, and its shard hash.
     fn row(
         &self,
         transform: &Transform,
@@ -266,12 +283,25 @@ impl RecordPreparer {
         source_id: &str,
         offset: u64,
         raw_len: usize,
-    ) -> Result<String, String> {
+    ) -> (Result<String, String>, u64) {
         let mut line = String::with_capacity(raw_len + 64);
         line.push('{');
-        let wrote = transform
-            .apply_into(payload, &mut line)
-            .map_err(|e| e.to_string())?;
+        let key = match &self.sharding {
+            Sharding::Key(column) => Some(&**column),
+            _ => None,
+        };
+        let (wrote, key_at) = match transform.apply_into_keyed(payload, &mut line, key) {
+            Ok(written) => written,
+            Err(e) => return (Err(e.to_string()), 0),
+        };
+        let shard_hash = match &self.sharding {
+            Sharding::None => 0,
+            Sharding::Position => stable_hash(&[source_id.as_bytes(), &offset.to_le_bytes()]),
+            // A record without the key's value (left to the server's default) hashes as null.
+            Sharding::Key(_) => {
+                stable_hash(&[key_at.map_or(&b"null"[..], |at| line[at].as_bytes())])
+            }
+        };
         if self.bookkeeping {
             if wrote {
                 line.push(',');
@@ -283,7 +313,7 @@ impl RecordPreparer {
             let _ = write!(line, ",\"{OFFSET_COLUMN}\":{offset}");
         }
         line.push('}');
-        Ok(line)
+        (Ok(line), shard_hash)
     }
 }
 
@@ -294,7 +324,12 @@ struct DeadRecord<'a> {
 }
 
 pub struct ClickHouseSink {
+    /// The pipeline's connection: the dead-letter table, and the target unless `shards` say
+    /// otherwise.
     warehouse: Arc<Warehouse>,
+    /// Where the target table lives: this connection, or the shards of a cluster.
+    shards: Shards,
+    sharding: Sharding,
     pipeline: String,
     table: (String, String),
     dead_letter: Option<(String, String)>,
@@ -339,13 +374,21 @@ impl ClickHouseSink {
         let default_db = warehouse.settings().database.clone();
         let table = qualified(&pipeline.sink.table, &default_db);
         let exactly_once = pipeline.delivery == Delivery::ExactlyOnce;
-        let schema = warehouse.schema(true).await.map_err(|e| sink_error(&e))?;
+        let cluster = pipeline.sink.cluster.as_ref();
+        let mut shards = cluster
+            .and_then(|c| Shards::direct(&warehouse, c))
+            .unwrap_or_else(|| Shards::single(warehouse.clone()));
+        // The table is read where it lives (the first shard, when written directly).
+        let reader = shards.first().await.map_err(|e| sink_error(&e))?;
+        let schema = reader.schema(true).await.map_err(|e| sink_error(&e))?;
         let exists = schema
             .table(&format!("{}.{}", table.0, table.1), &default_db)
             .is_some();
         if !exists {
             match pipeline.sink.create {
-                CreatePolicy::IfMissing => create_table(&warehouse, pipeline, &table).await?,
+                CreatePolicy::IfMissing => {
+                    create_table(&warehouse, &shards, pipeline, &table).await?
+                }
                 CreatePolicy::Never => {
                     let similar = schema.similar_tables(&format!("{}.{}", table.0, table.1));
                     let hint = if similar.is_empty() {
@@ -364,7 +407,7 @@ impl ClickHouseSink {
         let schema = if exists {
             schema
         } else {
-            warehouse.schema(true).await.map_err(|e| sink_error(&e))?
+            reader.schema(true).await.map_err(|e| sink_error(&e))?
         };
         let info = schema
             .table(&format!("{}.{}", table.0, table.1), &default_db)
@@ -376,6 +419,7 @@ impl ClickHouseSink {
             })?;
         let has = |name: &str| info.columns.iter().any(|c| c.name == name);
         let bookkeeping = has(SOURCE_COLUMN) && has(OFFSET_COLUMN);
+        shards.distributed = info.engine == "Distributed";
         if exactly_once && !bookkeeping {
             return Err(SinkError::Fatal(format!(
                 "pipeline `{}`: exactly_once delivery needs two bookkeeping columns in {}.{}; add them with\n  \
@@ -405,8 +449,24 @@ impl ClickHouseSink {
             }
             None => None,
         };
+        let sharding = match cluster {
+            _ if shards.shard_count() < 2 => Sharding::None,
+            Some(c) => match &c.sharding_key {
+                Some(key) if !transform.columns().any(|column| column == key) => {
+                    return Err(SinkError::Fatal(format!(
+                        "pipeline `{}`: the sharding key `{key}` is not a column the pipeline writes",
+                        pipeline.name
+                    )))
+                }
+                Some(key) => Sharding::Key(Arc::from(key.as_str())),
+                None => Sharding::Position,
+            },
+            None => Sharding::None,
+        };
         Ok(Self {
             warehouse,
+            shards,
+            sharding,
             pipeline: pipeline.name.clone(),
             table,
             dead_letter,
@@ -442,6 +502,7 @@ impl ClickHouseSink {
             bookkeeping: self.bookkeeping,
             evolve: self.evolve,
             not_evolvable: self.not_evolvable.clone(),
+            sharding: self.sharding.clone(),
         }
     }
 
@@ -465,24 +526,31 @@ impl ClickHouseSink {
             .map(|s| quote_str(s))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut queries = vec![format!(
-            "SELECT {SOURCE_COLUMN}, max({OFFSET_COLUMN}), count() FROM {} WHERE {SOURCE_COLUMN} IN ({list}) GROUP BY {SOURCE_COLUMN}",
-            quoted_table(&self.table)
-        )];
+        let mut results = self
+            .shards
+            .query_each(&format!(
+                "SELECT {SOURCE_COLUMN}, max({OFFSET_COLUMN}), count() FROM {} WHERE {SOURCE_COLUMN} IN ({list}) GROUP BY {SOURCE_COLUMN}",
+                quoted_table(&self.table)
+            ))
+            .await
+            .map_err(|e| sink_error(&e))?;
         if let Some(dl) = &self.dead_letter {
-            queries.push(format!(
-                "SELECT source, max(offset), count() FROM {} WHERE pipeline = {} AND source IN ({list}) GROUP BY source",
-                quoted_table(dl),
-                quote_str(&self.pipeline)
-            ));
+            results.push(
+                self.warehouse
+                    .query(
+                        &format!(
+                            "SELECT source, max(offset), count() FROM {} WHERE pipeline = {} AND source IN ({list}) GROUP BY source",
+                            quoted_table(dl),
+                            quote_str(&self.pipeline)
+                        ),
+                        &QueryOptions::unrestricted(),
+                    )
+                    .await
+                    .map_err(|e| sink_error(&e))?,
+            );
         }
         let mut counts: BTreeMap<Arc<str>, u64> = BTreeMap::new();
-        for sql in queries {
-            let result = self
-                .warehouse
-                .query(&sql, &QueryOptions::unrestricted())
-                .await
-                .map_err(|e| sink_error(&e))?;
+        for result in results {
             for row in result.rows {
                 if let (Some(Value::String(source)), Some(Value::UInt(max))) =
                     (row.first(), row.get(1))
@@ -601,7 +669,7 @@ impl ClickHouseSink {
         let preparer = self.preparer();
         for record in batch.iter_mut() {
             if let Some(payload) = record.evolving.take() {
-                record.row = preparer.row(
+                (record.row, record.shard_hash) = preparer.row(
                     &transform,
                     &payload,
                     &record.source_id,
@@ -699,7 +767,7 @@ impl ClickHouseSink {
             self.learn_sources(records).await?;
         }
         let stored = self.already_stored(records).await?;
-        let mut rows: Vec<(usize, &str)> = Vec::with_capacity(records.len());
+        let mut rows: Vec<usize> = Vec::with_capacity(records.len());
         let mut dead: Vec<DeadRecord> = Vec::new();
         for (i, record) in records.iter().enumerate() {
             if stored.contains(&(record.source_id.clone(), record.offset)) {
@@ -707,7 +775,7 @@ impl ClickHouseSink {
                 continue;
             }
             match &record.row {
-                Ok(line) => rows.push((i, line)),
+                Ok(_) => rows.push(i),
                 Err(reason) => dead.push(DeadRecord {
                     record,
                     reason: reason.clone(),
@@ -715,7 +783,7 @@ impl ClickHouseSink {
             }
         }
         // Bad rows the server refuses are found by splitting, then dead-lettered too.
-        let refused = self.insert_rows(&rows, &mut outcome).await?;
+        let refused = self.insert_rows(records, &rows, &mut outcome).await?;
         for (i, reason) in refused {
             if let Some(record) = records.get(i) {
                 dead.push(DeadRecord { record, reason });
@@ -752,28 +820,31 @@ impl ClickHouseSink {
                 quoted_table(&self.table),
                 quote_str(&source)
             );
-            for offset in self.offsets(&sql).await? {
+            for offset in self.table_offsets(&sql).await? {
                 found.insert((source.clone(), offset));
             }
         }
         Ok(found)
     }
 
-    /// The offsets a query's first column lists.
-    async fn offsets(&self, sql: &str) -> Result<Vec<u64>, SinkError> {
+    /// The offsets a query of the target table lists in its first column, on every shard.
+    async fn table_offsets(&self, sql: &str) -> Result<Vec<u64>, SinkError> {
+        let results = self
+            .shards
+            .query_each(sql)
+            .await
+            .map_err(|e| sink_error(&e))?;
+        Ok(results.iter().flat_map(first_column_offsets).collect())
+    }
+
+    /// The offsets a query of the dead-letter table lists in its first column.
+    async fn dead_letter_offsets(&self, sql: &str) -> Result<Vec<u64>, SinkError> {
         let result = self
             .warehouse
             .query(sql, &QueryOptions::unrestricted())
             .await
             .map_err(|e| sink_error(&e))?;
-        Ok(result
-            .rows
-            .iter()
-            .filter_map(|row| match row.first() {
-                Some(Value::UInt(offset)) => Some(*offset),
-                _ => None,
-            })
-            .collect())
+        Ok(first_column_offsets(&result).collect())
     }
 
     /// Inserts the prepared rows of `records` (those that prepared), splitting out the ones
@@ -782,12 +853,11 @@ impl ClickHouseSink {
         &self,
         records: &[PreparedRecord],
     ) -> Result<Vec<(usize, String)>, SinkError> {
-        let rows: Vec<(usize, &str)> = records
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.row.as_deref().ok().map(|line| (i, line)))
+        let rows: Vec<usize> = (0..records.len())
+            .filter(|&i| records[i].row.is_ok())
             .collect();
-        self.insert_rows(&rows, &mut WriteOutcome::default()).await
+        self.insert_rows(records, &rows, &mut WriteOutcome::default())
+            .await
     }
 
     /// The (source, offset) pairs of `records` an earlier attempt already stored.
@@ -813,70 +883,116 @@ impl ClickHouseSink {
             }
         }
         for (source, (lo, hi)) in ranges {
-            let mut sql = vec![format!(
-                "SELECT {OFFSET_COLUMN} FROM {} WHERE {SOURCE_COLUMN} = {} AND {OFFSET_COLUMN} BETWEEN {lo} AND {hi}",
-                quoted_table(&self.table),
-                quote_str(&source)
-            )];
-            if let Some(dl) = &self.dead_letter {
-                sql.push(format!(
-                    "SELECT offset FROM {} WHERE pipeline = {} AND source = {} AND offset BETWEEN {lo} AND {hi}",
-                    quoted_table(dl),
-                    quote_str(&self.pipeline),
+            let mut offsets = self
+                .table_offsets(&format!(
+                    "SELECT {OFFSET_COLUMN} FROM {} WHERE {SOURCE_COLUMN} = {} AND {OFFSET_COLUMN} BETWEEN {lo} AND {hi}",
+                    quoted_table(&self.table),
                     quote_str(&source)
-                ));
+                ))
+                .await?;
+            if let Some(dl) = &self.dead_letter {
+                offsets.extend(
+                    self.dead_letter_offsets(&format!(
+                        "SELECT offset FROM {} WHERE pipeline = {} AND source = {} AND offset BETWEEN {lo} AND {hi}",
+                        quoted_table(dl),
+                        quote_str(&self.pipeline),
+                        quote_str(&source)
+                    ))
+                    .await?,
+                );
             }
-            for q in sql {
-                for offset in self.offsets(&q).await? {
-                    found.insert((source.clone(), offset));
-                }
-            }
+            found.extend(offsets.into_iter().map(|offset| (source.clone(), offset)));
         }
         Ok(found)
     }
 
-    /// Inserts `rows` (index into the batch, JSON line) as one INSERT. If the server refuses
-    /// the data, halves the set until the refused rows are isolated and returns them with the
-    /// server's message, so one bad row never blocks or drops the rest.
+    /// Inserts the rows of `records` at indices `rows`: one INSERT per shard. If the server
+    /// refuses the data, halves the set until the refused rows are isolated and returns them
+    /// (index, the server's message), so one bad row never blocks or drops the rest. A part is
+    /// sent byte for byte the same on every attempt, so a replicated table that received it
+    /// before deduplicates it.
     async fn insert_rows(
         &self,
-        rows: &[(usize, &str)],
+        records: &[PreparedRecord],
+        rows: &[usize],
         outcome: &mut WriteOutcome,
     ) -> Result<Vec<(usize, String)>, SinkError> {
+        let shard_count = self.shards.shard_count();
+        let mut per_shard: Vec<Vec<usize>> = vec![Vec::new(); shard_count];
+        for &i in rows {
+            per_shard[shard_of(records[i].shard_hash, shard_count)].push(i);
+        }
         let mut refused = Vec::new();
-        let mut pending: Vec<&[(usize, &str)]> = vec![rows];
-        while let Some(part) = pending.pop() {
-            if part.is_empty() {
-                continue;
-            }
-            let mut body = String::with_capacity(part.iter().map(|(_, l)| l.len() + 1).sum());
-            for (_, line) in part {
-                body.push_str(line);
-                body.push('\n');
-            }
-            let bytes = body.len() as u64;
-            match self
-                .warehouse
-                .insert_formatted(&quoted_table(&self.table), "JSONEachRow", body)
-                .await
-            {
-                Ok(()) => {
-                    outcome.rows_written += part.len() as u64;
-                    outcome.bytes_written += bytes;
+        for (shard, rows) in per_shard.iter().enumerate() {
+            let mut pending: Vec<&[usize]> = vec![rows];
+            while let Some(part) = pending.pop() {
+                if part.is_empty() {
+                    continue;
                 }
-                Err(e) if classify(&e) == ErrorClass::Data => {
-                    if let [(i, _)] = part {
-                        refused.push((*i, format!("ClickHouse refused the row: {e}")));
-                    } else {
-                        let (a, b) = part.split_at(part.len() / 2);
-                        pending.push(b);
-                        pending.push(a);
+                let lines = || part.iter().filter_map(|&i| records[i].row.as_deref().ok());
+                let mut body = String::with_capacity(lines().map(|l| l.len() + 1).sum());
+                for line in lines() {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+                let bytes = body.len() as u64;
+                match self.insert_part(shard, records, part, body).await {
+                    Ok(()) => {
+                        outcome.rows_written += part.len() as u64;
+                        outcome.bytes_written += bytes;
                     }
+                    Err(e) if classify(&e) == ErrorClass::Data => {
+                        if let [i] = part {
+                            refused.push((*i, format!("ClickHouse refused the row: {e}")));
+                        } else {
+                            let (a, b) = part.split_at(part.len() / 2);
+                            pending.push(b);
+                            pending.push(a);
+                        }
+                    }
+                    Err(e) => return Err(sink_error(&e)),
                 }
-                Err(e) => return Err(sink_error(&e)),
             }
         }
         Ok(refused)
+    }
+
+    /// One INSERT of `body` (the rows of `records` at `part`) into shard `shard`.
+    async fn insert_part(
+        &self,
+        shard: usize,
+        records: &[PreparedRecord],
+        part: &[usize],
+        body: String,
+    ) -> Result<(), WarehouseError> {
+        let body = bytes::Bytes::from(body);
+        let table = quoted_table(&self.table);
+        // Names the part by the positions it holds: servers that know the setting deduplicate
+        // a part sent again even if its bytes changed (a later Aurora, say).
+        let token = {
+            let mut positions = Vec::with_capacity(part.len() * 16);
+            for &i in part {
+                positions.extend_from_slice(records[i].source_id.as_bytes());
+                positions.extend_from_slice(&records[i].offset.to_le_bytes());
+            }
+            format!(
+                "aurora-{:016x}",
+                stable_hash(&[self.pipeline.as_bytes(), &positions])
+            )
+        };
+        let distributed = self.shards.distributed;
+        self.shards
+            .on_shard(shard, |warehouse| {
+                let body = body.clone();
+                let (table, token) = (&table, &token);
+                async move {
+                    let settings = insert_settings(warehouse.capabilities(), distributed, token);
+                    warehouse
+                        .insert_formatted_with(table, "JSONEachRow", body, &settings)
+                        .await
+                }
+            })
+            .await
     }
 
     async fn insert_dead(&self, dead: &[DeadRecord<'_>]) -> Result<(), SinkError> {
@@ -911,6 +1027,31 @@ impl ClickHouseSink {
             .await
             .map_err(|e| sink_error(&e))
     }
+}
+
+/// The settings of one INSERT into the target table: synchronous through a Distributed
+/// table, and the part's deduplication token where the server knows the setting (22.2+).
+fn insert_settings<'a>(
+    caps: &crate::warehouse::Capabilities,
+    distributed: bool,
+    token: &'a str,
+) -> Vec<(&'static str, &'a str)> {
+    let mut settings = Vec::new();
+    if distributed {
+        settings.push(("insert_distributed_sync", "1"));
+    }
+    if caps.insert_deduplication_token {
+        settings.push(("insert_deduplication_token", token));
+    }
+    settings
+}
+
+/// The offsets in a result's first column.
+fn first_column_offsets(result: &QueryResult) -> impl Iterator<Item = u64> + '_ {
+    result.rows.iter().filter_map(|row| match row.first() {
+        Some(Value::UInt(offset)) => Some(*offset),
+        _ => None,
+    })
 }
 
 /// Each source of `records` with its records' offsets as a comma-separated list, for
@@ -960,7 +1101,24 @@ pub async fn check(warehouse: &Warehouse, pipeline: &Pipeline) -> Result<Vec<Str
     let default_db = warehouse.settings().database.clone();
     let table = qualified(&pipeline.sink.table, &default_db);
     let name = format!("{}.{}", table.0, table.1);
-    let schema = warehouse.schema(true).await.map_err(|e| sink_error(&e))?;
+    // A sink writing to shards directly reads the table on the first shard.
+    let shards = pipeline
+        .sink
+        .cluster
+        .as_ref()
+        .and_then(|c| Shards::direct(warehouse, c));
+    let schema = match &shards {
+        Some(shards) => {
+            shards
+                .first()
+                .await
+                .map_err(|e| sink_error(&e))?
+                .schema(true)
+                .await
+        }
+        None => warehouse.schema(true).await,
+    }
+    .map_err(|e| sink_error(&e))?;
     let mut problems = Vec::new();
     let columns = match schema.table(&name, &default_db) {
         Some(info) => {
@@ -1028,8 +1186,12 @@ fn give_up_message(pipeline: &str, error: &str, failures: u32) -> String {
     )
 }
 
+/// Creates the target table from the mapping's types: on the pipeline's server; on every
+/// replica of every shard (`cluster.shards`); or `ON CLUSTER` (`cluster.name`), as
+/// `<table>_local` on every shard plus the Distributed `table` over them.
 async fn create_table(
     warehouse: &Warehouse,
+    shards: &Shards,
     pipeline: &Pipeline,
     table: &(String, String),
 ) -> Result<(), SinkError> {
@@ -1052,18 +1214,64 @@ async fn create_table(
         .as_ref()
         .map(|p| format!(" PARTITION BY {p}"))
         .unwrap_or_default();
-    let sql = format!(
-        "CREATE TABLE IF NOT EXISTS {} ({}) ENGINE = MergeTree{partition} ORDER BY ({})",
-        quoted_table(table),
-        columns.join(", "),
-        pipeline.sink.order_by.join(", ")
-    );
-    execute_ddl(
-        warehouse,
-        &format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(&table.0)),
-    )
-    .await?;
-    execute_ddl(warehouse, &sql).await
+    let cluster = pipeline.sink.cluster.as_ref();
+    let on_cluster = cluster
+        .filter(|c| c.shards.is_empty())
+        .and_then(|c| c.name.as_deref());
+    let local = match on_cluster {
+        Some(_) => (table.0.clone(), format!("{}_local", table.1)),
+        None => table.clone(),
+    };
+    let engine = if cluster.is_some_and(|c| c.replicated) {
+        format!(
+            "ReplicatedMergeTree({}, '{{replica}}')",
+            quote_str(&format!(
+                "/clickhouse/tables/{{shard}}/{}/{}",
+                local.0, local.1
+            ))
+        )
+    } else {
+        "MergeTree".to_string()
+    };
+    let clause = on_cluster
+        .map(|c| format!(" ON CLUSTER {}", quote_ident(c)))
+        .unwrap_or_default();
+    let mut statements = vec![
+        format!(
+            "CREATE DATABASE IF NOT EXISTS {}{clause}",
+            quote_ident(&table.0)
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {}{clause} ({}) ENGINE = {engine}{partition} ORDER BY ({})",
+            quoted_table(&local),
+            columns.join(", "),
+            pipeline.sink.order_by.join(", ")
+        ),
+    ];
+    if let Some(name) = on_cluster {
+        let sharding = cluster
+            .and_then(|c| c.sharding_key.as_deref())
+            .map(|key| format!("cityHash64({})", quote_ident(key)))
+            .unwrap_or_else(|| "rand()".to_string());
+        statements.push(format!(
+            "CREATE TABLE IF NOT EXISTS {}{clause} AS {} ENGINE = Distributed({}, {}, {}, {sharding})",
+            quoted_table(table),
+            quoted_table(&local),
+            quote_ident(name),
+            quote_ident(&local.0),
+            quote_ident(&local.1),
+        ));
+    }
+    let opts = ddl_options(warehouse);
+    for sql in statements {
+        let done = if cluster.is_some_and(|c| !c.shards.is_empty()) {
+            shards.execute_everywhere(&sql, &opts).await
+        } else {
+            warehouse.query(&sql, &opts).await.map(drop)
+        };
+        done.map_err(|e| sink_error(&e))?;
+    }
+    Ok(())
 }
 
 async fn create_dead_letter_table(
@@ -1087,16 +1295,21 @@ async fn create_dead_letter_table(
 }
 
 async fn execute_ddl(warehouse: &Warehouse, sql: &str) -> Result<(), SinkError> {
+    warehouse
+        .query(sql, &ddl_options(warehouse))
+        .await
+        .map(drop)
+        .map_err(|e| sink_error(&e))
+}
+
+/// Options for Aurora's CREATE statements.
+fn ddl_options(warehouse: &Warehouse) -> QueryOptions {
     let mut opts = QueryOptions::unrestricted();
     if warehouse.capabilities().low_cardinality_needs_flag {
         opts.settings
             .push(("allow_experimental_low_cardinality_type".into(), "1".into()));
     }
-    warehouse
-        .query(sql, &opts)
-        .await
-        .map(drop)
-        .map_err(|e| sink_error(&e))
+    opts
 }
 
 #[cfg(test)]
@@ -1167,6 +1380,33 @@ mod tests {
         assert!(serde_yaml::from_str::<RetryPolicy>("unknown_errors: always").is_err());
         let message = give_up_message("p", "ClickHouse error 999999: odd", 6);
         assert!(message.contains("6 time(s)") && message.contains("unknown_errors: forever"));
+    }
+
+    #[test]
+    fn inserts_carry_a_deduplication_token_only_where_the_server_knows_it() {
+        use crate::warehouse::Capabilities;
+        let old = Capabilities::from_version("18.16.1");
+        let current = Capabilities::from_version("25.8.2.29");
+        assert_eq!(insert_settings(&old, false, "t"), vec![]);
+        assert_eq!(
+            insert_settings(&old, true, "t"),
+            vec![("insert_distributed_sync", "1")]
+        );
+        assert_eq!(
+            insert_settings(&current, true, "t"),
+            vec![
+                ("insert_distributed_sync", "1"),
+                ("insert_deduplication_token", "t")
+            ]
+        );
+        assert_eq!(
+            insert_settings(&Capabilities::from_version("22.1.3"), false, "t"),
+            vec![]
+        );
+        assert_eq!(
+            insert_settings(&Capabilities::from_version("22.2.2"), false, "t"),
+            vec![("insert_deduplication_token", "t")]
+        );
     }
 
     #[test]

@@ -189,21 +189,38 @@ impl Transform {
     /// (`"a":1,"b":"x"`, no braces), skipping the intermediate map: this runs per record on
     /// the ingestion hot path. Returns whether anything was written.
     pub fn apply_into(&self, record: &Value, out: &mut String) -> Result<bool, RecordError> {
+        self.apply_into_keyed(record, out, None)
+            .map(|(wrote, _)| wrote)
+    }
+
+    /// `apply_into`, also returning where in `out` the value of column `key` was written (its
+    /// JSON text), when it was: a cluster sink picks the record's shard from it.
+    pub fn apply_into_keyed(
+        &self,
+        record: &Value,
+        out: &mut String,
+        key: Option<&str>,
+    ) -> Result<(bool, Option<std::ops::Range<usize>>), RecordError> {
         let start = out.len();
         let mut wrote = false;
+        let mut key_at = None;
         let result = self.each_value(record, |column, value| {
             if wrote {
                 out.push(',');
             }
             out.push_str(&column.json_key);
+            let value_start = out.len();
             // `Value`'s Display writes compact JSON straight into `out`, no temporary string.
             let _ = write!(out, "{value}");
+            if key == Some(column.name.as_str()) {
+                key_at = Some(value_start..out.len());
+            }
             wrote = true;
         });
         if result.is_err() {
             out.truncate(start);
         }
-        result.map(|()| wrote)
+        result.map(|()| (wrote, key_at))
     }
 
     fn each_value(
