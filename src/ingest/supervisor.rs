@@ -215,6 +215,11 @@ impl Supervisor {
             .count()
     }
 
+    /// The connection the pipelines write through.
+    pub fn warehouse(&self) -> Arc<Warehouse> {
+        self.warehouse.clone()
+    }
+
     /// Every pipeline this supervisor owns, with the directory its relative paths resolve
     /// against, in start order.
     pub fn definitions(&self) -> Vec<(Pipeline, PathBuf)> {

@@ -54,6 +54,9 @@ pub enum Action {
     PausePipeline,
     ResumePipeline,
     RestartPipeline,
+    /// Send the selected pipeline's dead letters through its current mapping again (a dry
+    /// run first, then, pressed again, for real).
+    ReplayDeadLetters,
     ToggleFavourite,
     /// Keep the answer (or History entry) as a worked example for later questions.
     AcceptAnswer,
@@ -92,6 +95,7 @@ impl Action {
         Action::PausePipeline,
         Action::ResumePipeline,
         Action::RestartPipeline,
+        Action::ReplayDeadLetters,
         Action::ToggleFavourite,
         Action::AcceptAnswer,
         Action::DeployDashboard,
@@ -161,6 +165,7 @@ impl Action {
             Action::PausePipeline => "pause the pipeline / the dashboard's refresh",
             Action::ResumePipeline => "resume the pipeline / refresh the dashboard now",
             Action::RestartPipeline => "restart the pipeline",
+            Action::ReplayDeadLetters => "replay the pipeline's dead letters (count, then write)",
             Action::ToggleFavourite => "mark or unmark as favourite",
             Action::AcceptAnswer => "the answer is right: keep it as an example",
         }

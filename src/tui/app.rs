@@ -33,7 +33,9 @@ pub use super::views::dashboards::{
     dashboard_command, dashboards_action, dashboards_back, schedule_dashboard,
 };
 use super::views::history::history_action;
-use super::views::pipelines::{on_daemon_trouble, on_pipelines, pipelines_action, sample_rates};
+use super::views::pipelines::{
+    on_daemon_trouble, on_pipelines, on_replayed, pipelines_action, sample_rates,
+};
 use super::views::schema::{on_sample, relist_tables, request_fits, schema_action};
 use super::widgets::chart::{ChartKind, SeriesSet};
 use super::widgets::result_table::ResultView;
@@ -240,6 +242,11 @@ pub struct PipelinesState {
     pub daemon_error: Option<String>,
     /// The daemon's pending and firing alerts, firing first.
     pub alerts: Vec<crate::alerts::engine::ActiveAlert>,
+    /// The pipeline whose dead letters a dry run found passing: the same key again replays
+    /// them for real.
+    pub replay_offer: Option<String>,
+    /// A replay running, for this pipeline.
+    pub replaying: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,6 +405,11 @@ pub enum Msg {
         control: PipelineControl,
         result: Result<(), String>,
     },
+    Replayed {
+        name: String,
+        dry_run: bool,
+        result: Result<crate::ingest::replay::ReplayReport, String>,
+    },
     Exported(Result<PathBuf, String>),
     HistorySaveFailed(String),
     /// SIGTERM, SIGHUP or the input closing: quit without asking.
@@ -454,6 +466,10 @@ pub enum Command {
     ControlPipeline {
         name: String,
         control: PipelineControl,
+    },
+    ReplayDeadLetters {
+        name: String,
+        dry_run: bool,
     },
     SaveHistory,
     OpenEditor(String),
@@ -817,6 +833,14 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Command> {
                 Ok(()) => state.notify(Level::Info, format!("pipeline `{name}`: {done}")),
                 Err(e) => state.notify(Level::Error, format!("pipeline `{name}`: {e}")),
             }
+            Vec::new()
+        }
+        Msg::Replayed {
+            name,
+            dry_run,
+            result,
+        } => {
+            on_replayed(state, name, dry_run, result);
             Vec::new()
         }
         Msg::Exported(Ok(path)) => {

@@ -343,6 +343,44 @@ impl Jobs {
         });
     }
 
+    /// Replays the dead letters of the pipeline `name` of this process (a dry run only counts).
+    pub fn replay(&self, name: String, dry_run: bool) {
+        let tx = self.tx.clone();
+        let host = self.pipelines.clone();
+        tokio::spawn(async move {
+            let result = match host {
+                PipelineHost::Here(supervisor) => {
+                    let definition = supervisor
+                        .definitions()
+                        .into_iter()
+                        .find(|(p, _)| p.name == name);
+                    match definition {
+                        Some((pipeline, base_dir)) => {
+                            crate::ingest::replay::replay(
+                                supervisor.warehouse(),
+                                &pipeline,
+                                &base_dir,
+                                None,
+                                dry_run,
+                            )
+                            .await
+                        }
+                        None => Err(format!("no pipeline `{name}` runs in this process")),
+                    }
+                }
+                PipelineHost::Daemon(_) | PipelineHost::Files(_) => Err(format!(
+                    "`{name}` runs in another process; replay its dead letters with \
+                     `aurora pipeline replay FILE --pipeline {name}` where it runs"
+                )),
+            };
+            let _ = tx.send(Msg::Replayed {
+                name,
+                dry_run,
+                result,
+            });
+        });
+    }
+
     /// Writes `result` to `path` (`~/` is the home directory, a relative path is relative to
     /// the directory Aurora was started in), in the format its extension names.
     pub fn export(&self, result: Option<Arc<QueryResult>>, path: PathBuf) {

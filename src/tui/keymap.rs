@@ -197,6 +197,7 @@ const DEFAULTS: &[(Action, &str)] = &[
     (Action::PausePipeline, "p"),
     (Action::ResumePipeline, "r"),
     (Action::RestartPipeline, "R"),
+    (Action::ReplayDeadLetters, "d"),
     (Action::ToggleFavourite, "f"),
     (Action::AcceptAnswer, "a"),
     (Action::DeployDashboard, "D"),

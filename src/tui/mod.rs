@@ -559,6 +559,7 @@ fn run_command(jobs: &mut Jobs, command: Command, ctx: &DashboardSources) {
             table,
         } => jobs.sample_table(job, &database, &table),
         Command::ControlPipeline { name, control } => jobs.control(name, control),
+        Command::ReplayDeadLetters { name, dry_run } => jobs.replay(name, dry_run),
         Command::KeepExample { question, sql } => jobs.keep_example(question, sql),
         Command::Export { .. } | Command::SaveHistory | Command::OpenEditor(_) | Command::Quit => {}
     }

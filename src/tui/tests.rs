@@ -663,6 +663,115 @@ fn state_without_pipelines() -> State {
     state
 }
 
+fn notice_text(state: &State) -> String {
+    state
+        .notice
+        .as_ref()
+        .map(|n| n.text.clone())
+        .unwrap_or_default()
+}
+
+fn replayed(name: &str, dry_run: bool, report: crate::ingest::replay::ReplayReport) -> Msg {
+    Msg::Replayed {
+        name: name.into(),
+        dry_run,
+        result: Ok(report),
+    }
+}
+
+#[test]
+fn d_counts_the_dead_letters_that_pass_then_replays_them() {
+    use crate::ingest::replay::ReplayReport;
+    let mut state = full_state();
+    update(&mut state, key(KeyCode::Tab));
+    let dry = Command::ReplayDeadLetters {
+        name: "demo-clickstream".into(),
+        dry_run: true,
+    };
+    assert_eq!(
+        update(&mut state, key(KeyCode::Char('d'))),
+        vec![dry.clone()]
+    );
+    // One replay at a time.
+    assert_eq!(update(&mut state, key(KeyCode::Char('d'))), vec![]);
+    let mut failing = std::collections::BTreeMap::new();
+    failing.insert("cannot parse \"x\" as UInt64".to_string(), 2);
+    let counted = ReplayReport {
+        examined: 40,
+        passing: 38,
+        still_failing: failing.clone(),
+        ..ReplayReport::default()
+    };
+    update(&mut state, replayed("demo-clickstream", true, counted));
+    let notice = notice_text(&state);
+    assert!(notice.contains("38 of 40 dead letters pass"), "{notice}");
+    assert!(notice.contains("press d again"), "{notice}");
+    // Pressed again: for real.
+    assert_eq!(
+        update(&mut state, key(KeyCode::Char('d'))),
+        vec![Command::ReplayDeadLetters {
+            name: "demo-clickstream".into(),
+            dry_run: false,
+        }]
+    );
+    update(
+        &mut state,
+        replayed(
+            "demo-clickstream",
+            false,
+            ReplayReport {
+                examined: 40,
+                passing: 38,
+                written: 38,
+                removed: 38,
+                still_failing: failing,
+                ..ReplayReport::default()
+            },
+        ),
+    );
+    let notice = notice_text(&state);
+    assert!(
+        notice.contains("replayed 38 dead letters: 38 written, 0 already in the table, 38 removed; 2 still failing (most often: cannot parse"),
+        "{notice}"
+    );
+    // The offer is used up, and moving to another pipeline never inherits one.
+    assert_eq!(update(&mut state, key(KeyCode::Char('d'))), vec![dry]);
+    update(
+        &mut state,
+        replayed(
+            "demo-clickstream",
+            true,
+            ReplayReport {
+                examined: 3,
+                passing: 3,
+                ..ReplayReport::default()
+            },
+        ),
+    );
+    update(&mut state, key(KeyCode::Char('j')));
+    assert_eq!(
+        update(&mut state, key(KeyCode::Char('d'))),
+        vec![Command::ReplayDeadLetters {
+            name: "orders-csv".into(),
+            dry_run: true,
+        }]
+    );
+    // A failure is said as it is.
+    update(
+        &mut state,
+        Msg::Replayed {
+            name: "orders-csv".into(),
+            dry_run: true,
+            result: Err("pipeline `orders-csv` has no `dead_letter` table".into()),
+        },
+    );
+    let notice = notice_text(&state);
+    assert!(
+        notice.contains("replay: pipeline `orders-csv` has no"),
+        "{notice}"
+    );
+}
+
 #[test]
 fn pipeline_keys_send_controls_for_the_selected_pipeline() {
     let mut state = full_state();

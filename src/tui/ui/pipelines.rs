@@ -99,10 +99,18 @@ pub fn draw(frame: &mut Frame, body: Rect, state: &State) {
     };
     let title = if pipelines.controllable {
         format!(
-            " Pipelines{host} · {} pause · {} resume · {} restart ",
+            " Pipelines{host} · {} pause · {} resume · {} restart{} ",
             keys.key_for(Action::PausePipeline),
             keys.key_for(Action::ResumePipeline),
-            keys.key_for(Action::RestartPipeline)
+            keys.key_for(Action::RestartPipeline),
+            if pipelines.daemon.is_none() {
+                format!(
+                    " · {} replay dead letters",
+                    keys.key_for(Action::ReplayDeadLetters)
+                )
+            } else {
+                String::new()
+            }
         )
     } else {
         " Pipelines (run by other processes: read only) ".to_string()
@@ -195,6 +203,21 @@ fn draw_detail(frame: &mut Frame, area: Rect, row: &PipelineRow, state: &State) 
         Line::from(vec![
             label("dead-lettered"),
             Span::styled(s.dead_lettered.to_string(), theme.number),
+            // Replay runs where the pipeline does: in this process only.
+            Span::styled(
+                if s.dead_lettered > 0
+                    && state.pipelines.controllable
+                    && state.pipelines.daemon.is_none()
+                {
+                    format!(
+                        "  {}: replay",
+                        state.keymap.key_for(Action::ReplayDeadLetters)
+                    )
+                } else {
+                    String::new()
+                },
+                theme.muted,
+            ),
         ]),
         Line::from(vec![
             label("already stored"),

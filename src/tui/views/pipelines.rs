@@ -1,6 +1,6 @@
 //! The Pipelines view's update logic: snapshots from the supervisor (or other processes'
 //! status files) become rows with a sparkline of their rates; keys pause, resume and restart
-//! the selected pipeline.
+//! the selected pipeline and replay its dead letters.
 
 use crate::ingest::supervisor::{PipelineControl, PipelineSnapshot};
 use crate::tui::action::Action;
@@ -56,7 +56,11 @@ pub(crate) fn sample_rates(state: &mut State, previous_ms: u64) {
 pub(crate) fn pipelines_action(state: &mut State, action: Action) -> Vec<Command> {
     let pipelines = &mut state.pipelines;
     if move_selection(&mut pipelines.selected, pipelines.rows.len(), action) {
+        pipelines.replay_offer = None;
         return Vec::new();
+    }
+    if action == Action::ReplayDeadLetters {
+        return replay_action(state);
     }
     let control = match action {
         Action::PausePipeline => Some(PipelineControl::Pause),
@@ -81,4 +85,93 @@ pub(crate) fn pipelines_action(state: &mut State, action: Action) -> Vec<Command
     }
     pipelines.pending = Some((name.clone(), control));
     vec![Command::ControlPipeline { name, control }]
+}
+
+/// `d`: a dry run of the selected pipeline's dead letters first; `d` again after it found
+/// some passing replays them. Only pipelines of this process (the demo's) can be replayed from
+/// here; for others the notice gives the command.
+fn replay_action(state: &mut State) -> Vec<Command> {
+    let pipelines = &mut state.pipelines;
+    let Some(row) = pipelines.rows.get(pipelines.selected) else {
+        return Vec::new();
+    };
+    let name = row.snapshot.status.name.clone();
+    if !row.snapshot.controllable {
+        state.notify(
+            Level::Warning,
+            format!(
+                "`{name}` runs in another process; replay its dead letters with \
+                 `aurora pipeline replay FILE --pipeline {name}`"
+            ),
+        );
+        return Vec::new();
+    }
+    if pipelines.replaying.is_some() {
+        state.notify(Level::Info, "a replay is running; wait for it to finish");
+        return Vec::new();
+    }
+    let dry_run = pipelines.replay_offer.as_deref() != Some(name.as_str());
+    pipelines.replay_offer = None;
+    pipelines.replaying = Some(name.clone());
+    let doing = if dry_run {
+        "counting which dead letters pass the current mapping"
+    } else {
+        "replaying dead letters"
+    };
+    state.notify(Level::Info, format!("pipeline `{name}`: {doing}…"));
+    vec![Command::ReplayDeadLetters { name, dry_run }]
+}
+
+/// A replay's report, on the notice line; a dry run that found records passing offers the
+/// real one.
+pub(crate) fn on_replayed(
+    state: &mut State,
+    name: String,
+    dry_run: bool,
+    result: Result<crate::ingest::replay::ReplayReport, String>,
+) {
+    state.pipelines.replaying = None;
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            state.notify(Level::Error, format!("pipeline `{name}`: replay: {e}"));
+            return;
+        }
+    };
+    let failing: u64 = report.still_failing.values().sum();
+    let reason = report
+        .still_failing
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(reason, _)| format!(" (most often: {reason})"))
+        .unwrap_or_default();
+    let (level, text) = if report.examined == 0 {
+        (Level::Info, "no dead letters to replay".to_string())
+    } else if dry_run && report.passing == 0 {
+        (
+            Level::Warning,
+            format!(
+                "none of {} dead letters passes the current mapping{reason}; fix the mapping and restart the pipeline first",
+                report.examined
+            ),
+        )
+    } else if dry_run {
+        state.pipelines.replay_offer = Some(name.clone());
+        (
+            Level::Info,
+            format!(
+                "{} of {} dead letters pass the current mapping; press d again to write them and remove them from the dead-letter table",
+                report.passing, report.examined
+            ),
+        )
+    } else {
+        (
+            if failing > 0 { Level::Warning } else { Level::Info },
+            format!(
+                "replayed {} dead letters: {} written, {} already in the table, {} removed; {failing} still failing{reason}",
+                report.passing, report.written, report.already_in_table, report.removed
+            ),
+        )
+    };
+    state.notify(level, format!("pipeline `{name}`: {text}"));
 }
