@@ -276,6 +276,18 @@ pub struct Sink {
     /// shards directly (docs/pipelines.md#clusters).
     #[serde(default)]
     pub cluster: Option<ClusterSink>,
+    /// How rows are sent: `auto` (RowBinary where the table's types and the mapping allow
+    /// it, else JSONEachRow) or `json_each_row`.
+    #[serde(default)]
+    pub format: InsertFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InsertFormat {
+    #[default]
+    Auto,
+    JsonEachRow,
 }
 
 /// How a sink writes to a cluster.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use super::cluster::{shard_of, stable_hash, Shards};
 use crate::ingest::pipeline::{
-    ColumnSource, CreatePolicy, Delivery, Evolve, Pipeline, RetryPolicy,
+    ColumnSource, CreatePolicy, Delivery, Evolve, InsertFormat, Pipeline, RetryPolicy,
 };
 use crate::ingest::record::{Ack, SourceRecord};
 use crate::ingest::transform::{TargetColumn, Transform};
@@ -183,8 +183,9 @@ pub type KnownPositions = Arc<std::sync::Mutex<HashSet<String>>>;
 pub struct PreparedRecord {
     pub source_id: Arc<str>,
     pub offset: u64,
-    /// `INSERT ... FORMAT JSONEachRow` line, or the reason the record is rejected.
-    pub row: Result<String, String>,
+    /// The row in the sink's format (a RowBinary row, or a JSONEachRow line without its
+    /// newline), or the reason the record is rejected.
+    pub row: Result<Vec<u8>, String>,
     /// The record as it arrived, for the dead-letter table.
     pub raw: String,
     /// With `evolve: add_columns`, the parsed record when it has fields the table has no
@@ -202,7 +203,7 @@ impl PreparedRecord {
         } else {
             0
         };
-        self.row.as_ref().map_or(0, String::len) + self.raw.len() + parsed
+        self.row.as_ref().map_or(0, Vec::len) + self.raw.len() + parsed
     }
 }
 
@@ -220,6 +221,16 @@ pub struct RecordPreparer {
     /// record's parsed form for, batch after batch.
     not_evolvable: Arc<std::sync::RwLock<HashSet<String>>>,
     sharding: Sharding,
+    format: RowFormat,
+}
+
+/// How rows travel to ClickHouse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowFormat {
+    /// Binary, every column in the transform's order: nothing for the server to parse.
+    RowBinary,
+    /// One JSON object per line: for types and rows RowBinary cannot express here.
+    JsonEachRow,
 }
 
 /// How a record's shard is chosen, when the sink writes to shards directly.
@@ -275,7 +286,25 @@ impl RecordPreparer {
             .any(|(field, _)| plain_identifier(field) && !given_up.contains(*field))
     }
 
-    /// The record's JSONEachRow line, with the bookkeeping columns, and its shard hash.
+    /// The column whose value picks a record's shard.
+    fn key_column(&self) -> Option<&str> {
+        match &self.sharding {
+            Sharding::Key(column) => Some(column),
+            _ => None,
+        }
+    }
+
+    /// The hash that picks a record's shard, from its position or its key's encoded value
+    /// (a record without one, left to the server's default, hashes as null).
+    fn shard_hash(&self, source_id: &str, offset: u64, key: Option<&[u8]>) -> u64 {
+        match &self.sharding {
+            Sharding::None => 0,
+            Sharding::Position => stable_hash(&[source_id.as_bytes(), &offset.to_le_bytes()]),
+            Sharding::Key(_) => stable_hash(&[key.unwrap_or(b"null")]),
+        }
+    }
+
+    /// The record's row with the bookkeeping columns, and its shard hash.
     fn row(
         &self,
         transform: &Transform,
@@ -283,25 +312,18 @@ impl RecordPreparer {
         source_id: &str,
         offset: u64,
         raw_len: usize,
-    ) -> (Result<String, String>, u64) {
+    ) -> (Result<Vec<u8>, String>, u64) {
+        if self.format == RowFormat::RowBinary {
+            return self.binary_row(transform, payload, source_id, offset, raw_len);
+        }
         let mut line = String::with_capacity(raw_len + 64);
         line.push('{');
-        let key = match &self.sharding {
-            Sharding::Key(column) => Some(&**column),
-            _ => None,
-        };
-        let (wrote, key_at) = match transform.apply_into_keyed(payload, &mut line, key) {
-            Ok(written) => written,
-            Err(e) => return (Err(e.to_string()), 0),
-        };
-        let shard_hash = match &self.sharding {
-            Sharding::None => 0,
-            Sharding::Position => stable_hash(&[source_id.as_bytes(), &offset.to_le_bytes()]),
-            // A record without the key's value (left to the server's default) hashes as null.
-            Sharding::Key(_) => {
-                stable_hash(&[key_at.map_or(&b"null"[..], |at| line[at].as_bytes())])
-            }
-        };
+        let (wrote, key_at) =
+            match transform.apply_into_keyed(payload, &mut line, self.key_column()) {
+                Ok(written) => written,
+                Err(e) => return (Err(e.to_string()), 0),
+            };
+        let shard_hash = self.shard_hash(source_id, offset, key_at.map(|at| line[at].as_bytes()));
         if self.bookkeeping {
             if wrote {
                 line.push(',');
@@ -313,7 +335,31 @@ impl RecordPreparer {
             let _ = write!(line, ",\"{OFFSET_COLUMN}\":{offset}");
         }
         line.push('}');
-        (Ok(line), shard_hash)
+        (Ok(line.into_bytes()), shard_hash)
+    }
+
+    /// The record's RowBinary row (the transform's columns, then the bookkeeping pair), and
+    /// its shard hash.
+    fn binary_row(
+        &self,
+        transform: &Transform,
+        payload: &serde_json::Value,
+        source_id: &str,
+        offset: u64,
+        raw_len: usize,
+    ) -> (Result<Vec<u8>, String>, u64) {
+        let mut row = Vec::with_capacity(raw_len / 2 + source_id.len() + 16);
+        let key_at = match transform.apply_binary(payload, &mut row, self.key_column()) {
+            Ok(at) => at,
+            Err(e) => return (Err(e.to_string()), 0),
+        };
+        let shard_hash = self.shard_hash(source_id, offset, key_at.map(|at| &row[at]));
+        if self.bookkeeping {
+            crate::ingest::transform::push_varint(&mut row, source_id.len() as u64);
+            row.extend_from_slice(source_id.as_bytes());
+            row.extend_from_slice(&offset.to_le_bytes());
+        }
+        (Ok(row), shard_hash)
     }
 }
 
@@ -330,6 +376,10 @@ pub struct ClickHouseSink {
     /// Where the target table lives: this connection, or the shards of a cluster.
     shards: Shards,
     sharding: Sharding,
+    format: RowFormat,
+    /// With RowBinary, the INSERT's column list: the transform's columns in order, then the
+    /// bookkeeping pair.
+    binary_columns: String,
     pipeline: String,
     table: (String, String),
     dead_letter: Option<(String, String)>,
@@ -463,17 +513,31 @@ impl ClickHouseSink {
             },
             None => Sharding::None,
         };
+        let evolve = pipeline.evolve == Evolve::AddColumns;
+        // Evolution adds columns mid-stream, which rows prepared before would lack.
+        let format =
+            if pipeline.sink.format == InsertFormat::Auto && !evolve && transform.binary_ready() {
+                RowFormat::RowBinary
+            } else {
+                RowFormat::JsonEachRow
+            };
+        let mut columns: Vec<String> = transform.columns().map(quote_ident).collect();
+        if bookkeeping {
+            columns.extend([SOURCE_COLUMN.to_string(), OFFSET_COLUMN.to_string()]);
+        }
         Ok(Self {
             warehouse,
             shards,
             sharding,
+            format,
+            binary_columns: columns.join(", "),
             pipeline: pipeline.name.clone(),
             table,
             dead_letter,
             delivery: pipeline.delivery,
             transform: Arc::new(std::sync::RwLock::new(Arc::new(transform))),
             mapping: pipeline.mapping.clone(),
-            evolve: pipeline.evolve == Evolve::AddColumns,
+            evolve,
             not_evolvable: Arc::default(),
             bookkeeping,
             uncertain_up_to: HashMap::new(),
@@ -491,6 +555,11 @@ impl ClickHouseSink {
         self.known_positions = known;
     }
 
+    /// How rows travel to the server.
+    pub fn format(&self) -> RowFormat {
+        self.format
+    }
+
     /// The target table, `db.table`.
     pub fn table_name(&self) -> String {
         format!("{}.{}", self.table.0, self.table.1)
@@ -503,6 +572,7 @@ impl ClickHouseSink {
             evolve: self.evolve,
             not_evolvable: self.not_evolvable.clone(),
             sharding: self.sharding.clone(),
+            format: self.format,
         }
     }
 
@@ -929,11 +999,13 @@ impl ClickHouseSink {
                 if part.is_empty() {
                     continue;
                 }
-                let lines = || part.iter().filter_map(|&i| records[i].row.as_deref().ok());
-                let mut body = String::with_capacity(lines().map(|l| l.len() + 1).sum());
-                for line in lines() {
-                    body.push_str(line);
-                    body.push('\n');
+                let rows = || part.iter().filter_map(|&i| records[i].row.as_deref().ok());
+                let mut body = Vec::with_capacity(rows().map(|l| l.len() + 1).sum());
+                for row in rows() {
+                    body.extend_from_slice(row);
+                    if self.format == RowFormat::JsonEachRow {
+                        body.push(b'\n');
+                    }
                 }
                 let bytes = body.len() as u64;
                 match self.insert_part(shard, records, part, body).await {
@@ -963,10 +1035,16 @@ impl ClickHouseSink {
         shard: usize,
         records: &[PreparedRecord],
         part: &[usize],
-        body: String,
+        body: Vec<u8>,
     ) -> Result<(), WarehouseError> {
         let body = bytes::Bytes::from(body);
-        let table = quoted_table(&self.table);
+        let (table, format) = match self.format {
+            RowFormat::RowBinary => (
+                format!("{} ({})", quoted_table(&self.table), self.binary_columns),
+                "RowBinary",
+            ),
+            RowFormat::JsonEachRow => (quoted_table(&self.table), "JSONEachRow"),
+        };
         // Names the part by the positions it holds: servers that know the setting deduplicate
         // a part sent again even if its bytes changed (a later Aurora, say).
         let token = {
@@ -988,7 +1066,7 @@ impl ClickHouseSink {
                 async move {
                     let settings = insert_settings(warehouse.capabilities(), distributed, token);
                     warehouse
-                        .insert_formatted_with(table, "JSONEachRow", body, &settings)
+                        .insert_formatted_with(table, format, body, &settings)
                         .await
                 }
             })

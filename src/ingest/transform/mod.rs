@@ -13,6 +13,8 @@
 
 use crate::config::did_you_mean;
 
+mod binary;
+pub(crate) use binary::push_varint;
 mod convert;
 mod number;
 mod plan;
@@ -221,6 +223,46 @@ impl Transform {
             out.truncate(start);
         }
         result.map(|()| (wrote, key_at))
+    }
+
+    /// Whether rows can be written as RowBinary: every column's type has a binary form here,
+    /// and no row leaves a column out for the server to fill.
+    pub fn binary_ready(&self) -> bool {
+        self.columns.iter().all(|c| {
+            c.plan.binary_ready() && !c.omit_when_absent && !matches!(c.when_missing, Missing::Omit)
+        })
+    }
+
+    /// One record → its row in RowBinary, every column of [`Transform::columns`] in order,
+    /// appended to `out`; also where the value of column `key` is, when asked. Only for a
+    /// transform that is [`Transform::binary_ready`]. On error `out` is left as it was.
+    pub fn apply_binary(
+        &self,
+        record: &Value,
+        out: &mut Vec<u8>,
+        key: Option<&str>,
+    ) -> Result<Option<std::ops::Range<usize>>, RecordError> {
+        let start = out.len();
+        let mut key_at = None;
+        let mut failed = None;
+        let result = self.each_value(record, |column, value| {
+            if failed.is_some() {
+                return;
+            }
+            let value_start = out.len();
+            match column.plan.encode(&value, out) {
+                Ok(()) if key == Some(column.name.as_str()) => {
+                    key_at = Some(value_start..out.len())
+                }
+                Ok(()) => {}
+                Err(e) => failed = Some(format!("column `{}`: {e}", column.name)),
+            }
+        });
+        let result = result.and_then(|()| failed.map_or(Ok(()), |e| Err(RecordError(e))));
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result.map(|()| key_at)
     }
 
     fn each_value(
