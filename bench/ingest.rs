@@ -2,8 +2,11 @@
 //! in one run on the same topic and the same table shape:
 //!
 //! 1. a bare rdkafka consumer reading the topic (the ceiling for any consumer);
-//! 2. Aurora end to end: `aurora pipeline run` (release build, exactly-once) into ClickHouse;
+//! 2. Aurora end to end: `aurora pipeline run` (release build, exactly-once) into ClickHouse,
+//!    writing RowBinary (the default), then again writing JSONEachRow (what it did before),
+//!    with the CPU seconds Aurora and ClickHouse spent on each (where the time goes);
 //! 3. ClickHouse's own Kafka table engine with a materialized view into the same table shape;
+//! 4. a CSV file of half as many rows: `clickhouse-client` inserting it against Aurora;
 //!
 //! plus Aurora's peak RSS. Each rate is events per second from the moment that consumer was
 //! started until the last event was consumed (or stored), so each includes joining its consumer
@@ -220,6 +223,220 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may contain spaces) start with the state.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    // In USER_HZ, which Linux fixes at 100 on x86 and ARM.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// What one `aurora pipeline run` of the topic needs.
+struct AuroraRun<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    w: &'a Warehouse,
+    url: String,
+    brokers: String,
+    work: std::path::PathBuf,
+    server_pid: u32,
+    events: u64,
+}
+
+struct AuroraResult {
+    rates: Rates,
+    rss_kib: u64,
+    aurora_cpu: f64,
+    server_cpu: f64,
+}
+
+impl AuroraRun<'_> {
+    /// Runs the pipeline with `sink.format: format` until its table holds every event.
+    fn run(&self, format: &str) -> Result<AuroraResult> {
+        let pipeline = self.work.join(format!("pipeline-{format}.yaml"));
+        std::fs::write(
+            &pipeline,
+            format!(
+                "pipelines:
+  - name: bench-{format}
+    source:
+      kafka: {{brokers: ['{}'], topic: {TOPIC}, group: bench-aurora-{format}}}
+    mapping:
+      columns:
+        id: {{type: UInt64}}
+        ts: {{type: DateTime}}
+        user: {{type: String}}
+        amount: {{type: 'Decimal(10, 2)'}}
+        country: {{type: String}}
+    sink:
+      table: bench.aurora_{format}
+      create: if_missing
+      order_by: [id]
+      format: {format}
+    delivery: exactly_once
+    dead_letter: {{table: bench.aurora_rejected}}
+",
+                self.brokers
+            ),
+        )?;
+        let empty = self.work.join("config.yaml");
+        std::fs::write(&empty, "")?;
+        let server_cpu = cpu_seconds(self.server_pid);
+        let started = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aurora"))
+            .env("AURORA_CONFIG", &empty)
+            .env("AURORA_LOG", "aurora=warn")
+            .args(["--url", &self.url, "pipeline", "run"])
+            .arg(&pipeline)
+            .arg("--state-dir")
+            .arg(self.work.join(format!("state-{format}")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let pid = child.id();
+        let mut rss = 0;
+        let rates = watch_table(
+            self.rt,
+            self.w,
+            &format!("bench.aurora_{format}"),
+            self.events,
+            started,
+            Duration::from_secs(900),
+            || {
+                rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
+            },
+        );
+        rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
+        let aurora_cpu = cpu_seconds(pid);
+        let server_cpu = cpu_seconds(self.server_pid) - server_cpu;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = child.wait();
+        Ok(AuroraResult {
+            rates: rates?,
+            rss_kib: rss,
+            aurora_cpu,
+            server_cpu,
+        })
+    }
+}
+
+/// A CSV file of `rows` rows: `clickhouse-client` inserting it, against `aurora pipeline run`
+/// (exactly-once, to the end of the file), each timed from its start to its exit.
+fn csv_files(
+    rt: &tokio::runtime::Runtime,
+    w: &Warehouse,
+    server: &aurora::warehouse::local_server::LocalServer,
+    work: &std::path::Path,
+    rows: u64,
+) -> Result<()> {
+    use std::io::Write;
+    let dir = work.join("csv");
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("events.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+    writeln!(out, "id,ts,user,amount,country")?;
+    for id in 0..rows {
+        let secs = 1_700_000_000 + id / 50;
+        let (h, m, sec) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+        // Valid times of one day; only their shape matters here.
+        writeln!(
+            out,
+            "{id},2023-11-14 {h:02}:{m:02}:{sec:02},user-{},{}.{:02},{}",
+            id % 9973,
+            id % 500,
+            id % 100,
+            ["US", "DE", "FR", "JP", "BR", "IN"][(id % 6) as usize]
+        )?;
+    }
+    out.flush()?;
+    drop(out);
+    rt.block_on(w.execute(&format!(
+        "CREATE TABLE bench.csv_client ({COLUMNS}) ENGINE = MergeTree ORDER BY id"
+    )))?;
+    let started = Instant::now();
+    let status = Command::new("clickhouse-client")
+        .args(["--port", &server.state.tcp_port.to_string()])
+        .args([
+            "--query",
+            "INSERT INTO bench.csv_client FORMAT CSVWithNames",
+        ])
+        .stdin(std::fs::File::open(&file)?)
+        .status()?;
+    let client = started.elapsed();
+    if !status.success() {
+        return Err(format!("clickhouse-client failed: {status}").into());
+    }
+    let pipeline = work.join("pipeline-csv.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "pipelines:
+  - name: bench-csv
+    source:
+      csv: {{path: {}}}
+    mapping:
+      columns:
+        id: {{type: UInt64}}
+        ts: {{type: DateTime}}
+        user: {{type: String}}
+        amount: {{type: 'Decimal(10, 2)'}}
+        country: {{type: String}}
+    sink:
+      table: bench.csv_aurora
+      create: if_missing
+      order_by: [id]
+    delivery: exactly_once
+    dead_letter: {{table: bench.aurora_rejected}}
+",
+            file.display()
+        ),
+    )?;
+    let empty = work.join("config.yaml");
+    let started = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_aurora"))
+        .env("AURORA_CONFIG", &empty)
+        .env("AURORA_LOG", "aurora=warn")
+        .args(["--url", &server.url(), "pipeline", "run"])
+        .arg(&pipeline)
+        .arg("--state-dir")
+        .arg(work.join("state-csv"))
+        .stdout(Stdio::null())
+        .status()?;
+    let aurora = started.elapsed();
+    if !status.success() {
+        return Err(format!("aurora pipeline run (csv) failed: {status}").into());
+    }
+    for table in ["bench.csv_client", "bench.csv_aurora"] {
+        let n = count(rt, w, table);
+        if n != rows {
+            return Err(format!("{table} holds {n} rows, not {rows}").into());
+        }
+    }
+    let rate = |d: Duration| rows as f64 / d.as_secs_f64().max(1e-6);
+    println!(
+        "  CSV file, {rows} rows:   clickhouse-client {:>9.0} /s, aurora {:>9.0} /s: aurora is {:.2}x the client (goal >= 0.8)",
+        rate(client),
+        rate(aurora),
+        rate(aurora) / rate(client)
+    );
+    Ok(())
+}
+
 fn run() -> Result<()> {
     let events: u64 = std::env::var("AURORA_BENCH_EVENTS")
         .ok()
@@ -262,68 +479,40 @@ fn run() -> Result<()> {
     println!("  events/s                      from start  after first");
     println!("  bare rdkafka consumer:        {bare}");
 
-    // Aurora, as a user runs it.
-    let pipeline = work.path().join("pipeline.yaml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            "pipelines:
-  - name: bench
-    source:
-      kafka: {{brokers: ['{brokers}'], topic: {TOPIC}, group: bench-aurora}}
-    mapping:
-      columns:
-        id: {{type: UInt64}}
-        ts: {{type: DateTime}}
-        user: {{type: String}}
-        amount: {{type: 'Decimal(10, 2)'}}
-        country: {{type: String}}
-    sink:
-      table: bench.aurora
-      create: if_missing
-      order_by: [id]
-    delivery: exactly_once
-    dead_letter: {{table: bench.aurora_rejected}}
-"
-        ),
-    )?;
-    let empty = work.path().join("config.yaml");
-    std::fs::write(&empty, "")?;
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aurora"))
-        .env("AURORA_CONFIG", &empty)
-        .env("AURORA_LOG", "aurora=warn")
-        .args(["--url", &server.url(), "pipeline", "run"])
-        .arg(&pipeline)
-        .arg("--state-dir")
-        .arg(work.path().join("state"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let pid = child.id();
-    let mut rss = 0;
-    let aurora = watch_table(
-        &rt,
-        &w,
-        "bench.aurora",
+    // Aurora, as a user runs it: RowBinary (the default), then JSONEachRow (what it wrote
+    // before), each on its own consumer group and table.
+    let ctx = AuroraRun {
+        rt: &rt,
+        w: &w,
+        url: server.url(),
+        brokers: brokers.clone(),
+        work: work.path().to_path_buf(),
+        server_pid: server.state.pid as u32,
         events,
-        started,
-        Duration::from_secs(900),
-        || {
-            rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
-        },
-    );
-    rss = rss.max(peak_rss_kib(pid).unwrap_or(0));
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = child.wait();
-    let aurora = aurora?;
+    };
+    let binary = ctx.run("auto")?;
+    let json = ctx.run("json_each_row")?;
+    let aurora = binary.rates;
     println!(
         "  aurora pipeline run:          {aurora}   {} the bare consumer (goal >= 0.8)",
         ratios(aurora, bare)
     );
+    println!(
+        "  aurora, JSONEachRow:          {}   RowBinary is {} JSONEachRow",
+        json.rates,
+        ratios(aurora, json.rates)
+    );
+    println!("  where the time goes (CPU seconds per million events):");
+    for (name, run) in [("RowBinary", &binary), ("JSONEachRow", &json)] {
+        let per_million = |secs: f64| secs * 1e6 / events as f64;
+        println!(
+            "    {name:<12} aurora {:>5.2} s, ClickHouse {:>5.2} s, peak RSS {:>6.1} MB",
+            per_million(run.aurora_cpu),
+            per_million(run.server_cpu),
+            run.rss_kib as f64 / 1024.0
+        );
+    }
+    let rss = binary.rss_kib;
 
     // ClickHouse's Kafka engine into the same table shape.
     let started = Instant::now();
@@ -361,6 +550,7 @@ fn run() -> Result<()> {
         "  aurora peak RSS:              {:>10.1} MB (goal < 100)",
         rss as f64 / 1024.0
     );
+    csv_files(&rt, &w, &server, work.path(), events / 2)?;
     drop(cluster);
     stop(&opts.data_dir)?;
     Ok(())
