@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod current;
 pub mod sqldb;
 pub mod tansu;
 
