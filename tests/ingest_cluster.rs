@@ -250,6 +250,25 @@ async fn to_the_shards_directly_exactly_once_across_sigkills() {
     );
 }
 
+/// Records `{"id": n, "amount": 1.5}` for ids `0..n`, prepared by `sink`.
+fn prepared(
+    sink: &ClickHouseSink,
+    n: u64,
+) -> Vec<aurora::ingest::sinks::clickhouse::PreparedRecord> {
+    let preparer = sink.preparer();
+    (0..n)
+        .map(|id| {
+            let payload = serde_json::json!({"id": id, "amount": 1.5});
+            preparer.prepare(SourceRecord {
+                source_id: Arc::from("csv:x.csv#0"),
+                offset: id,
+                raw: payload.to_string(),
+                payload: Ok(payload),
+            })
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replicated_shard_with_a_replica_down_stores_a_part_sent_twice_once() {
     let urls = cluster().urls();
@@ -282,18 +301,7 @@ async fn a_replicated_shard_with_a_replica_down_stores_a_part_sent_twice_once() 
     let sink = ClickHouseSink::prepare(Arc::new(connect(&urls[0]).await), &pipeline)
         .await
         .expect("the sink starts with one replica down");
-    let preparer = sink.preparer();
-    let records: Vec<_> = (0..1_000u64)
-        .map(|id| {
-            let payload = serde_json::json!({"id": id, "amount": 1.5});
-            preparer.prepare(SourceRecord {
-                source_id: Arc::from("csv:x.csv#0"),
-                offset: id,
-                raw: payload.to_string(),
-                payload: Ok(payload),
-            })
-        })
-        .collect();
+    let records = prepared(&sink, 1_000);
     // Sent twice, as after an acknowledgement lost on the way back: the replicated table
     // recognises the same bytes and keeps one copy.
     for _ in 0..2 {
@@ -313,4 +321,44 @@ async fn a_replicated_shard_with_a_replica_down_stores_a_part_sent_twice_once() 
             vec![1_000, 1_000]
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shard_none_of_whose_replicas_answers_is_named() {
+    let (a, b) = (common::closed_port_url(), common::closed_port_url());
+    let yaml = format!(
+        "pipelines:
+  - name: unreachable
+    source: {{csv: {{path: x.csv}}}}
+    sink:
+      table: t_cluster_unreachable.orders
+      cluster: {{shards: [{}, [{a}, {b}]]}}
+",
+        cluster().urls()[0]
+    );
+    let pipeline = check_str("p.yaml", &yaml).unwrap().remove(0);
+    let w = Arc::new(connect(&cluster().urls()[0]).await);
+    w.execute("CREATE DATABASE IF NOT EXISTS t_cluster_unreachable")
+        .await
+        .unwrap();
+    w.execute(
+        "CREATE TABLE IF NOT EXISTS t_cluster_unreachable.orders (id UInt64, \
+         _aurora_source String, _aurora_offset UInt64) ENGINE = MergeTree ORDER BY id",
+    )
+    .await
+    .unwrap();
+    let sink = ClickHouseSink::prepare(w, &pipeline).await.unwrap();
+    let records = prepared(&sink, 20);
+    let err = sink
+        .insert_prepared(&records)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "shard 2 of the cluster sink ({a}, {b}): no replica answers"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("sink.cluster.shards"), "{err}");
 }

@@ -25,6 +25,8 @@ pub struct Shards {
     /// The table is `Distributed`: inserts wait until every shard has its rows
     /// (`insert_distributed_sync`, as a URL parameter: 18.16 refuses it in `SETTINGS`).
     pub distributed: bool,
+    /// The shards of `sink.cluster.shards`, not the pipeline's own connection.
+    direct: bool,
 }
 
 /// One shard: its replicas, connected on first use; `current` is the one that answered last.
@@ -53,6 +55,7 @@ impl Shards {
                 current: AtomicUsize::new(0),
             }],
             distributed: false,
+            direct: false,
         }
     }
 
@@ -84,6 +87,7 @@ impl Shards {
         Some(Self {
             shards,
             distributed: false,
+            direct: true,
         })
     }
 
@@ -98,6 +102,7 @@ impl Shards {
         F: Fn(Arc<Warehouse>) -> Fut,
         Fut: Future<Output = Result<T, WarehouseError>>,
     {
+        let index = shard;
         let shard = &self.shards[shard];
         let n = shard.replicas.len();
         let first = shard.current.load(Ordering::Relaxed);
@@ -130,9 +135,33 @@ impl Shards {
                 }
             }
         }
-        Err(last_error.unwrap_or_else(|| {
-            WarehouseError::Settings("a shard of the cluster sink lists no server".into())
-        }))
+        Err(match last_error {
+            // Said per shard: the connection's own hint is about `clickhouse.url`.
+            Some(WarehouseError::Connect { reason, .. }) if self.direct => {
+                WarehouseError::Connect {
+                    url: format!(
+                        "shard {} of the cluster sink ({})",
+                        index + 1,
+                        shard
+                            .replicas
+                            .iter()
+                            .map(|r| r.settings.url.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    reason: if n > 1 {
+                        format!("no replica answers (the last: {reason})")
+                    } else {
+                        reason
+                    },
+                    hint:
+                        "start one of its servers, or correct its URL under `sink.cluster.shards`"
+                            .into(),
+                }
+            }
+            Some(e) => e,
+            None => WarehouseError::Settings("a shard of the cluster sink lists no server".into()),
+        })
     }
 
     /// `sql` on every shard (one replica each), in shard order.
