@@ -244,6 +244,61 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Writes the bench's pipeline (the events' five columns, exactly-once) from `source` into
+/// `table`, with `sink.format: format`; returns its path.
+fn write_pipeline(
+    work: &std::path::Path,
+    name: &str,
+    source: &str,
+    table: &str,
+    format: &str,
+) -> Result<std::path::PathBuf> {
+    let path = work.join(format!("{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "pipelines:
+  - name: {name}
+    source:
+      {source}
+    mapping:
+      columns:
+        id: {{type: UInt64}}
+        ts: {{type: DateTime}}
+        user: {{type: String}}
+        amount: {{type: 'Decimal(10, 2)'}}
+        country: {{type: String}}
+    sink:
+      table: {table}
+      create: if_missing
+      order_by: [id]
+      format: {format}
+    delivery: exactly_once
+    dead_letter: {{table: bench.aurora_rejected}}
+"
+        ),
+    )?;
+    Ok(path)
+}
+
+/// `aurora pipeline run PIPELINE` on the built-in defaults, its state in `work`.
+fn aurora_run(work: &std::path::Path, url: &str, pipeline: &std::path::Path) -> Command {
+    let empty = work.join("config.yaml");
+    let _ = std::fs::write(&empty, "");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aurora"));
+    cmd.env("AURORA_CONFIG", &empty)
+        .env("AURORA_LOG", "aurora=warn")
+        .args(["--url", url, "pipeline", "run"])
+        .arg(pipeline)
+        .arg("--state-dir")
+        .arg(work.join(format!(
+            "state-{}",
+            pipeline.file_stem().and_then(|s| s.to_str()).unwrap_or("bench")
+        )))
+        .stdout(Stdio::null());
+    cmd
+}
+
 /// What one `aurora pipeline run` of the topic needs.
 struct AuroraRun<'a> {
     rt: &'a tokio::runtime::Runtime,
@@ -265,44 +320,19 @@ struct AuroraResult {
 impl AuroraRun<'_> {
     /// Runs the pipeline with `sink.format: format` until its table holds every event.
     fn run(&self, format: &str) -> Result<AuroraResult> {
-        let pipeline = self.work.join(format!("pipeline-{format}.yaml"));
-        std::fs::write(
-            &pipeline,
-            format!(
-                "pipelines:
-  - name: bench-{format}
-    source:
-      kafka: {{brokers: ['{}'], topic: {TOPIC}, group: bench-aurora-{format}}}
-    mapping:
-      columns:
-        id: {{type: UInt64}}
-        ts: {{type: DateTime}}
-        user: {{type: String}}
-        amount: {{type: 'Decimal(10, 2)'}}
-        country: {{type: String}}
-    sink:
-      table: bench.aurora_{format}
-      create: if_missing
-      order_by: [id]
-      format: {format}
-    delivery: exactly_once
-    dead_letter: {{table: bench.aurora_rejected}}
-",
+        let pipeline = write_pipeline(
+            &self.work,
+            &format!("bench-{format}"),
+            &format!(
+                "kafka: {{brokers: ['{}'], topic: {TOPIC}, group: bench-aurora-{format}}}",
                 self.brokers
             ),
+            &format!("bench.aurora_{format}"),
+            format,
         )?;
-        let empty = self.work.join("config.yaml");
-        std::fs::write(&empty, "")?;
         let server_cpu = cpu_seconds(self.server_pid);
         let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aurora"))
-            .env("AURORA_CONFIG", &empty)
-            .env("AURORA_LOG", "aurora=warn")
-            .args(["--url", &self.url, "pipeline", "run"])
-            .arg(&pipeline)
-            .arg("--state-dir")
-            .arg(self.work.join(format!("state-{format}")))
-            .stdout(Stdio::null())
+        let mut child = aurora_run(&self.work, &self.url, &pipeline)
             .stderr(Stdio::inherit())
             .spawn()?;
         let pid = child.id();
@@ -381,42 +411,15 @@ fn csv_files(
     if !status.success() {
         return Err(format!("clickhouse-client failed: {status}").into());
     }
-    let pipeline = work.join("pipeline-csv.yaml");
-    std::fs::write(
-        &pipeline,
-        format!(
-            "pipelines:
-  - name: bench-csv
-    source:
-      csv: {{path: {}}}
-    mapping:
-      columns:
-        id: {{type: UInt64}}
-        ts: {{type: DateTime}}
-        user: {{type: String}}
-        amount: {{type: 'Decimal(10, 2)'}}
-        country: {{type: String}}
-    sink:
-      table: bench.csv_aurora
-      create: if_missing
-      order_by: [id]
-    delivery: exactly_once
-    dead_letter: {{table: bench.aurora_rejected}}
-",
-            file.display()
-        ),
+    let pipeline = write_pipeline(
+        work,
+        "bench-csv",
+        &format!("csv: {{path: {}}}", file.display()),
+        "bench.csv_aurora",
+        "auto",
     )?;
-    let empty = work.join("config.yaml");
     let started = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_aurora"))
-        .env("AURORA_CONFIG", &empty)
-        .env("AURORA_LOG", "aurora=warn")
-        .args(["--url", &server.url(), "pipeline", "run"])
-        .arg(&pipeline)
-        .arg("--state-dir")
-        .arg(work.join("state-csv"))
-        .stdout(Stdio::null())
-        .status()?;
+    let status = aurora_run(work, &server.url(), &pipeline).status()?;
     let aurora = started.elapsed();
     if !status.success() {
         return Err(format!("aurora pipeline run (csv) failed: {status}").into());

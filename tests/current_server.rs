@@ -8,7 +8,6 @@ mod common;
 use std::sync::Arc;
 
 use aurora::ingest::pipeline::check_str;
-use aurora::ingest::record::SourceRecord;
 use aurora::ingest::sinks::clickhouse::{ClickHouseSink, RowFormat};
 use aurora::warehouse::{ConnectionSettings, QueryOptions, Warehouse};
 use serde_json::{json, Value};
@@ -158,19 +157,7 @@ async fn row_binary_writes_current_types_like_json_each_row() {
     assert_eq!(binary.format(), RowFormat::RowBinary);
     assert_eq!(json.format(), RowFormat::JsonEachRow);
     for sink in [&binary, &json] {
-        let preparer = sink.preparer();
-        let prepared: Vec<_> = records()
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                preparer.prepare(SourceRecord {
-                    source_id: Arc::from("csv:x.csv#0"),
-                    offset: i as u64,
-                    raw: v.to_string(),
-                    payload: Ok(v),
-                })
-            })
-            .collect();
+        let prepared = common::prepared(sink, records());
         for p in &prepared {
             assert!(p.row.is_ok(), "{:?}", p.row);
         }
@@ -225,18 +212,8 @@ async fn a_part_sent_again_with_other_bytes_is_deduplicated_by_its_token() {
     // The same positions twice, the second time with other contents (as after a mapping
     // change): the token names the positions, so the server keeps the first part only.
     for note in ["first", "second"] {
-        let preparer = sink.preparer();
-        let prepared: Vec<_> = (0..10u64)
-            .map(|id| {
-                let v = json!({"id": id, "note": note});
-                preparer.prepare(SourceRecord {
-                    source_id: Arc::from("csv:x.csv#0"),
-                    offset: id,
-                    raw: v.to_string(),
-                    payload: Ok(v),
-                })
-            })
-            .collect();
+        let prepared =
+            common::prepared(&sink, (0..10u64).map(|id| json!({"id": id, "note": note})));
         assert_eq!(sink.insert_prepared(&prepared).await.unwrap(), vec![]);
     }
     let r = w

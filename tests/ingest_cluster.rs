@@ -11,7 +11,6 @@ use std::process::Command;
 use std::sync::Arc;
 
 use aurora::ingest::pipeline::check_str;
-use aurora::ingest::record::SourceRecord;
 use aurora::ingest::sinks::clickhouse::ClickHouseSink;
 use aurora::warehouse::{ConnectionSettings, QueryOptions, Warehouse};
 use common::cluster::cluster;
@@ -250,25 +249,6 @@ async fn to_the_shards_directly_exactly_once_across_sigkills() {
     );
 }
 
-/// Records `{"id": n, "amount": 1.5}` for ids `0..n`, prepared by `sink`.
-fn prepared(
-    sink: &ClickHouseSink,
-    n: u64,
-) -> Vec<aurora::ingest::sinks::clickhouse::PreparedRecord> {
-    let preparer = sink.preparer();
-    (0..n)
-        .map(|id| {
-            let payload = serde_json::json!({"id": id, "amount": 1.5});
-            preparer.prepare(SourceRecord {
-                source_id: Arc::from("csv:x.csv#0"),
-                offset: id,
-                raw: payload.to_string(),
-                payload: Ok(payload),
-            })
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replicated_shard_with_a_replica_down_stores_a_part_sent_twice_once() {
     let urls = cluster().urls();
@@ -301,7 +281,10 @@ async fn a_replicated_shard_with_a_replica_down_stores_a_part_sent_twice_once() 
     let sink = ClickHouseSink::prepare(Arc::new(connect(&urls[0]).await), &pipeline)
         .await
         .expect("the sink starts with one replica down");
-    let records = prepared(&sink, 1_000);
+    let records = common::prepared(
+        &sink,
+        (0..1_000u64).map(|id| serde_json::json!({"id": id, "amount": 1.5})),
+    );
     // Sent twice, as after an acknowledgement lost on the way back: the replicated table
     // recognises the same bytes and keeps one copy.
     for _ in 0..2 {
@@ -348,7 +331,7 @@ async fn a_shard_none_of_whose_replicas_answers_is_named() {
     .await
     .unwrap();
     let sink = ClickHouseSink::prepare(w, &pipeline).await.unwrap();
-    let records = prepared(&sink, 20);
+    let records = common::prepared(&sink, (0..20u64).map(|id| serde_json::json!({"id": id})));
     let err = sink
         .insert_prepared(&records)
         .await

@@ -8,7 +8,6 @@ mod common;
 use std::sync::Arc;
 
 use aurora::ingest::pipeline::check_str;
-use aurora::ingest::record::SourceRecord;
 use aurora::ingest::sinks::clickhouse::{ClickHouseSink, RowFormat};
 use aurora::warehouse::{QueryOptions, Warehouse};
 use serde_json::{json, Value};
@@ -63,25 +62,6 @@ async fn sink(table: &str, format: &str) -> ClickHouseSink {
         .unwrap_or_else(|e| panic!("{table}: {e}"))
 }
 
-fn prepare(
-    sink: &ClickHouseSink,
-    values: &[Value],
-) -> Vec<aurora::ingest::sinks::clickhouse::PreparedRecord> {
-    let preparer = sink.preparer();
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            preparer.prepare(SourceRecord {
-                source_id: Arc::from("csv:x.csv#0"),
-                offset: i as u64,
-                raw: v.to_string(),
-                payload: Ok(v.clone()),
-            })
-        })
-        .collect()
-}
-
 async fn rows(w: &Warehouse, table: &str) -> Vec<Vec<String>> {
     let r = w
         .query(
@@ -117,7 +97,7 @@ async fn row_binary_stores_exactly_what_json_each_row_stores() {
     assert_eq!(json.format(), RowFormat::JsonEachRow);
     let values = records();
     for (sink, name) in [(&binary, "binary"), (&json, "json")] {
-        let records = prepare(sink, &values);
+        let records = common::prepared(sink, values.clone());
         for r in &records {
             assert!(r.row.is_ok(), "{name}: {:?}", r.row);
         }
@@ -151,7 +131,7 @@ async fn a_column_left_to_its_default_keeps_json_each_row() {
     .unwrap();
     let sink = sink(&format!("{db}.t"), "auto").await;
     assert_eq!(sink.format(), RowFormat::JsonEachRow);
-    let records = prepare(&sink, &[json!({"id": 1})]);
+    let records = common::prepared(&sink, [json!({"id": 1})]);
     assert!(sink.insert_prepared(&records).await.unwrap().is_empty());
     assert_eq!(
         common::scalar(&w, &format!("SELECT count() FROM {db}.t")).await,

@@ -368,10 +368,9 @@ impl Jobs {
                         None => Err(format!("no pipeline `{name}` runs in this process")),
                     }
                 }
-                PipelineHost::Daemon(_) | PipelineHost::Files(_) => Err(format!(
-                    "`{name}` runs in another process; replay its dead letters with \
-                     `aurora pipeline replay FILE --pipeline {name}` where it runs"
-                )),
+                PipelineHost::Daemon(_) | PipelineHost::Files(_) => {
+                    Err(crate::tui::views::pipelines::replay_elsewhere(&name))
+                }
             };
             let _ = tx.send(Msg::Replayed {
                 name,

@@ -9,7 +9,7 @@
 //! Macros: `{shard}` is 1 or 2 and `{replica}` is `r1` or `r2`. Everything is stopped by the
 //! kernel when the test process ends.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
@@ -125,7 +125,7 @@ fn wait_for_clusters(server: &LocalServer) {
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     let sql = "SELECT count() FROM system.clusters WHERE cluster IN ('two_shards', 'one_shard')";
     loop {
-        let answer = http_query(server.state.http_port, sql).unwrap_or_default();
+        let answer = super::http_query(server.state.http_port, sql).unwrap_or_default();
         if answer.trim() == "4" {
             return;
         }
@@ -136,24 +136,6 @@ fn wait_for_clusters(server: &LocalServer) {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-/// A query's body over plain HTTP/1.0 (the harness runs before any async runtime).
-pub fn http_query(port: u16, sql: &str) -> std::io::Result<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{sql}",
-        sql.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default())
 }
 
 /// Starts a standalone ZooKeeper on a free port, bound to the test process's lifetime.
@@ -172,7 +154,7 @@ fn start_bound_zookeeper() -> u16 {
             .args(["-cp", &format!("/etc/zookeeper/conf:{ZOOKEEPER_JAR}")])
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
             .arg(port.to_string())
-            .arg(data_path(&dir))
+            .arg(dir.join("data"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("zookeeper log"))
             .stderr(log);
@@ -203,8 +185,4 @@ fn start_bound_zookeeper() -> u16 {
         std::thread::sleep(Duration::from_millis(200));
     }
     port
-}
-
-fn data_path(dir: &Path) -> PathBuf {
-    dir.join("data")
 }

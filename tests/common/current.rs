@@ -58,7 +58,7 @@ pub fn url() -> &'static str {
             .unwrap_or_else(|e| panic!("cannot start the chdb harness: {e}"));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if super::cluster::http_query(port, "SELECT 1").is_ok_and(|b| b.trim() == "1") {
+            if super::http_query(port, "SELECT 1").is_ok_and(|b| b.trim() == "1") {
                 break;
             }
             assert!(

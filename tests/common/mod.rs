@@ -233,3 +233,43 @@ where
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
 }
+
+/// A query's body over plain HTTP/1.0 from a loopback port (harnesses run before any async
+/// runtime).
+pub fn http_query(port: u16, sql: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{sql}",
+        sql.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default())
+}
+
+/// `values` as records of one CSV stream (offsets 0, 1, …), prepared by `sink` as a pipeline
+/// would prepare them.
+pub fn prepared(
+    sink: &aurora::ingest::sinks::clickhouse::ClickHouseSink,
+    values: impl IntoIterator<Item = serde_json::Value>,
+) -> Vec<aurora::ingest::sinks::clickhouse::PreparedRecord> {
+    let preparer = sink.preparer();
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            preparer.prepare(aurora::ingest::record::SourceRecord {
+                source_id: std::sync::Arc::from("csv:x.csv#0"),
+                offset: i as u64,
+                raw: v.to_string(),
+                payload: Ok(v),
+            })
+        })
+        .collect()
+}

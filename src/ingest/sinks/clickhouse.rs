@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cluster::{shard_of, stable_hash, Shards};
+use super::cluster::{part_token, shard_of, stable_hash, Shards};
 use crate::ingest::pipeline::{
     ColumnSource, CreatePolicy, Delivery, Evolve, InsertFormat, Pipeline, RetryPolicy,
 };
@@ -1047,17 +1047,11 @@ impl ClickHouseSink {
         };
         // Names the part by the positions it holds: servers that know the setting deduplicate
         // a part sent again even if its bytes changed (a later Aurora, say).
-        let token = {
-            let mut positions = Vec::with_capacity(part.len() * 16);
-            for &i in part {
-                positions.extend_from_slice(records[i].source_id.as_bytes());
-                positions.extend_from_slice(&records[i].offset.to_le_bytes());
-            }
-            format!(
-                "aurora-{:016x}",
-                stable_hash(&[self.pipeline.as_bytes(), &positions])
-            )
-        };
+        let token = part_token(
+            &self.pipeline,
+            part.iter()
+                .map(|&i| (&*records[i].source_id, records[i].offset)),
+        );
         let distributed = self.shards.distributed;
         self.shards
             .on_shard(shard, |warehouse| {

@@ -102,7 +102,7 @@ impl Shards {
         F: Fn(Arc<Warehouse>) -> Fut,
         Fut: Future<Output = Result<T, WarehouseError>>,
     {
-        let index = shard;
+        let shard_index = shard;
         let shard = &self.shards[shard];
         let n = shard.replicas.len();
         let first = shard.current.load(Ordering::Relaxed);
@@ -110,16 +110,8 @@ impl Shards {
         for i in 0..n {
             let index = (first + i) % n;
             let replica = &shard.replicas[index];
-            let warehouse = match replica
-                .connection
-                .get_or_try_init(|| async {
-                    Warehouse::connect(replica.settings.clone())
-                        .await
-                        .map(Arc::new)
-                })
-                .await
-            {
-                Ok(w) => w.clone(),
+            let warehouse = match replica.connect().await {
+                Ok(w) => w,
                 Err(e) => {
                     last_error = Some(e);
                     continue;
@@ -141,7 +133,7 @@ impl Shards {
                 WarehouseError::Connect {
                     url: format!(
                         "shard {} of the cluster sink ({})",
-                        index + 1,
+                        shard_index + 1,
                         shard
                             .replicas
                             .iter()
@@ -186,15 +178,7 @@ impl Shards {
     ) -> Result<(), WarehouseError> {
         for shard in &self.shards {
             for replica in &shard.replicas {
-                let warehouse = replica
-                    .connection
-                    .get_or_try_init(|| async {
-                        Warehouse::connect(replica.settings.clone())
-                            .await
-                            .map(Arc::new)
-                    })
-                    .await?;
-                warehouse.query(sql, opts).await?;
+                replica.connect().await?.query(sql, opts).await?;
             }
         }
         Ok(())
@@ -203,6 +187,20 @@ impl Shards {
     /// The connection the table is read from when the sink starts (the first shard).
     pub async fn first(&self) -> Result<Arc<Warehouse>, WarehouseError> {
         self.on_shard(0, |w| async move { Ok(w) }).await
+    }
+}
+
+impl Replica {
+    /// Its connection, made on first use (a replica down when the sink starts is tried later).
+    async fn connect(&self) -> Result<Arc<Warehouse>, WarehouseError> {
+        self.connection
+            .get_or_try_init(|| async {
+                Warehouse::connect(self.settings.clone())
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
     }
 }
 
@@ -231,11 +229,39 @@ pub fn stable_hash(parts: &[&[u8]]) -> u64 {
     hasher.finish()
 }
 
+/// The deduplication token of a part: the pipeline and the positions it holds, hashed as they
+/// stream by (the same value as `stable_hash` of the pipeline and the positions' bytes).
+pub fn part_token<'a>(pipeline: &str, positions: impl Iterator<Item = (&'a str, u64)>) -> String {
+    let mut hasher = twox_hash::XxHash64::with_seed(0);
+    hasher.write(pipeline.as_bytes());
+    hasher.write_u8(0xff);
+    for (source, offset) in positions {
+        hasher.write(source.as_bytes());
+        hasher.write(&offset.to_le_bytes());
+    }
+    hasher.write_u8(0xff);
+    format!("aurora-{:016x}", hasher.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const FIXED: u64 = 16_296_026_400_095_351_492;
+
+    #[test]
+    fn a_part_token_hashes_the_pipeline_and_the_positions() {
+        let token = part_token("p", [("s", 1u64), ("s", 2)].into_iter());
+        let mut positions = b"s".to_vec();
+        positions.extend_from_slice(&1u64.to_le_bytes());
+        positions.extend_from_slice(b"s");
+        positions.extend_from_slice(&2u64.to_le_bytes());
+        assert_eq!(
+            token,
+            format!("aurora-{:016x}", stable_hash(&[b"p", &positions]))
+        );
+        assert_ne!(token, part_token("p", [("s", 2u64), ("s", 1)].into_iter()));
+    }
 
     #[test]
     fn the_hash_is_stable_and_separates_parts() {

@@ -97,13 +97,7 @@ fn replay_action(state: &mut State) -> Vec<Command> {
     };
     let name = row.snapshot.status.name.clone();
     if !row.snapshot.controllable {
-        state.notify(
-            Level::Warning,
-            format!(
-                "`{name}` runs in another process; replay its dead letters with \
-                 `aurora pipeline replay FILE --pipeline {name}`"
-            ),
-        );
+        state.notify(Level::Warning, replay_elsewhere(&name));
         return Vec::new();
     }
     if pipelines.replaying.is_some() {
@@ -120,6 +114,14 @@ fn replay_action(state: &mut State) -> Vec<Command> {
     };
     state.notify(Level::Info, format!("pipeline `{name}`: {doing}…"));
     vec![Command::ReplayDeadLetters { name, dry_run }]
+}
+
+/// Where to replay the dead letters of a pipeline this process does not run.
+pub(crate) fn replay_elsewhere(name: &str) -> String {
+    format!(
+        "`{name}` runs in another process; replay its dead letters with \
+         `aurora pipeline replay FILE --pipeline {name}` where it runs"
+    )
 }
 
 /// A replay's report, on the notice line; a dry run that found records passing offers the
