@@ -187,16 +187,18 @@ impl Transform {
         Ok(row)
     }
 
-    /// Like `apply`, but writes the row straight into `out` as the fields of a JSON object
-    /// (`"a":1,"b":"x"`, no braces), skipping the intermediate map: this runs per record on
-    /// the ingestion hot path. Returns whether anything was written.
-    pub fn apply_into(&self, record: &Value, out: &mut String) -> Result<bool, RecordError> {
+    /// `apply_into_keyed` without a key (the tests' form).
+    #[cfg(test)]
+    pub(crate) fn apply_into(&self, record: &Value, out: &mut String) -> Result<bool, RecordError> {
         self.apply_into_keyed(record, out, None)
             .map(|(wrote, _)| wrote)
     }
 
-    /// `apply_into`, also returning where in `out` the value of column `key` was written (its
-    /// JSON text), when it was: a cluster sink picks the record's shard from it.
+    /// Like `apply`, but writes the row straight into `out` as the fields of a JSON object
+    /// (`"a":1,"b":"x"`, no braces), skipping the intermediate map: this runs per record on
+    /// the ingestion hot path (JSONEachRow). Returns whether anything was written, and where in
+    /// `out` the value of column `key` went (its JSON text), when it did: a cluster sink picks
+    /// the record's shard from it.
     pub fn apply_into_keyed(
         &self,
         record: &Value,
