@@ -12,7 +12,8 @@
 //! started until the last event was consumed (or stored), so each includes joining its consumer
 //! group (the mock broker delays a new group's first join by 3 s) and, for the two that write,
 //! ClickHouse storing the rows.
-//! `AURORA_BENCH_EVENTS` sets the number of events (default 2,000,000).
+//! `AURORA_BENCH_EVENTS` sets the number of events (default 2,000,000); `AURORA_BENCH_PARTS`
+//! runs only some parts (`kafka`, `csv`, comma-separated; default both).
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -365,8 +366,23 @@ impl AuroraRun<'_> {
     }
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+/// CPU seconds (user + system) of this process's children that have exited and been waited
+/// for: the difference around one child's run is that child's CPU time.
+fn children_cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(0.0, |u| {
+        let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        secs(u.user_time()) + secs(u.system_time())
+    })
+}
+
 /// A CSV file of `rows` rows: `clickhouse-client` inserting it, against `aurora pipeline run`
-/// (exactly-once, to the end of the file), each timed from its start to its exit.
+/// (exactly-once, to the end of the file), each timed from its start to its exit, with the CPU
+/// seconds each and the server spent.
 fn csv_files(
     rt: &tokio::runtime::Runtime,
     w: &Warehouse,
@@ -398,6 +414,8 @@ fn csv_files(
     rt.block_on(w.execute(&format!(
         "CREATE TABLE bench.csv_client ({COLUMNS}) ENGINE = MergeTree ORDER BY id"
     )))?;
+    let server_pid = server.state.pid as u32;
+    let (own, server_before) = (children_cpu_seconds(), cpu_seconds(server_pid));
     let started = Instant::now();
     let status = Command::new("clickhouse-client")
         .args(["--port", &server.state.tcp_port.to_string()])
@@ -408,6 +426,10 @@ fn csv_files(
         .stdin(std::fs::File::open(&file)?)
         .status()?;
     let client = started.elapsed();
+    let client_cpu = (
+        children_cpu_seconds() - own,
+        cpu_seconds(server_pid) - server_before,
+    );
     if !status.success() {
         return Err(format!("clickhouse-client failed: {status}").into());
     }
@@ -418,9 +440,14 @@ fn csv_files(
         "bench.csv_aurora",
         "auto",
     )?;
+    let (own, server_before) = (children_cpu_seconds(), cpu_seconds(server_pid));
     let started = Instant::now();
     let status = aurora_run(work, &server.url(), &pipeline).status()?;
     let aurora = started.elapsed();
+    let aurora_cpu = (
+        children_cpu_seconds() - own,
+        cpu_seconds(server_pid) - server_before,
+    );
     if !status.success() {
         return Err(format!("aurora pipeline run (csv) failed: {status}").into());
     }
@@ -437,6 +464,14 @@ fn csv_files(
         rate(aurora),
         rate(aurora) / rate(client)
     );
+    let per_million = |secs: f64| secs * 1e6 / rows as f64;
+    println!(
+        "    CPU seconds per million rows: clickhouse-client {:.2} s + ClickHouse {:.2} s; aurora {:.2} s + ClickHouse {:.2} s",
+        per_million(client_cpu.0),
+        per_million(client_cpu.1),
+        per_million(aurora_cpu.0),
+        per_million(aurora_cpu.1)
+    );
     Ok(())
 }
 
@@ -445,6 +480,8 @@ fn run() -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000_000);
+    let parts = std::env::var("AURORA_BENCH_PARTS").unwrap_or_else(|_| "kafka,csv".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     let work = tempfile::tempdir()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -467,12 +504,31 @@ fn run() -> Result<()> {
     let version = w.capabilities().version_text.clone();
     rt.block_on(w.execute("CREATE DATABASE IF NOT EXISTS bench"))?;
 
+    if part("kafka") {
+        kafka_parts(&rt, &w, &server, work.path(), &version, events)?;
+    }
+    if part("csv") {
+        csv_files(&rt, &w, &server, work.path(), events / 2)?;
+    }
+    stop(&opts.data_dir)?;
+    Ok(())
+}
+
+/// The Kafka parts: the bare consumer, Aurora both ways, ClickHouse's Kafka engine, peak RSS.
+fn kafka_parts(
+    rt: &tokio::runtime::Runtime,
+    w: &Warehouse,
+    server: &aurora::warehouse::local_server::LocalServer,
+    work: &std::path::Path,
+    version: &str,
+    events: u64,
+) -> Result<()> {
     let cluster = MockCluster::new(1)?;
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic(TOPIC, PARTITIONS, 1)?;
     println!(
         "bench/ingest: {events} JSON events, {PARTITIONS} partitions, librdkafka mock broker, ClickHouse {version}, {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        cores()
     );
     let produced = produce(&brokers, events)?;
     check_topic(&brokers, events)?;
@@ -485,11 +541,11 @@ fn run() -> Result<()> {
     // Aurora, as a user runs it: RowBinary (the default), then JSONEachRow (what it wrote
     // before), each on its own consumer group and table.
     let ctx = AuroraRun {
-        rt: &rt,
-        w: &w,
+        rt,
+        w,
         url: server.url(),
         brokers: brokers.clone(),
-        work: work.path().to_path_buf(),
+        work: work.to_path_buf(),
         server_pid: server.state.pid as u32,
         events,
     };
@@ -532,8 +588,8 @@ fn run() -> Result<()> {
         rt.block_on(w.execute(&sql))?;
     }
     let engine = watch_table(
-        &rt,
-        &w,
+        rt,
+        w,
         "bench.engine",
         events,
         started,
@@ -553,8 +609,6 @@ fn run() -> Result<()> {
         "  aurora peak RSS:              {:>10.1} MB (goal < 100)",
         rss as f64 / 1024.0
     );
-    csv_files(&rt, &w, &server, work.path(), events / 2)?;
     drop(cluster);
-    stop(&opts.data_dir)?;
     Ok(())
 }
