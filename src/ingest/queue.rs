@@ -92,6 +92,25 @@ impl RecordSender {
         }
     }
 
+    /// `blocking_send` for many records at once, in order, entering the runtime once rather
+    /// than once per record; stops at the first that cannot go (the receiver is gone) and
+    /// returns how many went.
+    pub fn blocking_send_all(&self, records: impl IntoIterator<Item = SourceRecord>) -> usize {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return 0;
+        };
+        handle.block_on(async {
+            let mut sent = 0;
+            for record in records {
+                if self.send(record).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            sent
+        })
+    }
+
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
@@ -140,7 +159,7 @@ mod tests {
         SourceRecord {
             source_id: Arc::from("t"),
             offset: 0,
-            payload: Ok(serde_json::Value::Null),
+            payload: Ok(serde_json::Value::Null.into()),
             raw: "x".repeat(bytes),
         }
     }

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::ingest::pipeline::{Pipeline, Source};
-use crate::ingest::record::SourceRecord;
+use crate::ingest::record::{Payload, SourceRecord};
 use crate::ingest::sinks::clickhouse::{
     offsets_by_source, qualified, ClickHouseSink, PreparedRecord,
 };
@@ -137,7 +137,7 @@ pub async fn replay(
             records.push(preparer.prepare(SourceRecord {
                 source_id: Arc::from(&**source),
                 offset: *offset,
-                payload: parser.parse(raw),
+                payload: parser.parse(raw).map(Payload::Json),
                 raw: raw.to_string(),
             }));
         }

@@ -268,7 +268,7 @@ pub fn prepared(
                 source_id: std::sync::Arc::from("csv:x.csv#0"),
                 offset: i as u64,
                 raw: v.to_string(),
-                payload: Ok(v),
+                payload: Ok(v.into()),
             })
         })
         .collect()

@@ -22,7 +22,7 @@ use crate::ingest::pipeline::{
     ColumnSource, CreatePolicy, Delivery, Evolve, InsertFormat, Pipeline, RetryPolicy,
 };
 use crate::ingest::record::{Ack, SourceRecord};
-use crate::ingest::transform::{TargetColumn, Transform};
+use crate::ingest::transform::{Fields, TargetColumn, Transform};
 use crate::warehouse::query::{quote_ident, quote_str};
 use crate::warehouse::types::DataType;
 use crate::warehouse::value::{push_json_string, Value};
@@ -259,12 +259,20 @@ impl RecordPreparer {
             .clone();
         let (row, shard_hash, evolving) = match payload {
             Err(e) => (Err(e), 0, None),
-            Ok(payload) => {
+            Ok(payload) if self.evolve => {
+                // Evolution reads the record's field names: it works on the JSON form.
+                let payload = payload.into_json();
                 let (row, shard_hash) =
-                    self.row(&transform, &payload, &source_id, offset, raw.len());
-                let evolving = (self.evolve && self.may_evolve(&transform, &payload))
+                    self.row(&transform, (&payload).into(), &source_id, offset, raw.len());
+                let evolving = self
+                    .may_evolve(&transform, &payload)
                     .then(|| Box::new(payload));
                 (row, shard_hash, evolving)
+            }
+            Ok(payload) => {
+                let (row, shard_hash) =
+                    self.row(&transform, (&payload).into(), &source_id, offset, raw.len());
+                (row, shard_hash, None)
             }
         };
         PreparedRecord {
@@ -308,7 +316,7 @@ impl RecordPreparer {
     fn row(
         &self,
         transform: &Transform,
-        payload: &serde_json::Value,
+        payload: Fields<'_>,
         source_id: &str,
         offset: u64,
         raw_len: usize,
@@ -343,7 +351,7 @@ impl RecordPreparer {
     fn binary_row(
         &self,
         transform: &Transform,
-        payload: &serde_json::Value,
+        payload: Fields<'_>,
         source_id: &str,
         offset: u64,
         raw_len: usize,
@@ -580,14 +588,18 @@ impl ClickHouseSink {
     /// dead-letter tables). Done lazily, so a Kafka partition assigned after a rebalance is
     /// looked up when its first record arrives.
     async fn learn_sources(&mut self, records: &[PreparedRecord]) -> Result<(), SinkError> {
-        let new: Vec<Arc<str>> = records
-            .iter()
-            .map(|r| &r.source_id)
-            .filter(|s| !self.known_sources.contains(*s))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .cloned()
-            .collect();
+        // A source's records share one `Arc` and mostly come in runs: hash each run once.
+        let mut new: Vec<Arc<str>> = Vec::new();
+        let mut last: Option<&Arc<str>> = None;
+        for r in records {
+            if last.is_some_and(|l| Arc::ptr_eq(l, &r.source_id)) {
+                continue;
+            }
+            last = Some(&r.source_id);
+            if !self.known_sources.contains(&r.source_id) && !new.contains(&r.source_id) {
+                new.push(r.source_id.clone());
+            }
+        }
         if new.is_empty() {
             return Ok(());
         }
@@ -741,7 +753,7 @@ impl ClickHouseSink {
             if let Some(payload) = record.evolving.take() {
                 (record.row, record.shard_hash) = preparer.row(
                     &transform,
-                    &payload,
+                    (&*payload).into(),
                     &record.source_id,
                     record.offset,
                     record.raw.len(),
@@ -840,7 +852,7 @@ impl ClickHouseSink {
         let mut rows: Vec<usize> = Vec::with_capacity(records.len());
         let mut dead: Vec<DeadRecord> = Vec::new();
         for (i, record) in records.iter().enumerate() {
-            if stored.contains(&(record.source_id.clone(), record.offset)) {
+            if !stored.is_empty() && stored.contains(&(record.source_id.clone(), record.offset)) {
                 outcome.already_stored += 1;
                 continue;
             }
@@ -864,8 +876,13 @@ impl ClickHouseSink {
         outcome.unexplained = std::mem::take(&mut self.unexplained);
         let mut acks: BTreeMap<Arc<str>, u64> = BTreeMap::new();
         for r in records {
-            let e = acks.entry(r.source_id.clone()).or_insert(r.offset);
-            *e = (*e).max(r.offset);
+            // Looked up by name: cloning the source's `Arc` per record costs more.
+            match acks.get_mut(&*r.source_id) {
+                Some(e) => *e = (*e).max(r.offset),
+                None => {
+                    acks.insert(r.source_id.clone(), r.offset);
+                }
+            }
         }
         outcome.acks = acks
             .into_iter()
@@ -1045,20 +1062,24 @@ impl ClickHouseSink {
             ),
             RowFormat::JsonEachRow => (quoted_table(&self.table), "JSONEachRow"),
         };
-        // Names the part by the positions it holds: servers that know the setting deduplicate
-        // a part sent again even if its bytes changed (a later Aurora, say).
-        let token = part_token(
-            &self.pipeline,
-            part.iter()
-                .map(|&i| (&*records[i].source_id, records[i].offset)),
-        );
         let distributed = self.shards.distributed;
         self.shards
             .on_shard(shard, |warehouse| {
                 let body = body.clone();
-                let (table, token) = (&table, &token);
+                let table = &table;
+                // Names the part by the positions it holds: servers that know the setting
+                // deduplicate a part sent again even if its bytes changed (a later Aurora, say).
+                let token = if warehouse.capabilities().insert_deduplication_token {
+                    part_token(
+                        &self.pipeline,
+                        part.iter()
+                            .map(|&i| (&*records[i].source_id, records[i].offset)),
+                    )
+                } else {
+                    String::new()
+                };
                 async move {
-                    let settings = insert_settings(warehouse.capabilities(), distributed, token);
+                    let settings = insert_settings(warehouse.capabilities(), distributed, &token);
                     warehouse
                         .insert_formatted_with(table, format, body, &settings)
                         .await

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::{Warning, WarningReporter};
 use crate::ingest::pipeline::{CsvSource, OnTruncate};
 use crate::ingest::queue::RecordSender;
-use crate::ingest::record::{Ack, SourceRecord};
+use crate::ingest::record::{Ack, Payload, Row, SourceRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CsvSourceError {
@@ -508,6 +508,9 @@ pub fn run(
     }
 }
 
+/// Records read before they are queued together.
+const SEND_BURST: usize = 256;
+
 /// Sends the complete records of `path` after byte `start`; returns where it stopped.
 fn read_file(
     path: &Path,
@@ -533,7 +536,7 @@ fn read_file(
         .delimiter(delimiter)
         .flexible(true)
         .from_reader(file);
-    let headers: Vec<String> = if spec.header {
+    let headers: Arc<[String]> = if spec.header {
         reader
             .headers()
             .map_err(|e| read_err(e.to_string()))?
@@ -541,7 +544,7 @@ fn read_file(
             .map(str::to_string)
             .collect()
     } else {
-        Vec::new()
+        Arc::from([])
     };
     if start > reader.position().byte() {
         let mut pos = csv::Position::new();
@@ -550,8 +553,24 @@ fn read_file(
     }
     let mut position = reader.position().byte().max(start);
     let mut record = csv::StringRecord::new();
+    let mut lines = LineWriter::new(delimiter);
+    // Records go to the queue in bursts: entering the runtime once per record cost more than
+    // parsing it. `position` follows what was sent.
+    let mut pending = Vec::with_capacity(SEND_BURST);
+    let send = |pending: &mut Vec<SourceRecord>, position: &mut u64| {
+        let Some(last) = pending.last().map(|r| r.offset) else {
+            return true;
+        };
+        let count = pending.len();
+        let sent = tx.blocking_send_all(pending.drain(..));
+        if sent == count {
+            *position = last;
+        }
+        sent == count
+    };
     loop {
-        if cancel.is_cancelled() {
+        // Checked between bursts: a burst is read in well under a millisecond.
+        if pending.is_empty() && cancel.is_cancelled() {
             break;
         }
         let line = reader.position().line();
@@ -568,20 +587,21 @@ fn read_file(
             // Possibly half-written: leave it for the next poll.
             break;
         }
-        let payload = to_object(&headers, &record);
-        let raw = raw_line(&record, delimiter);
-        let message = SourceRecord {
+        pending.push(SourceRecord {
             source_id: id.clone(),
             offset: end,
-            payload: Ok(payload),
-            raw,
-        };
-        if tx.blocking_send(message).is_err() {
+            raw: lines.line(&record),
+            payload: Ok(Payload::Row(Row {
+                header: headers.clone(),
+                fields: record.clone(),
+            })),
+        });
+        if pending.len() == SEND_BURST && !send(&mut pending, &mut position) {
             // The pipeline is shutting down.
-            break;
+            return Ok(position);
         }
-        position = end;
     }
+    send(&mut pending, &mut position);
     Ok(position)
 }
 
@@ -632,44 +652,60 @@ pub fn parse_line(
         .from_reader(raw.as_bytes());
     let mut record = csv::StringRecord::new();
     match reader.read_record(&mut record) {
-        Ok(true) => Ok(to_object(headers, &record)),
+        Ok(true) => Ok(Row {
+            header: Arc::from(headers),
+            fields: record,
+        }
+        .to_json()),
         Ok(false) => Err("the line is empty".into()),
         Err(e) => Err(format!("not a CSV line: {e}")),
     }
 }
 
-/// A CSV record as a JSON object: header → text, with empty fields as null. Without a header
-/// the fields are named `c1`, `c2`, ...
-fn to_object(headers: &[String], record: &csv::StringRecord) -> serde_json::Value {
-    let mut map = serde_json::Map::with_capacity(record.len());
-    for (i, field) in record.iter().enumerate() {
-        let name = headers
-            .get(i)
-            .cloned()
-            .unwrap_or_else(|| format!("c{}", i + 1));
-        let value = if field.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::Value::String(field.to_string())
-        };
-        map.insert(name, value);
+/// Writes records back as CSV lines, for the dead-letter table. One per file: a `csv::Writer`
+/// set up per record would allocate (and zero) its whole buffer every time.
+struct LineWriter(csv::Writer<LineBuffer>);
+
+/// What the writer writes into, taken out after each record.
+#[derive(Default)]
+struct LineBuffer(std::cell::RefCell<Vec<u8>>);
+
+impl std::io::Write for LineBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.get_mut().extend_from_slice(buf);
+        Ok(buf.len())
     }
-    serde_json::Value::Object(map)
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
-/// The record written back as one CSV line, for the dead-letter table.
-fn raw_line(record: &csv::StringRecord, delimiter: u8) -> String {
-    let mut w = csv::WriterBuilder::new()
-        .delimiter(delimiter)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    if w.write_record(record).is_err() {
-        return record.iter().collect::<Vec<_>>().join(",");
+impl LineWriter {
+    fn new(delimiter: u8) -> LineWriter {
+        LineWriter(
+            csv::WriterBuilder::new()
+                .delimiter(delimiter)
+                .flexible(true)
+                .buffer_capacity(1024)
+                .terminator(csv::Terminator::Any(b'\n'))
+                .from_writer(LineBuffer::default()),
+        )
     }
-    let bytes = w.into_inner().unwrap_or_default();
-    String::from_utf8_lossy(&bytes)
-        .trim_end_matches('\n')
-        .to_string()
+
+    /// The record as one line, without its newline.
+    fn line(&mut self, record: &csv::StringRecord) -> String {
+        if self.0.write_record(record).is_err() || self.0.flush().is_err() {
+            self.0.get_ref().0.take();
+            return record.iter().collect::<Vec<_>>().join(",");
+        }
+        let mut bytes = self.0.get_ref().0.take();
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+        }
+        // The fields came from a `StringRecord`, so the line is UTF-8.
+        String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
 }
 
 #[cfg(test)]
@@ -734,7 +770,7 @@ mod tests {
         records
             .iter()
             .map(|r| {
-                r.payload.as_ref().unwrap()["id"]
+                r.payload.clone().unwrap().into_json()["id"]
                     .as_str()
                     .unwrap()
                     .to_string()
@@ -774,10 +810,13 @@ mod tests {
             Arc::new(Mutex::new(CursorStore::in_memory())),
         );
         assert_eq!(records.len(), 2);
-        let first = records[0].payload.as_ref().unwrap();
+        let first = records[0].payload.clone().unwrap().into_json();
         assert_eq!(first["name"], "Smith, Jo");
         assert_eq!(first["note"], serde_json::Value::Null);
-        assert_eq!(records[1].payload.as_ref().unwrap()["name"], "say \"hi\"");
+        assert_eq!(
+            records[1].payload.clone().unwrap().into_json()["name"],
+            "say \"hi\""
+        );
         assert!(records[0].offset < records[1].offset);
         assert_eq!(records[1].raw, "2,\"say \"\"hi\"\"\",x");
     }

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ingest::handover::{Handover, REVOKE_WAIT};
 use crate::ingest::pipeline::{KafkaSource, RecordFormat, StartFrom};
 use crate::ingest::queue::RecordSender;
-use crate::ingest::record::{Ack, SourceRecord};
+use crate::ingest::record::{Ack, Payload, SourceRecord};
 use crate::ingest::sources::{Warning, WarningReporter};
 
 #[derive(Debug, thiserror::Error)]
@@ -683,7 +683,7 @@ fn to_record<M: Message>(
     SourceRecord {
         source_id,
         offset: u64::try_from(message.offset()).unwrap_or(0),
-        payload: parse_payload(format, payload),
+        payload: parse_payload(format, payload).map(Payload::Json),
         raw: String::from_utf8_lossy(payload).into_owned(),
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::ingest::pipeline::SqlSource;
-use crate::ingest::record::SourceRecord;
+use crate::ingest::record::{Payload, SourceRecord};
 use crate::ingest::sources::HealthReporter;
 
 /// Which rows a query asks for, by encoded cursor value.
@@ -132,6 +132,7 @@ pub async fn run<D: Database>(
                 )));
             }
             let payload = serde_json::from_str(&row.json)
+                .map(Payload::Json)
                 .map_err(|e| format!("the database returned invalid JSON: {e}"));
             let record = SourceRecord {
                 source_id: copy.source_id.clone(),
@@ -373,7 +374,11 @@ mod tests {
         result.unwrap();
         let got: Vec<i64> = records
             .iter()
-            .map(|r| r.payload.as_ref().unwrap()["a"].as_i64().unwrap())
+            .map(|r| {
+                r.payload.clone().unwrap().into_json()["a"]
+                    .as_i64()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(got, (1..=9).collect::<Vec<_>>());
         assert!(

@@ -39,6 +39,93 @@ impl Plan {
         }
     }
 
+    /// Appends a CSV field's text in RowBinary when it is plainly a value of this type,
+    /// producing exactly the bytes [`Plan::coerce`] then [`Plan::encode`] would; `false`
+    /// (nothing written) leaves it to them, and to their error messages. This is the CSV
+    /// source's hot path: no JSON value is made for the field.
+    pub fn encode_text(&self, text: &str, out: &mut Vec<u8>) -> bool {
+        let start = out.len();
+        if self.nullable {
+            out.push(0);
+        }
+        let written = match &self.kind {
+            Kind::String => {
+                push_varint(out, text.len() as u64);
+                out.extend_from_slice(text.as_bytes());
+                true
+            }
+            Kind::Int { min, max } => integer(text.trim())
+                .filter(|n| (*min..=*max).contains(n))
+                .map(|n| out.extend_from_slice(&n.to_le_bytes()[..int_width(*max)]))
+                .is_some(),
+            Kind::Decimal { precision, scale } if *precision <= 38 => parse_decimal(text.trim())
+                .filter(|d| d.int.len() <= usize::from(precision - scale))
+                .and_then(|d| d.scaled(*scale))
+                .map(|scaled| push_decimal(out, scaled, *precision))
+                .is_some(),
+            Kind::Float { single } => {
+                let t = text.trim();
+                let x = (super::plan::special_float(t).is_none() && parse_decimal(t).is_some())
+                    .then(|| t.parse::<f64>().ok())
+                    .flatten()
+                    .filter(|x| x.is_finite() && !(*single && x.abs() > f64::from(f32::MAX)));
+                match x {
+                    Some(x) if *single => out.extend_from_slice(&(x as f32).to_le_bytes()),
+                    Some(x) => out.extend_from_slice(&x.to_le_bytes()),
+                    None => {}
+                }
+                x.is_some()
+            }
+            Kind::DateTime { unix: true } => time::parse(text.trim())
+                .map(|p| p.instant().secs)
+                .filter(|secs| (0..=i64::from(u32::MAX)).contains(secs))
+                .map(|secs| out.extend_from_slice(&(secs as u32).to_le_bytes()))
+                .is_some(),
+            Kind::Date { wide, min, max } => time::parse(text.trim())
+                .map(|p| p.days())
+                .filter(|days| (*min..=*max).contains(days))
+                .map(|days| {
+                    if *wide {
+                        out.extend_from_slice(&(days as i32).to_le_bytes());
+                    } else {
+                        out.extend_from_slice(&(days as u16).to_le_bytes());
+                    }
+                })
+                .is_some(),
+            _ => false,
+        };
+        if !written {
+            out.truncate(start);
+        }
+        written
+    }
+
+    /// Appends a record's non-null value in RowBinary straight from the record, checked as
+    /// [`Plan::coerce`] checks it, where that saves building the coerced JSON value first
+    /// (decimals: their text would be parsed, printed and parsed again). `None` leaves the
+    /// value to `coerce`, then [`Plan::encode`].
+    pub fn encode_direct(&self, v: &Value, out: &mut Vec<u8>) -> Option<Result<(), String>> {
+        let Kind::Decimal { precision, scale } = self.kind else {
+            return None;
+        };
+        if precision > 38 {
+            return None;
+        }
+        let text = super::number::numeric_text(v)?;
+        Some(
+            super::plan::checked_decimal(v, &text, precision, scale).and_then(|d| {
+                let scaled = d.scaled(scale).ok_or_else(|| {
+                    format!("{} does not fit Decimal({precision}, {scale})", show(v))
+                })?;
+                if self.nullable {
+                    out.push(0);
+                }
+                push_decimal(out, scaled, precision);
+                Ok(())
+            }),
+        )
+    }
+
     /// Appends `v`, a value this plan coerced or takes as it is, in RowBinary.
     pub fn encode(&self, v: &Value, out: &mut Vec<u8>) -> Result<(), String> {
         if self.nullable {
@@ -81,13 +168,11 @@ impl Plan {
             }
             (Kind::Bool, Value::Bool(b)) => out.push(u8::from(*b)),
             (Kind::Decimal { precision, scale }, Value::Number(n)) => {
-                let scaled = scaled_decimal(&n.to_string(), *scale).ok_or_else(unexpected)?;
-                let width = match precision {
-                    0..=9 => 4,
-                    10..=18 => 8,
-                    _ => 16,
-                };
-                out.extend_from_slice(&scaled.to_le_bytes()[..width]);
+                let text = n.to_string();
+                let scaled = parse_decimal(&text)
+                    .and_then(|d| d.scaled(*scale))
+                    .ok_or_else(unexpected)?;
+                push_decimal(out, scaled, *precision);
             }
             (Kind::String, Value::String(s)) => {
                 push_varint(out, s.len() as u64);
@@ -156,23 +241,26 @@ fn int_width(max: i128) -> usize {
     }
 }
 
-/// A decimal's digits as an integer of `scale` implied decimal places.
-fn scaled_decimal(text: &str, scale: u8) -> Option<i128> {
-    let d = parse_decimal(text)?;
-    let scale = usize::from(scale);
-    if d.frac.len() > scale {
-        return None;
-    }
-    let mut digits = String::with_capacity(d.int.len() + scale);
-    digits.push_str(&d.int);
-    digits.push_str(&d.frac);
-    digits.extend(std::iter::repeat_n('0', scale - d.frac.len()));
-    let magnitude: i128 = if digits.is_empty() {
+/// Whole-number text as the integer coercion reads it (`None` for anything else, including
+/// magnitudes beyond 38 digits, which the coercion reports).
+fn integer(text: &str) -> Option<i128> {
+    let d = parse_decimal(text).filter(|d| d.is_integral() && d.int.len() <= 38)?;
+    let magnitude = if d.int.is_empty() {
         0
     } else {
-        digits.parse().ok()?
+        d.int.parse::<i128>().ok()?
     };
     Some(if d.negative { -magnitude } else { magnitude })
+}
+
+/// A Decimal's scaled integer in the width its precision takes.
+fn push_decimal(out: &mut Vec<u8>, scaled: i128, precision: u8) {
+    let width = match precision {
+        0..=9 => 4,
+        10..=18 => 8,
+        _ => 16,
+    };
+    out.extend_from_slice(&scaled.to_le_bytes()[..width]);
 }
 
 /// ClickHouse's variable-length unsigned integer (LEB128), for lengths.

@@ -31,6 +31,7 @@ use serde_json::{Map, Value};
 use self::convert::Converted;
 use self::plan::{Plan, Unsupported};
 use crate::ingest::pipeline::{ColumnSpec, Convert, Mapping, Unmapped};
+use crate::ingest::record::{Payload, Row};
 use crate::warehouse::types::DataType;
 
 /// A column of the target table as the sink sees it.
@@ -50,6 +51,49 @@ pub struct RecordError(pub String);
 /// Columns Aurora writes itself (where each row came from, for exactly-once delivery); a
 /// transform never feeds them.
 pub const RESERVED_COLUMNS: [&str; 2] = ["_aurora_source", "_aurora_offset"];
+
+/// A source record as the transform reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum Fields<'r> {
+    /// A JSON document; only objects can become rows.
+    Json(&'r Value),
+    /// A CSV row, read by header.
+    Row(&'r Row),
+}
+
+impl<'r> From<&'r Value> for Fields<'r> {
+    fn from(v: &'r Value) -> Fields<'r> {
+        Fields::Json(v)
+    }
+}
+
+impl<'r> From<&'r Payload> for Fields<'r> {
+    fn from(p: &'r Payload) -> Fields<'r> {
+        match p {
+            Payload::Json(v) => Fields::Json(v),
+            Payload::Row(row) => Fields::Row(row),
+        }
+    }
+}
+
+/// A present, non-null value offered to be written as it is.
+#[derive(Debug, Clone, Copy)]
+enum Given<'v> {
+    Value(&'v Value),
+    /// A CSV field's text.
+    Text(&'v str),
+}
+
+/// Where a record's fields are looked up.
+enum Source<'r> {
+    Object(&'r Map<String, Value>),
+    Row(&'r Row),
+}
+
+static NULL: Value = Value::Null;
+
+/// A RowBinary row being written, and where the sharding key's value went in it.
+type Written<'o> = (&'o mut Vec<u8>, Option<std::ops::Range<usize>>);
 
 /// A mapping compiled against one table; cheap to share between batches.
 #[derive(Debug, Clone)]
@@ -179,11 +223,19 @@ impl Transform {
     }
 
     /// One record → one JSONEachRow object (only the columns to write).
-    pub fn apply(&self, record: &Value) -> Result<Map<String, Value>, RecordError> {
+    pub fn apply<'r>(
+        &self,
+        record: impl Into<Fields<'r>>,
+    ) -> Result<Map<String, Value>, RecordError> {
         let mut row = Map::new();
-        self.each_value(record, |column, value| {
-            row.insert(column.name.clone(), value.into_owned());
-        })?;
+        self.each_value(
+            record.into(),
+            &mut row,
+            |_, _, _| None,
+            |row, column, value| {
+                row.insert(column.name.clone(), value.into_owned());
+            },
+        )?;
         Ok(row)
     }
 
@@ -199,28 +251,33 @@ impl Transform {
     /// the ingestion hot path (JSONEachRow). Returns whether anything was written, and where in
     /// `out` the value of column `key` went (its JSON text), when it did: a cluster sink picks
     /// the record's shard from it.
-    pub fn apply_into_keyed(
+    pub fn apply_into_keyed<'r>(
         &self,
-        record: &Value,
+        record: impl Into<Fields<'r>>,
         out: &mut String,
         key: Option<&str>,
     ) -> Result<(bool, Option<std::ops::Range<usize>>), RecordError> {
         let start = out.len();
         let mut wrote = false;
         let mut key_at = None;
-        let result = self.each_value(record, |column, value| {
-            if wrote {
-                out.push(',');
-            }
-            out.push_str(&column.json_key);
-            let value_start = out.len();
-            // `Value`'s Display writes compact JSON straight into `out`, no temporary string.
-            let _ = write!(out, "{value}");
-            if key == Some(column.name.as_str()) {
-                key_at = Some(value_start..out.len());
-            }
-            wrote = true;
-        });
+        let result = self.each_value(
+            record.into(),
+            &mut (),
+            |_, _, _| None,
+            |_, column, value| {
+                if wrote {
+                    out.push(',');
+                }
+                out.push_str(&column.json_key);
+                let value_start = out.len();
+                // `Value`'s Display writes compact JSON straight into `out`, no temporary string.
+                let _ = write!(out, "{value}");
+                if key == Some(column.name.as_str()) {
+                    key_at = Some(value_start..out.len());
+                }
+                wrote = true;
+            },
+        );
         if result.is_err() {
             out.truncate(start);
         }
@@ -238,28 +295,47 @@ impl Transform {
     /// One record → its row in RowBinary, every column of [`Transform::columns`] in order,
     /// appended to `out`; also where the value of column `key` is, when asked. Only for a
     /// transform that is [`Transform::binary_ready`]. On error `out` is left as it was.
-    pub fn apply_binary(
+    pub fn apply_binary<'r>(
         &self,
-        record: &Value,
+        record: impl Into<Fields<'r>>,
         out: &mut Vec<u8>,
         key: Option<&str>,
     ) -> Result<Option<std::ops::Range<usize>>, RecordError> {
         let start = out.len();
-        let mut key_at = None;
         let mut failed = None;
-        let result = self.each_value(record, |column, value| {
-            if failed.is_some() {
-                return;
+        // Written either way, a column's bytes are what `out` grew by; the key's are noted.
+        let mark = |at: &mut Written, column: &Column, from: usize| {
+            if key == Some(column.name.as_str()) {
+                at.1 = Some(from..at.0.len());
             }
-            let value_start = out.len();
-            match column.plan.encode(&value, out) {
-                Ok(()) if key == Some(column.name.as_str()) => {
-                    key_at = Some(value_start..out.len())
+        };
+        let mut at: Written = (&mut *out, None);
+        let result = self.each_value(
+            record.into(),
+            &mut at,
+            |at, column, given| {
+                let from = at.0.len();
+                let written = match given {
+                    Given::Value(v) => column.plan.encode_direct(v, at.0)?,
+                    Given::Text(t) => column.plan.encode_text(t, at.0).then_some(Ok(()))?,
+                };
+                if written.is_ok() {
+                    mark(at, column, from);
                 }
-                Ok(()) => {}
-                Err(e) => failed = Some(format!("column `{}`: {e}", column.name)),
-            }
-        });
+                Some(written)
+            },
+            |at, column, value| {
+                if failed.is_some() {
+                    return;
+                }
+                let from = at.0.len();
+                match column.plan.encode(&value, at.0) {
+                    Ok(()) => mark(at, column, from),
+                    Err(e) => failed = Some(format!("column `{}`: {e}", column.name)),
+                }
+            },
+        );
+        let key_at = at.1;
         let result = result.and_then(|()| failed.map_or(Ok(()), |e| Err(RecordError(e))));
         if result.is_err() {
             out.truncate(start);
@@ -267,19 +343,61 @@ impl Transform {
         result.map(|()| key_at)
     }
 
-    fn each_value(
+    /// Walks the columns: each present, non-null value is first offered to `direct` (which may
+    /// write it itself, or say why it cannot be written, or decline with `None`), and is
+    /// otherwise coerced and handed to `emit`, as are defaults and nulls.
+    fn each_value<S>(
         &self,
-        record: &Value,
-        mut emit: impl FnMut(&Column, Cow<'_, Value>),
+        record: Fields<'_>,
+        state: &mut S,
+        mut direct: impl FnMut(&mut S, &Column, Given<'_>) -> Option<Result<(), String>>,
+        mut emit: impl FnMut(&mut S, &Column, Cow<'_, Value>),
     ) -> Result<(), RecordError> {
-        let Value::Object(fields) = record else {
-            return Err(RecordError("the record is not a JSON object".into()));
+        let source = match record {
+            Fields::Json(Value::Object(fields)) => {
+                if self.unmapped == Unmapped::Fail {
+                    self.check_unmapped(fields)?;
+                }
+                Source::Object(fields)
+            }
+            Fields::Json(_) => return Err(RecordError("the record is not a JSON object".into())),
+            Fields::Row(row) => {
+                if self.unmapped == Unmapped::Fail {
+                    if let Value::Object(fields) = row.to_json() {
+                        self.check_unmapped(&fields)?;
+                    }
+                }
+                Source::Row(row)
+            }
         };
-        if self.unmapped == Unmapped::Fail {
-            self.check_unmapped(fields)?;
-        }
         for column in &self.columns {
-            let found = column.lookup(fields);
+            // A CSV field that must be coerced becomes a JSON string here.
+            let text;
+            let found = match source {
+                Source::Object(fields) => column.lookup(fields),
+                Source::Row(row) => match column.field(row) {
+                    None => None,
+                    Some("") => Some(&NULL),
+                    Some(t) => {
+                        if column.convert.is_none() {
+                            match direct(state, column, Given::Text(t)) {
+                                Some(Ok(())) => continue,
+                                Some(Err(why)) => return Err(column.refused(why)),
+                                None => {}
+                            }
+                        }
+                        text = Value::String(t.to_string());
+                        Some(&text)
+                    }
+                },
+            };
+            if let Some(v) = found.filter(|v| column.convert.is_none() && !v.is_null()) {
+                match direct(state, column, Given::Value(v)) {
+                    Some(Ok(())) => continue,
+                    Some(Err(why)) => return Err(column.refused(why)),
+                    None => {}
+                }
+            }
             let value = match found {
                 // Already what the column takes (a string for a String column, an in-range
                 // integer for an integer column, ...): written as it came, without a copy.
@@ -295,7 +413,7 @@ impl Transform {
                     Missing::Fail => return Err(column.missing(found.is_some())),
                 },
             };
-            emit(column, value);
+            emit(state, column, value);
         }
         Ok(())
     }
@@ -491,13 +609,24 @@ impl Column {
         Some(v)
     }
 
+    /// The column's field in a CSV row: only a one-step path can name one.
+    fn field<'r>(&self, row: &'r Row) -> Option<&'r str> {
+        match self.path.as_slice() {
+            [only] => row.get(&only.key),
+            _ => None,
+        }
+    }
+
     fn coerce(&self, v: &Value) -> Result<Value, RecordError> {
-        convert_and_coerce(self.convert, &self.plan, v).map_err(|why| {
-            RecordError(format!(
-                "column `{}` ({}): {why}",
-                self.name, self.type_name
-            ))
-        })
+        convert_and_coerce(self.convert, &self.plan, v).map_err(|why| self.refused(why))
+    }
+
+    /// Why a value cannot go into this column, as the dead-letter table says it.
+    fn refused(&self, why: String) -> RecordError {
+        RecordError(format!(
+            "column `{}` ({}): {why}",
+            self.name, self.type_name
+        ))
     }
 
     fn missing(&self, null: bool) -> RecordError {

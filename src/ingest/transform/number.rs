@@ -18,6 +18,24 @@ impl Decimal<'_> {
         self.frac.is_empty()
     }
 
+    /// The value as an integer count of `10^-scale` units (a Decimal's stored form), or
+    /// `None` when it has more decimal places than `scale` or does not fit 38 digits.
+    pub fn scaled(&self, scale: u8) -> Option<i128> {
+        let scale = usize::from(scale);
+        if self.frac.len() > scale || self.int.len() + scale > 38 {
+            return None;
+        }
+        let padding = std::iter::repeat_n(&b'0', scale - self.frac.len());
+        let magnitude = self
+            .int
+            .as_bytes()
+            .iter()
+            .chain(self.frac.as_bytes())
+            .chain(padding)
+            .fold(0i128, |n, d| n * 10 + i128::from(d - b'0'));
+        Some(if self.negative { -magnitude } else { magnitude })
+    }
+
     /// `[-]int[.frac]`, with `0` for an empty integer part.
     pub fn to_text(&self) -> String {
         let mut out = String::with_capacity(self.int.len() + self.frac.len() + 3);
@@ -201,6 +219,13 @@ mod tests {
         assert_eq!(text("123e-3").as_deref(), Some("0.123"));
         assert_eq!(text("123e-4").as_deref(), Some("0.0123"));
         assert!(parse_decimal("1.0e3").unwrap().is_integral());
+        let scaled = |s: &str, scale| parse_decimal(s).unwrap().scaled(scale);
+        assert_eq!(scaled("-12.5", 2), Some(-1250));
+        assert_eq!(scaled("0.001", 3), Some(1));
+        assert_eq!(scaled("7", 0), Some(7));
+        assert_eq!(scaled("1.234", 2), None);
+        assert_eq!(scaled(&"9".repeat(38), 0), Some(10i128.pow(38) - 1));
+        assert_eq!(scaled(&"9".repeat(38), 1), None);
         for bad in [
             "", "-", ".", "e5", "1e", "1e+", "1.2.3", "1 ", " 1", "0x10", "nan", "1e401", "1_000",
         ] {

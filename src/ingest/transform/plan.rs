@@ -401,7 +401,7 @@ fn wide(v: &Value, signed: bool, bits: u16) -> Result<Value, String> {
 
 /// `nan`, `inf`, `-inf` and their spellings, in the form ClickHouse reads; JSON itself has no
 /// such numbers, so they travel as strings.
-fn special_float(text: &str) -> Option<&'static str> {
+pub(super) fn special_float(text: &str) -> Option<&'static str> {
     let unsigned = text.trim_start_matches(['+', '-']);
     let negative = text.starts_with('-');
     if text.len() - unsigned.len() > 1 {
@@ -471,7 +471,23 @@ fn boolean(v: &Value) -> Result<Value, String> {
 fn decimal(v: &Value, precision: u8, scale: u8) -> Result<Value, String> {
     let text =
         super::number::numeric_text(v).ok_or_else(|| format!("{} is not a number", show(v)))?;
-    let text = text.as_ref();
+    let d = checked_decimal(v, &text, precision, scale)?;
+    // A bare JSON number with exactly these digits (serde_json's arbitrary_precision keeps the
+    // text): 18.16 refuses a quoted Decimal in JSONEachRow.
+    let text = d.to_text();
+    serde_json::from_str::<serde_json::Number>(&text)
+        .map(Value::Number)
+        .map_err(|_| format!("{} is not a number", show(v)))
+}
+
+/// `text` (the numeric text of `v`) read as a value of Decimal(precision, scale), or why it
+/// cannot be one.
+pub(super) fn checked_decimal<'t>(
+    v: &Value,
+    text: &'t str,
+    precision: u8,
+    scale: u8,
+) -> Result<super::number::Decimal<'t>, String> {
     let d = parse_decimal(text).ok_or_else(|| format!("{} is not a number", show(v)))?;
     if d.frac.len() > usize::from(scale) {
         // Rounding would change the value silently; money is the usual Decimal.
@@ -490,12 +506,7 @@ fn decimal(v: &Value, precision: u8, scale: u8) -> Result<Value, String> {
             d.int.len()
         ));
     }
-    // A bare JSON number with exactly these digits (serde_json's arbitrary_precision keeps the
-    // text): 18.16 refuses a quoted Decimal in JSONEachRow.
-    let text = d.to_text();
-    serde_json::from_str::<serde_json::Number>(&text)
-        .map(Value::Number)
-        .map_err(|_| format!("{} is not a number", show(v)))
+    Ok(d)
 }
 
 /// The text of a scalar for text columns; objects and arrays need an explicit `convert: json`

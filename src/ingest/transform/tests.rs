@@ -1250,3 +1250,138 @@ fn utc(text: &str) -> Value {
 fn num(text: &str) -> Value {
     Value::Number(serde_json::from_str(text).unwrap())
 }
+
+/// A CSV row is read by header without a JSON object (`Fields::Row`, with RowBinary's text
+/// fast path): every row must come out byte for byte as its JSON form does, or be refused for
+/// the same reason, whatever the text.
+#[test]
+fn csv_rows_read_directly_match_their_json_form() {
+    let types = [
+        "UInt8",
+        "Int16",
+        "UInt64",
+        "Int64",
+        "Nullable(Int32)",
+        "Float32",
+        "Float64",
+        "Decimal(10, 2)",
+        "Nullable(Decimal(38, 5))",
+        "Decimal(9, 0)",
+        "String",
+        "LowCardinality(Nullable(String))",
+        "FixedString(3)",
+        "Date",
+        "Date32",
+        "DateTime",
+        "DateTime64(3)",
+        "Bool",
+        "UUID",
+        "IPv4",
+    ];
+    let texts = [
+        "",
+        "0",
+        "7",
+        " 42 ",
+        "-1",
+        "+5",
+        "007",
+        "255",
+        "256",
+        "-129",
+        "1.0",
+        "1.5",
+        "1e3",
+        "-0.001",
+        "12.345",
+        "99999999.99",
+        "100000000",
+        "1e400",
+        "nan",
+        "-inf",
+        "inf",
+        "x",
+        "18446744073709551615",
+        "18446744073709551616",
+        "340282366920938463463374607431768211456",
+        "3.4e38",
+        "3.5e38",
+        ".5",
+        "5.",
+        "2024-02-29",
+        "2023-02-29",
+        "1969-12-31",
+        "2106-02-07 06:28:15",
+        "2106-02-07 06:28:16",
+        "2024-01-02T03:04:05.678Z",
+        "2024-01-02 03:04:05",
+        "1700000000",
+        "true",
+        "TRUE",
+        "abcd",
+        "héllo, \"world\"",
+        "00000000-0000-0001-0000-000000000002",
+        "1.2.3.4",
+    ];
+    for ty in types {
+        let columns = [column("c", ty, false), column("d", "UInt8", false)];
+        let plain = Transform::new(&Mapping::default(), &columns).unwrap();
+        let renamed = Transform::new(
+            &mapping("columns:\n  c: {from: col}\n  d: {from: c3}"),
+            &columns,
+        )
+        .unwrap();
+        for text in texts {
+            for (t, header) in [(&plain, ["c", "d"]), (&renamed, ["col", "x"])] {
+                let mut fields = csv::StringRecord::new();
+                fields.push_field(text);
+                fields.push_field("1");
+                fields.push_field("9");
+                let row = Row {
+                    header: header.iter().map(|h| h.to_string()).collect(),
+                    fields,
+                };
+                let json = row.to_json();
+                let direct = Payload::Row(row);
+                if t.binary_ready() {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    let from_row = t.apply_binary(&direct, &mut a, Some("c")).map(|_| a);
+                    let from_json = t.apply_binary(&json, &mut b, Some("c")).map(|_| b);
+                    assert_eq!(
+                        from_row, from_json,
+                        "{ty} <- {text:?} ({header:?}), RowBinary"
+                    );
+                }
+                let (mut a, mut b) = (String::new(), String::new());
+                let from_row = t.apply_into_keyed(&direct, &mut a, None).map(|_| a);
+                let from_json = t.apply_into_keyed(&json, &mut b, None).map(|_| b);
+                assert_eq!(from_row, from_json, "{ty} <- {text:?} ({header:?}), JSON");
+            }
+        }
+    }
+}
+
+/// A CSV row's fields by name: past the header they are `c1`, `c2`, ... by position; a name
+/// given twice means its last field, as in the JSON object the row stands for.
+#[test]
+fn csv_row_fields_by_name() {
+    let mut fields = csv::StringRecord::new();
+    for f in ["a0", "b1", "a2", "x3", "y4"] {
+        fields.push_field(f);
+    }
+    let row = Row {
+        header: ["a", "b", "a", "c5"]
+            .iter()
+            .map(|h| h.to_string())
+            .collect(),
+        fields,
+    };
+    let json = row.to_json();
+    for name in ["a", "b", "c5", "c4", "c1", "c05", "c+5", "c0", "z"] {
+        assert_eq!(
+            row.get(name),
+            json.get(name).and_then(Value::as_str),
+            "{name}"
+        );
+    }
+}
