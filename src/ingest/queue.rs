@@ -84,17 +84,9 @@ impl RecordSender {
         Some(Reserved { slot, bytes })
     }
 
-    /// `send` for a thread outside the runtime (`spawn_blocking`).
-    pub fn blocking_send(&self, record: SourceRecord) -> Result<(), SourceRecord> {
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle.block_on(self.send(record)),
-            Err(_) => Err(record),
-        }
-    }
-
-    /// `blocking_send` for many records at once, in order, entering the runtime once rather
-    /// than once per record; stops at the first that cannot go (the receiver is gone) and
-    /// returns how many went.
+    /// `send` for a thread outside the runtime (`spawn_blocking`), for many records at once, in
+    /// order, entering the runtime once rather than once per record; stops at the first that
+    /// cannot go (the receiver is gone) and returns how many went.
     pub fn blocking_send_all(&self, records: impl IntoIterator<Item = SourceRecord>) -> usize {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return 0;

@@ -21,7 +21,7 @@ use super::cluster::{part_token, shard_of, stable_hash, Shards};
 use crate::ingest::pipeline::{
     ColumnSource, CreatePolicy, Delivery, Evolve, InsertFormat, Pipeline, RetryPolicy,
 };
-use crate::ingest::record::{Ack, SourceRecord};
+use crate::ingest::record::{Ack, Payload, SourceRecord};
 use crate::ingest::transform::{Fields, TargetColumn, Transform};
 use crate::warehouse::query::{quote_ident, quote_str};
 use crate::warehouse::types::DataType;
@@ -259,20 +259,22 @@ impl RecordPreparer {
             .clone();
         let (row, shard_hash, evolving) = match payload {
             Err(e) => (Err(e), 0, None),
-            Ok(payload) if self.evolve => {
-                // Evolution reads the record's field names: it works on the JSON form.
-                let payload = payload.into_json();
-                let (row, shard_hash) =
-                    self.row(&transform, (&payload).into(), &source_id, offset, raw.len());
-                let evolving = self
-                    .may_evolve(&transform, &payload)
-                    .then(|| Box::new(payload));
-                (row, shard_hash, evolving)
-            }
             Ok(payload) => {
+                // Evolution reads the record's field names: it works on the JSON form.
+                let payload = if self.evolve {
+                    Payload::Json(payload.into_json())
+                } else {
+                    payload
+                };
                 let (row, shard_hash) =
                     self.row(&transform, (&payload).into(), &source_id, offset, raw.len());
-                (row, shard_hash, None)
+                let evolving = match payload {
+                    Payload::Json(v) if self.evolve && self.may_evolve(&transform, &v) => {
+                        Some(Box::new(v))
+                    }
+                    _ => None,
+                };
+                (row, shard_hash, evolving)
             }
         };
         PreparedRecord {

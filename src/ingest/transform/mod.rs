@@ -76,12 +76,15 @@ impl<'r> From<&'r Payload> for Fields<'r> {
     }
 }
 
-/// A present, non-null value offered to be written as it is.
-#[derive(Debug, Clone, Copy)]
-enum Given<'v> {
+/// One column's value as [`Transform::each_value`] offers it to its taker.
+enum Offer<'v> {
+    /// Present, not null and without a `convert`, as the record has it: the taker may write it
+    /// itself, or decline (`Ok(false)`) and be offered it coerced.
     Value(&'v Value),
-    /// A CSV field's text.
+    /// The same for a CSV field's text.
     Text(&'v str),
+    /// What goes into the row: the value coerced, a default, or null.
+    Coerced(Cow<'v, Value>),
 }
 
 /// Where a record's fields are looked up.
@@ -91,9 +94,6 @@ enum Source<'r> {
 }
 
 static NULL: Value = Value::Null;
-
-/// A RowBinary row being written, and where the sharding key's value went in it.
-type Written<'o> = (&'o mut Vec<u8>, Option<std::ops::Range<usize>>);
 
 /// A mapping compiled against one table; cheap to share between batches.
 #[derive(Debug, Clone)]
@@ -228,14 +228,13 @@ impl Transform {
         record: impl Into<Fields<'r>>,
     ) -> Result<Map<String, Value>, RecordError> {
         let mut row = Map::new();
-        self.each_value(
-            record.into(),
-            &mut row,
-            |_, _, _| None,
-            |row, column, value| {
-                row.insert(column.name.clone(), value.into_owned());
-            },
-        )?;
+        self.each_value(record.into(), |column, offer| {
+            let Offer::Coerced(value) = offer else {
+                return Ok(false);
+            };
+            row.insert(column.name.clone(), value.into_owned());
+            Ok(true)
+        })?;
         Ok(row)
     }
 
@@ -260,24 +259,23 @@ impl Transform {
         let start = out.len();
         let mut wrote = false;
         let mut key_at = None;
-        let result = self.each_value(
-            record.into(),
-            &mut (),
-            |_, _, _| None,
-            |_, column, value| {
-                if wrote {
-                    out.push(',');
-                }
-                out.push_str(&column.json_key);
-                let value_start = out.len();
-                // `Value`'s Display writes compact JSON straight into `out`, no temporary string.
-                let _ = write!(out, "{value}");
-                if key == Some(column.name.as_str()) {
-                    key_at = Some(value_start..out.len());
-                }
-                wrote = true;
-            },
-        );
+        let result = self.each_value(record.into(), |column, offer| {
+            let Offer::Coerced(value) = offer else {
+                return Ok(false);
+            };
+            if wrote {
+                out.push(',');
+            }
+            out.push_str(&column.json_key);
+            let value_start = out.len();
+            // `Value`'s Display writes compact JSON straight into `out`, no temporary string.
+            let _ = write!(out, "{value}");
+            if key == Some(column.name.as_str()) {
+                key_at = Some(value_start..out.len());
+            }
+            wrote = true;
+            Ok(true)
+        });
         if result.is_err() {
             out.truncate(start);
         }
@@ -302,56 +300,42 @@ impl Transform {
         key: Option<&str>,
     ) -> Result<Option<std::ops::Range<usize>>, RecordError> {
         let start = out.len();
-        let mut failed = None;
-        // Written either way, a column's bytes are what `out` grew by; the key's are noted.
-        let mark = |at: &mut Written, column: &Column, from: usize| {
-            if key == Some(column.name.as_str()) {
-                at.1 = Some(from..at.0.len());
+        let mut key_at = None;
+        let result = self.each_value(record.into(), |column, offer| {
+            let from = out.len();
+            match offer {
+                Offer::Value(v) => match column.plan.encode_direct(v, out) {
+                    Some(written) => written.map_err(|why| column.refused(why))?,
+                    None => return Ok(false),
+                },
+                Offer::Text(t) => {
+                    if !column.plan.encode_text(t, out) {
+                        return Ok(false);
+                    }
+                }
+                Offer::Coerced(value) => column
+                    .plan
+                    .encode(&value, out)
+                    .map_err(|e| RecordError(format!("column `{}`: {e}", column.name)))?,
             }
-        };
-        let mut at: Written = (&mut *out, None);
-        let result = self.each_value(
-            record.into(),
-            &mut at,
-            |at, column, given| {
-                let from = at.0.len();
-                let written = match given {
-                    Given::Value(v) => column.plan.encode_direct(v, at.0)?,
-                    Given::Text(t) => column.plan.encode_text(t, at.0).then_some(Ok(()))?,
-                };
-                if written.is_ok() {
-                    mark(at, column, from);
-                }
-                Some(written)
-            },
-            |at, column, value| {
-                if failed.is_some() {
-                    return;
-                }
-                let from = at.0.len();
-                match column.plan.encode(&value, at.0) {
-                    Ok(()) => mark(at, column, from),
-                    Err(e) => failed = Some(format!("column `{}`: {e}", column.name)),
-                }
-            },
-        );
-        let key_at = at.1;
-        let result = result.and_then(|()| failed.map_or(Ok(()), |e| Err(RecordError(e))));
+            if key == Some(column.name.as_str()) {
+                key_at = Some(from..out.len());
+            }
+            Ok(true)
+        });
         if result.is_err() {
             out.truncate(start);
         }
         result.map(|()| key_at)
     }
 
-    /// Walks the columns: each present, non-null value is first offered to `direct` (which may
-    /// write it itself, or say why it cannot be written, or decline with `None`), and is
-    /// otherwise coerced and handed to `emit`, as are defaults and nulls.
-    fn each_value<S>(
+    /// Walks the columns, offering `take` each one's value: first as the record has it (see
+    /// [`Offer`]), then, unless taken, coerced, as are defaults and nulls. An error from `take`
+    /// ends the walk.
+    fn each_value(
         &self,
         record: Fields<'_>,
-        state: &mut S,
-        mut direct: impl FnMut(&mut S, &Column, Given<'_>) -> Option<Result<(), String>>,
-        mut emit: impl FnMut(&mut S, &Column, Cow<'_, Value>),
+        mut take: impl FnMut(&Column, Offer<'_>) -> Result<bool, RecordError>,
     ) -> Result<(), RecordError> {
         let source = match record {
             Fields::Json(Value::Object(fields)) => {
@@ -379,12 +363,8 @@ impl Transform {
                     None => None,
                     Some("") => Some(&NULL),
                     Some(t) => {
-                        if column.convert.is_none() {
-                            match direct(state, column, Given::Text(t)) {
-                                Some(Ok(())) => continue,
-                                Some(Err(why)) => return Err(column.refused(why)),
-                                None => {}
-                            }
+                        if column.convert.is_none() && take(column, Offer::Text(t))? {
+                            continue;
                         }
                         text = Value::String(t.to_string());
                         Some(&text)
@@ -392,10 +372,8 @@ impl Transform {
                 },
             };
             if let Some(v) = found.filter(|v| column.convert.is_none() && !v.is_null()) {
-                match direct(state, column, Given::Value(v)) {
-                    Some(Ok(())) => continue,
-                    Some(Err(why)) => return Err(column.refused(why)),
-                    None => {}
+                if take(column, Offer::Value(v))? {
+                    continue;
                 }
             }
             let value = match found {
@@ -413,7 +391,7 @@ impl Transform {
                     Missing::Fail => return Err(column.missing(found.is_some())),
                 },
             };
-            emit(state, column, value);
+            take(column, Offer::Coerced(value))?;
         }
         Ok(())
     }
