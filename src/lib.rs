@@ -7,6 +7,7 @@
 
 pub mod alerts;
 pub mod assistant;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod dashboards;

@@ -148,6 +148,7 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
     } else {
         (None, None)
     };
+    crate::audit::may_read()?;
     let cancel = CancellationToken::new();
     let asked = tokio::select! {
         a = assistant.ask(&question, Some(&conversation), &options, tokens, cancel.clone()) => a,
@@ -159,7 +160,18 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
     if let Some(printer) = printer {
         let _ = printer.await;
     }
-    let answer = asked?;
+    let answer = match asked {
+        Ok(answer) => answer,
+        Err(e) => {
+            crate::audit::record_read(
+                crate::audit::Event::new("ask", "", crate::audit::Outcome::Error)
+                    .with("question", question.as_str())
+                    .with("error", e.to_string()),
+            )?;
+            return Err(e.into());
+        }
+    };
+    crate::audit::record_read(crate::audit::ask_event(&answer))?;
     if let Some(sql) = &answer.sql {
         if answer.result.is_some() && args.remember {
             let example = Example {

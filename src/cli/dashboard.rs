@@ -20,6 +20,7 @@ use crate::warehouse::Warehouse;
 
 use super::session::Session;
 use super::GlobalArgs;
+use crate::audit::Outcome;
 
 #[derive(Debug, Args)]
 pub struct DashboardArgs {
@@ -603,7 +604,11 @@ async fn deploy(
             render_all(&d, Some(&text))
         );
     }
-    write_new(&path, &text, force)?;
+    let event = crate::audit::Event::new("dashboard.deploy", file_name.as_str(), Outcome::Ok)
+        .with("template", entry.name.as_str())
+        .with("table", table_name.as_deref().unwrap_or_default())
+        .with("path", path.display().to_string());
+    crate::audit::change(event, || write_new(&path, &text, force))?;
     println!(
         "wrote {} ({} panels)",
         path.display(),
@@ -856,8 +861,13 @@ fn export(
             .user
             .clone()
             .unwrap_or(config.clickhouse.user.clone());
-        let written = grafana::write_provisioning(dir, &[(name.to_owned(), d)], &url, &user)
-            .with_context(|| format!("cannot write the provisioning folder {}", dir.display()))?;
+        let event = crate::audit::Event::new("dashboard.export", name, Outcome::Ok)
+            .with("path", dir.display().to_string())
+            .with("format", "grafana-provisioning");
+        let written = crate::audit::change(event, || {
+            grafana::write_provisioning(dir, &[(name.to_owned(), d)], &url, &user)
+                .with_context(|| format!("cannot write the provisioning folder {}", dir.display()))
+        })?;
         for path in written {
             println!("wrote {}", path.display());
         }
@@ -872,8 +882,13 @@ fn export(
     let text = serde_json::to_string_pretty(&grafana::export(d))? + "\n";
     match output {
         Some(path) => {
-            std::fs::write(path, text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            let event = crate::audit::Event::new("dashboard.export", name, Outcome::Ok)
+                .with("path", path.display().to_string())
+                .with("format", "grafana");
+            crate::audit::change(event, || {
+                std::fs::write(path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))
+            })?;
             println!("wrote {}: import it in Grafana (Dashboards → New → Import) and pick a ClickHouse datasource", path.display());
         }
         None => match std::io::stdout().lock().write_all(text.as_bytes()) {
@@ -914,7 +929,9 @@ fn import(
             render_all(&d, Some(&yaml))
         );
     }
-    write_new(&path, &yaml, force)?;
+    let event =
+        crate::audit::Event::new("dashboard.import", path.display().to_string(), Outcome::Ok);
+    crate::audit::change(event, || write_new(&path, &yaml, force))?;
     let imported = report.panels.iter().filter(|p| p.skipped.is_none()).count();
     if json {
         let value = serde_json::json!({

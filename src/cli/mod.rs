@@ -4,6 +4,7 @@
 
 mod alert;
 mod ask;
+mod audit;
 mod config_cmd;
 mod dashboard;
 pub mod demo;
@@ -114,6 +115,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// The alert rules: list them, or evaluate one and print what would be sent
     Alert(alert::AlertArgs),
+    /// The audit log: check its chain, read and search its records
+    Audit(audit::AuditArgs),
     /// ClickHouse, Kafka and Aurora resources for a workload, each with the rule it came from
     Size(size::SizeArgs),
     /// Dashboards: templates that fit your tables, deploy, show, export to Grafana
@@ -178,6 +181,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&global, args).await,
             Command::Alert(args) => alert::run(&global, args).await,
             Command::Size(args) => size::run(&global, args).await,
+            Command::Audit(args) => audit::run(&global, args).await,
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     });
@@ -250,6 +254,10 @@ pub fn render_error(err: &anyhow::Error) -> String {
         .and_then(|e| e.hint())
     {
         out.push_str(&format!("hint: {hint}\n"));
+        return out;
+    }
+    if let Some(audit) = err.downcast_ref::<crate::audit::AuditError>() {
+        out.push_str(&format!("hint: {}\n", audit.hint()));
         return out;
     }
     if let Some(hint) = err.downcast_ref::<WarehouseError>().and_then(|e| e.hint()) {

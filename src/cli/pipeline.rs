@@ -315,6 +315,11 @@ async fn run_pipelines(
     let mut watchers = Vec::new();
     for l in &loaded {
         for p in &l.pipelines {
+            crate::audit::record(crate::audit::Event::new(
+                "pipeline.start",
+                p.name.as_str(),
+                crate::audit::Outcome::Ok,
+            ))?;
             let (tx, rx) = watch::channel(PipelineStatus::default());
             watchers.push(rx);
             let run = PipelineRun {
@@ -350,6 +355,21 @@ async fn run_pipelines(
                 continue;
             }
         };
+        let stopped = crate::audit::Event::new(
+            "pipeline.stop",
+            status.name.as_str(),
+            crate::audit::Outcome::Ok,
+        )
+        .with("state", status.state.name());
+        let stopped = match &status.state {
+            PipelineState::Failed(reason) => stopped.failed(reason),
+            _ => stopped,
+        };
+        if let Err(e) = crate::audit::record(stopped) {
+            // The pipeline has stopped already; the failure to record it is reported.
+            failed = true;
+            eprintln!("error: {e}");
+        }
         if matches!(status.state, PipelineState::Failed(_)) {
             failed = true;
         }

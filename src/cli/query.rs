@@ -152,6 +152,13 @@ async fn run_in(session: &Session, args: &QueryArgs, sql: &str) -> Result<ExitCo
         settings: Vec::new(),
     };
     let query_id = opts.query_id.clone().unwrap_or_default();
+    let changes = !opts.readonly;
+    if changes {
+        crate::audit::check_writable()?;
+    } else {
+        crate::audit::may_read()?;
+    }
+    let started = std::time::Instant::now();
     let stream_and_print = async {
         let mut stream = warehouse
             .query_stream(sql, &opts)
@@ -177,16 +184,35 @@ async fn run_in(session: &Session, args: &QueryArgs, sql: &str) -> Result<ExitCo
                 stats.result_rows
             );
         }
-        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+        Ok::<_, anyhow::Error>(stats.result_rows)
     };
-    tokio::select! {
-        result = stream_and_print => result,
+    let (result, outcome) = tokio::select! {
+        result = stream_and_print => match result {
+            Ok(rows) => (Ok(ExitCode::SUCCESS), Ok(rows)),
+            Err(e) => {
+                let reason = e.to_string();
+                (Err(e), Err(reason))
+            }
+        },
         signal = super::interrupted() => {
             let _ = warehouse.cancel(&query_id).await;
             eprintln!("cancelled by {signal} (query_id {query_id})");
-            Ok(ExitCode::from(130))
+            (Ok(ExitCode::from(130)), Err(format!("cancelled by {signal}")))
         }
+    };
+    let event = crate::audit::query_event("query.run", sql, &query_id)
+        .with("write", changes)
+        .with("ms", started.elapsed().as_millis() as u64);
+    let event = match outcome {
+        Ok(rows) => event.with("rows", rows),
+        Err(reason) => event.failed(reason),
+    };
+    if changes {
+        crate::audit::record(event)?;
+    } else {
+        crate::audit::record_read(event)?;
     }
+    result
 }
 
 #[cfg(test)]

@@ -239,13 +239,29 @@ async fn reload(
         Ok(w) => w,
         Err(e) => {
             metrics.config_reload_ok.set(0);
+            let reason = super::render_error(&e);
             tracing::error!(
                 "the new configuration was not loaded, the running one is kept: {}",
-                super::render_error(&e).trim_end()
+                reason.trim_end()
             );
+            let event = crate::audit::Event::new(
+                "config.reload",
+                config_name(global),
+                crate::audit::Outcome::Ok,
+            )
+            .failed(reason.trim_end());
+            if let Err(e) = crate::audit::record(event) {
+                tracing::error!("{e}");
+            }
             return;
         }
     };
+    // A reload is a change like any other: refused when it cannot be recorded.
+    if let Err(e) = crate::audit::check_writable() {
+        metrics.config_reload_ok.set(0);
+        tracing::error!("{e}; the reload is refused and the running configuration is kept");
+        return;
+    }
     let running = supervisor.definitions();
     let diff = changes(&running, &wanted);
     for name in diff.removed.iter().chain(&diff.changed) {
@@ -275,6 +291,18 @@ async fn reload(
             names.join(", ")
         }
     };
+    let event = crate::audit::Event::new(
+        "config.reload",
+        config_name(global),
+        crate::audit::Outcome::Ok,
+    )
+    .with("added", diff.added.clone())
+    .with("removed", diff.removed.clone())
+    .with("changed", diff.changed.clone())
+    .with("alert_rules", rule_count as u64);
+    if let Err(e) = crate::audit::record(event) {
+        tracing::error!("{e}");
+    }
     tracing::info!(
         "reloaded: added {}; removed {}; changed (restarted) {}; {} unchanged; {rule_count} \
          alert rule(s). Changes to the clickhouse, kafka and serve sections take effect at the \
@@ -284,6 +312,16 @@ async fn reload(
         list(&diff.changed),
         diff.unchanged
     );
+}
+
+/// The configuration file a reload read, for its audit record.
+fn config_name(global: &GlobalArgs) -> String {
+    global
+        .config
+        .clone()
+        .or_else(crate::config::default_path)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 fn unix_now_f64() -> f64 {

@@ -15,7 +15,10 @@ use super::GlobalArgs;
 
 pub fn load_config(global: &GlobalArgs) -> Result<Config> {
     // `--config` and AURORA_CONFIG both arrive through clap, so None means "default path".
-    Ok(config::load(global.config.as_deref())?.config)
+    let config = config::load(global.config.as_deref())?.config;
+    // The first configuration a process loads decides its audit log.
+    crate::audit::init(&config.audit);
+    Ok(config)
 }
 
 fn overrides(global: &GlobalArgs) -> ConnectionOverrides {

@@ -16,10 +16,10 @@ use serde_yaml::Value as Yaml;
 
 pub use diagnostic::{render_all, summary, Diagnostic, Severity};
 pub use model::{
-    AlertRule, AlertmanagerNotifier, AlertsConfig, AssistantConfig, Backend, ClickHouseConfig,
-    Config, EmailNotifier, EmailTls, GrammarField, KafkaConfig, LocalServerConfig, NotifierConfig,
-    OpenAiConfig, PagerDutyNotifier, PipelineRef, ServeConfig, ServeTlsConfig, SlackNotifier,
-    TlsConfig, UiConfig, WebhookNotifier, KNOWN_THEMES,
+    AlertRule, AlertmanagerNotifier, AlertsConfig, AssistantConfig, AuditConfig, AuditSql, Backend,
+    ClickHouseConfig, Config, EmailNotifier, EmailTls, GrammarField, KafkaConfig,
+    LocalServerConfig, NotifierConfig, OpenAiConfig, PagerDutyNotifier, PipelineRef, ServeConfig,
+    ServeTlsConfig, SlackNotifier, TlsConfig, UiConfig, WebhookNotifier, KNOWN_THEMES,
 };
 pub(crate) use validate::did_you_mean;
 

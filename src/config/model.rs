@@ -26,6 +26,7 @@ pub struct Config {
     pub ui: UiConfig,
     pub serve: ServeConfig,
     pub alerts: AlertsConfig,
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -181,6 +182,28 @@ pub struct ServeConfig {
 pub struct ServeTlsConfig {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    pub enabled: bool,
+    // None: audit/audit.jsonl in Aurora's data directory.
+    pub path: Option<PathBuf>,
+    pub sql: AuditSql,
+    // A file past this many bytes is set aside and the chain goes on in a new one.
+    #[schemars(range(min = 1))]
+    pub max_file_size: u64,
+    // Whether queries and questions may go on when their record cannot be written.
+    pub allow_reads_unrecorded: bool,
+}
+
+/// How a query's text appears in audit records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditSql {
+    Full,
+    Hash,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -61,6 +61,28 @@ pub enum PipelineControl {
     Restart,
 }
 
+impl PipelineControl {
+    /// The control's name in the API's paths and in audit records: pause, resume, restart.
+    pub fn verb(self) -> &'static str {
+        match self {
+            PipelineControl::Pause => "pause",
+            PipelineControl::Resume => "resume",
+            PipelineControl::Restart => "restart",
+        }
+    }
+}
+
+/// Records a pipeline action (`pipeline.start`, `pipeline.pause`, ...) in the audit log.
+fn audit(verb: &str, name: &str, error: Option<&str>) -> Result<(), SupervisorError> {
+    let event =
+        crate::audit::Event::new(format!("pipeline.{verb}"), name, crate::audit::Outcome::Ok);
+    let event = match error {
+        Some(e) => event.failed(e),
+        None => event,
+    };
+    crate::audit::record(event).map_err(|e| SupervisorError::Audit(e.to_string()))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
     #[error("no pipeline named `{0}` runs in this process")]
@@ -69,6 +91,8 @@ pub enum SupervisorError {
     Duplicate(String),
     #[error("the pipelines of this process are shutting down")]
     ShutDown,
+    #[error("{0}; the action is refused because it could not be recorded")]
+    Audit(String),
 }
 
 /// A pipeline the supervisor owns: what it runs from, and its current run if any.
@@ -127,6 +151,7 @@ impl Supervisor {
         if pipelines.iter().any(|p| p.pipeline.name == pipeline.name) {
             return Err(SupervisorError::Duplicate(pipeline.name));
         }
+        audit("start", &pipeline.name, None)?;
         let initial = PipelineStatus {
             name: pipeline.name.clone(),
             ..PipelineStatus::default()
@@ -176,6 +201,7 @@ impl Supervisor {
             return Err(SupervisorError::ShutDown);
         }
         let index = self.index_of(name)?;
+        crate::audit::check_writable().map_err(|e| SupervisorError::Audit(e.to_string()))?;
         let current = self
             .snapshots
             .borrow()
@@ -203,7 +229,7 @@ impl Supervisor {
                 self.relaunch(index);
             }
         }
-        Ok(())
+        audit(control.verb(), name, None)
     }
 
     /// How many pipelines are running (not paused, failed, finished or stopped).
@@ -243,7 +269,7 @@ impl Supervisor {
         self.snapshots.send_modify(|all| {
             all.retain(|s| s.status.name != name);
         });
-        Ok(())
+        audit("stop", name, None)
     }
 
     /// Stops every pipeline after it stored what it had read, and waits for all of them.
@@ -253,7 +279,17 @@ impl Supervisor {
         let runs: Vec<RunHandle> = {
             let mut pipelines = self.lock_pipelines();
             self.shut_down.store(true, Ordering::SeqCst);
-            pipelines.iter_mut().filter_map(|p| p.run.take()).collect()
+            pipelines
+                .iter_mut()
+                .filter_map(|p| {
+                    let run = p.run.take()?;
+                    // Stopping goes on whatever the log says: a shutdown is not refused.
+                    if let Err(e) = audit("stop", &p.pipeline.name, None) {
+                        tracing::warn!("{e}");
+                    }
+                    Some(run)
+                })
+                .collect()
         };
         // All drain at the same time; then wait for each.
         for run in &runs {

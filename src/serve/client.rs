@@ -165,11 +165,7 @@ impl DaemonClient {
         name: &str,
         control: PipelineControl,
     ) -> Result<PipelineSnapshot, ClientError> {
-        let action = match control {
-            PipelineControl::Pause => "pause",
-            PipelineControl::Resume => "resume",
-            PipelineControl::Restart => "restart",
-        };
+        let action = control.verb();
         let url = format!(
             "{}{API}/pipelines/{}/{action}",
             self.base,

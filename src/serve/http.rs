@@ -248,6 +248,7 @@ async fn control(
         }
         Err(SupervisorError::Unknown(_)) => unknown_pipeline(&daemon, &name),
         Err(e @ SupervisorError::ShutDown) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ SupervisorError::Audit(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

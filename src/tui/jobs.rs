@@ -155,6 +155,11 @@ impl Jobs {
         });
         tokio::spawn(async move {
             let _done = done;
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(crate::audit::may_read).await {
+                let why = format!("{e} (hint: {})", e.hint());
+                let _ = tx.send(Msg::Job(job, JobOutput::Answer(Err(why))));
+                return;
+            }
             let answer = assistant
                 .ask(
                     &question,
@@ -164,6 +169,19 @@ impl Jobs {
                     cancel,
                 )
                 .await;
+            let recorded = match &answer {
+                Ok(a) => crate::audit::record_in_background(crate::audit::ask_event(a), true).await,
+                Err(e) => {
+                    let event = crate::audit::Event::new("ask", "", crate::audit::Outcome::Error)
+                        .with("question", question.as_str())
+                        .with("error", e.to_string());
+                    crate::audit::record_in_background(event, true).await
+                }
+            };
+            if let Err(why) = recorded {
+                let _ = tx.send(Msg::Job(job, JobOutput::Answer(Err(why))));
+                return;
+            }
             let report = answer
                 .map(|a| AnswerReport {
                     unsure: a.doubts(),
@@ -193,7 +211,7 @@ impl Jobs {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let _done = done;
-            let result = cancellable_query(&warehouse, &sql, options, cancel).await;
+            let result = audited_query(&warehouse, &sql, options, cancel).await;
             let msg = if sample {
                 Msg::Sample(job, result)
             } else {
@@ -259,9 +277,17 @@ impl Jobs {
                 let command = format!("D on {name} in the workspace's Schema view");
                 let text =
                     dashboards::suggest::file_text(&d, &command).map_err(|e| e.to_string())?;
-                let (file, path) =
+                let event = crate::audit::Event::new(
+                    "dashboard.deploy",
+                    file.as_str(),
+                    crate::audit::Outcome::Ok,
+                )
+                .with("table", name.as_str());
+                let (file, path) = crate::audit::change(event, || {
                     dashboards::suggest::write_unique(&dirs.dashboards, &file, &text)
-                        .map_err(|e| format!("{}: {e}", dirs.dashboards.display()))?;
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", dirs.dashboards.display()))
+                })
+                .map_err(|e| format!("{e:#}"))?;
                 Ok(Box::new((file, d, path)))
             }
             .await;
@@ -386,7 +412,22 @@ impl Jobs {
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
             let path = absolute_export_path(&path);
-            let outcome = export_to(result.as_deref(), &path).map(|()| path);
+            let rows = result.as_ref().map_or(0, |r| r.rows.len() as u64);
+            let outcome = crate::audit::check_writable()
+                .map_err(|e| format!("{e} (hint: {})", e.hint()))
+                .and_then(|()| export_to(result.as_deref(), &path));
+            let event = crate::audit::Event::new(
+                "export",
+                path.display().to_string(),
+                crate::audit::Outcome::Ok,
+            )
+            .with("rows", rows);
+            let event = match &outcome {
+                Ok(()) => event,
+                Err(e) => event.failed(e),
+            };
+            let recorded = crate::audit::record(event).map_err(|e| e.to_string());
+            let outcome = outcome.and(recorded).map(|()| path);
             let _ = tx.send(Msg::Exported(outcome));
         });
     }
@@ -445,8 +486,10 @@ async fn cancellable_query(
     mut options: QueryOptions,
     cancel: CancellationToken,
 ) -> Result<Arc<QueryResult>, String> {
-    let query_id = uuid::Uuid::new_v4().to_string();
-    options.query_id = Some(query_id.clone());
+    let query_id = options
+        .query_id
+        .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+        .clone();
     tokio::select! {
         r = warehouse.query(sql, &options) => r.map(Arc::new).map_err(|e| e.to_string()),
         _ = cancel.cancelled() => {
@@ -454,6 +497,32 @@ async fn cancellable_query(
             Err("cancelled".to_string())
         }
     }
+}
+
+/// [`cancellable_query`] with its audit record: checked before it runs, written when it ends;
+/// the rows are withheld if the record cannot be written.
+async fn audited_query(
+    warehouse: &Warehouse,
+    sql: &str,
+    mut options: QueryOptions,
+    cancel: CancellationToken,
+) -> Result<Arc<QueryResult>, String> {
+    let may = tokio::task::spawn_blocking(crate::audit::may_read).await;
+    if let Ok(Err(e)) = may {
+        return Err(format!("{e} (hint: {})", e.hint()));
+    }
+    let query_id = uuid::Uuid::new_v4().to_string();
+    options.query_id = Some(query_id.clone());
+    let started = std::time::Instant::now();
+    let result = cancellable_query(warehouse, sql, options, cancel).await;
+    let event = crate::audit::query_event("query.run", sql, &query_id)
+        .with("ms", started.elapsed().as_millis() as u64);
+    let event = match &result {
+        Ok(r) => event.with("rows", r.stats.result_rows),
+        Err(e) => event.failed(e),
+    };
+    crate::audit::record_in_background(event, true).await?;
+    result
 }
 
 fn spawn_history_writer(path: PathBuf, tx: UnboundedSender<Msg>) -> watch::Sender<Option<History>> {

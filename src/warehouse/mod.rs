@@ -8,6 +8,7 @@ pub mod error;
 pub mod local_server;
 pub mod profile;
 pub mod query;
+pub mod relations;
 pub mod result;
 pub mod schema;
 pub mod settings;
