@@ -9,12 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 fn scratch(label: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("audit")
-        .join(format!("{label}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_data_dir(&format!("audit-{label}"))
 }
 
 /// A config whose audit log is `log`, plus `extra` lines under `audit:`.

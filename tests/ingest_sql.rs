@@ -432,6 +432,108 @@ async fn validate_reaches_the_databases_and_names_bad_cursors() {
     }
 }
 
+/// TLS to the database with its certificate verified against the private CA in `ca_file`:
+/// a user the server admits only over TLS, and one it admits only with a client certificate,
+/// each copy the table. Without `ca_file` the certificate is untrusted and the source fails at
+/// once saying so; with `mode: disable` the server itself turns the TLS-only user away.
+async fn copies_over_tls(db: Db, name: &str) {
+    let w = common::warehouse().await;
+    let server = db.server;
+    server.create_tls_users();
+    source_database(&db, name, 1000);
+    let tls = &server.tls;
+    let ca = tls.join("ca.pem");
+    let source = |user: &str, tls_yaml: &str| {
+        format!(
+            "{}\n        tls: {tls_yaml}",
+            source_yaml(db.kind, &server.dsn_as(user, name), "id", false)
+        )
+    };
+    let verified = format!("{{ca_file: {}}}", ca.display());
+    let with_client = format!(
+        "{{ca_file: {}, client_cert_file: {}, client_key_file: {}}}",
+        ca.display(),
+        tls.join("client.pem").display(),
+        tls.join("client.key").display()
+    );
+    for (suffix, user, tls_yaml) in [
+        ("tls", sqldb::TLS_ONLY_USER, &verified),
+        ("cert", sqldb::TLS_CERT_USER, &with_client),
+    ] {
+        let f = fixture(
+            &w,
+            &format!("{name}_{suffix}"),
+            &source(user, tls_yaml),
+            "exactly_once",
+        )
+        .await;
+        let out = run_command(&f).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{suffix}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stats(&w, &f).await, expected(1000), "{suffix}");
+    }
+    // The system's roots do not know the private CA: refused, with what to set.
+    let f = fixture(
+        &w,
+        &format!("{name}_untrusted"),
+        &source(sqldb::TLS_ONLY_USER, "{mode: require}"),
+        "exactly_once",
+    )
+    .await;
+    let text = validate(&f);
+    assert!(
+        text.contains("certificate is not trusted: set `tls.ca_file`"),
+        "{text}"
+    );
+    let out = run_command(&f).output().unwrap();
+    assert!(!out.status.success());
+    // The server admits this user only over TLS.
+    let f = fixture(
+        &w,
+        &format!("{name}_plain"),
+        &source(sqldb::TLS_ONLY_USER, "{mode: disable}"),
+        "exactly_once",
+    )
+    .await;
+    let text = validate(&f);
+    let refusal = match server.engine {
+        sqldb::SqlEngine::Postgres => "no encryption",
+        sqldb::SqlEngine::MariaDb => "Access denied for user 'tls_only'",
+    };
+    assert!(text.contains(refusal), "{text}");
+    // A client certificate without its key is a setting error, said before connecting.
+    let half = format!(
+        "{{ca_file: {}, client_cert_file: {}}}",
+        ca.display(),
+        tls.join("client.pem").display()
+    );
+    let f = fixture(
+        &w,
+        &format!("{name}_half"),
+        &source(sqldb::TLS_CERT_USER, &half),
+        "exactly_once",
+    )
+    .await;
+    let text = validate(&f);
+    assert!(
+        text.contains("`tls.client_cert_file` and `tls.client_key_file` go together"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_over_tls_with_verified_certificates() {
+    copies_over_tls(postgres(), "pg_tls").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_over_tls_with_verified_certificates() {
+    copies_over_tls(mariadb(), "my_tls").await;
+}
+
 /// The shipped PostgreSQL and MySQL templates run as written, with only the DSN changed.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sql_templates_run_as_written() {

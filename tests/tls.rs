@@ -5,91 +5,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use aurora::warehouse::local_server::LocalServerOptions;
 use aurora::warehouse::settings::TlsSettings;
 use aurora::warehouse::{ConnectionSettings, QueryOptions, Warehouse, WarehouseError};
 
-fn openssl(args: &[&str], dir: &Path) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("run openssl (scripts/setup installs it)");
-    assert!(status.success(), "openssl {args:?}");
-}
-
-/// A private CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it, as a company's
-/// internal ClickHouse would have.
-fn make_certificates(dir: &Path) {
-    let days = ["-days", "2"];
-    openssl(
-        &[
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=Aurora Test CA",
-            ][..],
-            &days,
-            &["-keyout", "ca.key", "-out", "ca.pem"],
-        ]
-        .concat(),
-        dir,
-    );
-    openssl(
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "server.csr",
-        ],
-        dir,
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(
-        &[
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-            ][..],
-            &days,
-            &["-extfile", "server.ext", "-out", "cert.pem"],
-        ]
-        .concat(),
-        dir,
-    );
-}
-
 /// Starts a private server that also listens for HTTPS; returns its https URL.
 fn https_server() -> (String, std::path::PathBuf) {
     let dir = common::fresh_data_dir("tls");
-    make_certificates(&dir);
+    common::certs::make(&dir, "client");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -152,11 +77,11 @@ async fn https_with_untrusted_private_ca_and_insecure_modes() {
     for tls in [
         TlsSettings {
             ca_file: Some(dir.join("ca.pem")),
-            insecure_skip_verify: false,
+            ..TlsSettings::default()
         },
         TlsSettings {
-            ca_file: None,
             insecure_skip_verify: true,
+            ..TlsSettings::default()
         },
     ] {
         let w = connect(&url, tls.clone())

@@ -501,14 +501,16 @@ pub fn change<T>(event: Event, act: impl FnOnce() -> anyhow::Result<T>) -> anyho
 /// A query's record: the tables it names as the resource (`(not parsed)` when its text does
 /// not parse), its text or hash as the log is set, and its ClickHouse `query_id`, which joins
 /// the record to `system.query_log`.
-pub fn query_event(action: &str, sql: &str, query_id: &str) -> Event {
+pub fn query_event(action: &str, sql: &str, query_id: Option<&str>) -> Event {
     let resource = match crate::warehouse::relations::tables_in(sql) {
         Some(tables) => tables.join(","),
         None => "(not parsed)".to_string(),
     };
-    Event::new(action, resource, Outcome::Ok)
-        .with_sql("sql", sql, sql_policy())
-        .with("query_id", query_id)
+    let event = Event::new(action, resource, Outcome::Ok).with_sql("sql", sql, sql_policy());
+    match query_id {
+        Some(id) => event.with("query_id", id),
+        None => event,
+    }
 }
 
 /// A question's record: the question, the SQL the assistant wrote (or why it wrote none),

@@ -21,10 +21,11 @@ pub mod workspace;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::ConfigError;
 pub(crate) use crate::output;
+use crate::secret::Secret;
 pub(crate) use crate::shutdown::interrupted;
 use crate::warehouse::WarehouseError;
 
@@ -73,15 +74,26 @@ pub struct GlobalArgs {
         value_name = "USER"
     )]
     pub user: Option<String>,
-    /// ClickHouse password
+    /// ClickHouse password. Other users of this machine can read a command line (`ps`):
+    /// prefer --password-file or the environment variable
     #[arg(
         long,
         global = true,
         env = "AURORA_CLICKHOUSE_PASSWORD",
         hide_env_values = true,
-        value_name = "PASSWORD"
+        value_name = "PASSWORD",
+        value_parser = parse_secret
     )]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
+    /// A file whose first line is the ClickHouse password
+    #[arg(
+        long,
+        global = true,
+        env = "AURORA_CLICKHOUSE_PASSWORD_FILE",
+        value_name = "FILE",
+        conflicts_with = "password"
+    )]
+    pub password_file: Option<PathBuf>,
     /// Default database for queries
     #[arg(
         long,
@@ -130,9 +142,24 @@ pub enum Command {
     },
 }
 
+fn parse_secret(text: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::from(text))
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if matches.value_source("password") == Some(clap::parser::ValueSource::CommandLine) {
+        eprintln!(
+            "warning: a password on the command line can be read by other users of this machine \
+             (ps, /proc); use --password-file FILE, AURORA_CLICKHOUSE_PASSWORD or \
+             `clickhouse.password_file` instead"
+        );
+    }
     // A pipeline daemon reports its progress by default; other commands stay quiet.
     let daemon = matches!(
         &cli.command,

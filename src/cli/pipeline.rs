@@ -272,9 +272,9 @@ async fn validate(global: &GlobalArgs, files: &[PathBuf], offline: bool) -> Resu
                     tokio::task::spawn_blocking(move || kafka::check(&spec, &ctx)).await?;
                 found.extend(problems);
             } else if let Source::Postgres(spec) = &p.source {
-                found.extend(postgres::check(spec).await);
+                found.extend(postgres::check(&spec.with_base(&base_dir(l))).await);
             } else if let Source::Mysql(spec) = &p.source {
-                found.extend(mysql::check(spec).await);
+                found.extend(mysql::check(&spec.with_base(&base_dir(l))).await);
             }
             match clickhouse::check(&session.warehouse, p).await {
                 Ok(sink_problems) => found.extend(sink_problems),

@@ -110,7 +110,15 @@ fn with_sql(err: WarehouseError, sql: &str) -> anyhow::Error {
 
 pub async fn run(global: &GlobalArgs, args: QueryArgs) -> Result<ExitCode> {
     let sql = read_sql(&args)?;
-    let session = Session::open(global).await?;
+    let session = match Session::open(global).await {
+        Ok(session) => session,
+        Err(e) => {
+            // Never ran (no server, refused credentials): recorded as tried.
+            let event = crate::audit::query_event("query.run", &sql, None).failed(&e);
+            crate::audit::record_read(event)?;
+            return Err(e);
+        }
+    };
     let result = run_in(&session, &args, &sql).await;
     session.close().await;
     result
@@ -200,7 +208,7 @@ async fn run_in(session: &Session, args: &QueryArgs, sql: &str) -> Result<ExitCo
             (Ok(ExitCode::from(130)), Err(format!("cancelled by {signal}")))
         }
     };
-    let event = crate::audit::query_event("query.run", sql, &query_id)
+    let event = crate::audit::query_event("query.run", sql, Some(&query_id))
         .with("write", changes)
         .with("ms", started.elapsed().as_millis() as u64);
     let event = match outcome {

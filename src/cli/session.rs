@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use crate::config::{self, Config};
+use crate::secret::Secret;
 use crate::warehouse::local_server::{self, LocalServer, LocalServerOptions, ServerLease};
 use crate::warehouse::settings::{self, ConnectionOverrides, Target};
 use crate::warehouse::Warehouse;
@@ -15,22 +16,52 @@ use super::GlobalArgs;
 
 pub fn load_config(global: &GlobalArgs) -> Result<Config> {
     // `--config` and AURORA_CONFIG both arrive through clap, so None means "default path".
-    let config = config::load(global.config.as_deref())?.config;
+    let loaded = config::load(global.config.as_deref())?;
+    if let Some(path) = &loaded.source {
+        if let Some(warning) = readable_password(path, &loaded.config) {
+            eprintln!("warning: {warning}");
+        }
+    }
+    let config = loaded.config;
     // The first configuration a process loads decides its audit log.
     crate::audit::init(&config.audit);
     Ok(config)
 }
 
-fn overrides(global: &GlobalArgs) -> ConnectionOverrides {
+/// A warning when the config file holds a password and others than its owner may read it.
+fn readable_password(path: &std::path::Path, config: &Config) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if config.clickhouse.password.is_empty() {
+        return None;
+    }
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} holds `clickhouse.password` and other users can read it (mode {:o}): \
+             `chmod 600` it, or move the password to a file named by `clickhouse.password_file`",
+            path.display(),
+            mode & 0o777
+        )
+    })
+}
+
+fn overrides(global: &GlobalArgs) -> Result<ConnectionOverrides> {
     // clap has already folded the AURORA_CLICKHOUSE_* variables into these flags.
     // An empty value (e.g. `AURORA_CLICKHOUSE_USER=`) counts as unset.
     let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
-    ConnectionOverrides {
+    let password = match (&global.password, &global.password_file) {
+        (Some(p), _) if !p.is_empty() => Some(p.clone()),
+        (_, Some(file)) if !file.as_os_str().is_empty() => {
+            Some(Secret::from_file(file).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
+    Ok(ConnectionOverrides {
         url: set(&global.url),
         user: set(&global.user),
-        password: set(&global.password),
+        password,
         database: set(&global.database),
-    }
+    })
 }
 
 /// Options for the private server from the config file.
@@ -66,7 +97,7 @@ impl Session {
     }
 
     pub async fn open_with(global: &GlobalArgs, config: Config) -> Result<Self> {
-        match settings::resolve(overrides(global), &config.clickhouse)? {
+        match settings::resolve(overrides(global)?, &config.clickhouse)? {
             Target::Remote(settings) => Ok(Self {
                 warehouse: Arc::new(Warehouse::connect(settings).await?),
                 config,

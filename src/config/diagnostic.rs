@@ -89,10 +89,22 @@ impl Diagnostic {
         } else {
             self.line.to_string().len()
         });
-        let mut out = format!("{}: {}: {}\n", self.location(), self.severity, self.message);
+        // A secret's line is shown with its value masked, in the message too.
+        let secret = shown_line.and_then(secret_value);
+        let mask = |text: &str| match secret {
+            Some(value) => text.replace(value, "***"),
+            None => text.to_string(),
+        };
+        let mut out = format!(
+            "{}: {}: {}\n",
+            self.location(),
+            self.severity,
+            mask(&self.message)
+        );
         if let (Some(text), true) = (shown_line, self.line > 0) {
+            let text = mask(text);
             let (display, caret_offset, caret_width) =
-                expand_tabs(text, self.column.saturating_sub(1), self.span_chars.max(1));
+                expand_tabs(&text, self.column.saturating_sub(1), self.span_chars.max(1));
             let carets = "^".repeat(caret_width);
             out.push_str(&format!("{gutter} |\n"));
             out.push_str(format!("{} | {display}", self.line).trim_end());
@@ -113,6 +125,25 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.one_line())
     }
+}
+
+/// The value on a YAML line whose key names a secret (`password`, `token`, `secret`, `api_key`,
+/// `routing_key`, but not the `*_file`/`*_env` keys that only say where one is).
+fn secret_value(line: &str) -> Option<&str> {
+    let (key, value) = line.split_once(':')?;
+    let key = key
+        .trim()
+        .trim_start_matches("- ")
+        .trim_matches(['"', '\'']);
+    let key = key.to_ascii_lowercase();
+    let names_secret = ["password", "token", "secret", "api_key", "routing_key"]
+        .iter()
+        .any(|s| key.contains(s));
+    if !names_secret || key.ends_with("_file") || key.ends_with("_env") {
+        return None;
+    }
+    let value = value.split(" #").next().unwrap_or_default().trim();
+    (!value.is_empty() && value != "null" && value != "\"\"" && value != "''").then_some(value)
 }
 
 // Tabs would make the caret line drift by a terminal-dependent amount, so the shown line and
@@ -187,6 +218,18 @@ mod tests {
             .with_hint("did you mean `topic`?");
         d.span_chars = 4;
         d
+    }
+
+    #[test]
+    fn a_secret_on_the_shown_line_is_masked() {
+        let mut d = Diagnostic::error("c.yaml", 3, 13, "expected a string, found `[hunter2]`");
+        d.source_line = Some("  password: [hunter2]  # mine".into());
+        let shown = d.render(None);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("password: ***"), "{shown}");
+        // Where a secret is kept is not itself secret.
+        d.source_line = Some("  password_file: /run/secrets/ch".into());
+        assert!(d.render(None).contains("/run/secrets/ch"));
     }
 
     #[test]

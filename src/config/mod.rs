@@ -147,12 +147,14 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     let ch = &mut config.clickhouse;
     let serve = &mut config.serve;
     let optional = [
+        &mut ch.password_file,
         &mut ch.tls.ca_file,
         &mut ch.local_server.binary,
         &mut ch.local_server.data_dir,
         &mut serve.token_file,
         &mut serve.tls.cert_file,
         &mut serve.tls.key_file,
+        &mut config.audit.path,
     ];
     for p in optional.into_iter().flatten() {
         resolve(p);

@@ -37,6 +37,8 @@ pub struct ClickHouseConfig {
     pub url: Option<String>,
     pub user: String,
     pub password: String,
+    // A file whose first line is the password (wins over `password`).
+    pub password_file: Option<PathBuf>,
     pub database: String,
     pub tls: TlsConfig,
     #[serde(with = "humantime_serde")]

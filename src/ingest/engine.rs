@@ -356,6 +356,7 @@ async fn run_inner(
             (task, Positions::Kafka(ack_tx))
         }
         Source::Postgres(spec) | Source::Mysql(spec) => {
+            let spec = &spec.with_base(&run.base_dir);
             let cursor_path = state_dir.join("cursors.json");
             let cursors = Arc::new(Mutex::new(open_cursors(
                 &pipeline.name,

@@ -175,6 +175,78 @@ pub struct SqlSource {
     #[serde(default = "default_page_rows")]
     #[schemars(range(min = 1))]
     pub page_rows: u64,
+    /// TLS to the database, the server's certificate and name verified. Without this section
+    /// the connection is unencrypted, unless a PostgreSQL DSN says `sslmode=require`.
+    #[serde(default)]
+    pub tls: Option<SqlTls>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlTls {
+    /// `require` (the default): TLS, or no connection; `disable`: no TLS.
+    #[serde(default)]
+    pub mode: SqlTlsMode,
+    /// PEM certificates of the CA that signed the server's certificate, trusted besides the
+    /// system's roots; relative to the pipeline file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) for servers that ask for one, with its key.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SqlTlsMode {
+    #[default]
+    Require,
+    Disable,
+}
+
+impl SqlSource {
+    /// The same source with its TLS files' paths made absolute against `base`.
+    pub fn with_base(&self, base: &Path) -> SqlSource {
+        let mut spec = self.clone();
+        if let Some(tls) = &mut spec.tls {
+            for path in [
+                &mut tls.ca_file,
+                &mut tls.client_cert_file,
+                &mut tls.client_key_file,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                *path = crate::config::resolve_path(base, path);
+            }
+        }
+        spec
+    }
+
+    /// The TLS settings for this source's connection, or None for an unencrypted one.
+    pub fn tls_settings(&self) -> Result<Option<crate::warehouse::settings::TlsSettings>, String> {
+        let Some(tls) = self.tls.as_ref().filter(|t| t.mode == SqlTlsMode::Require) else {
+            return Ok(None);
+        };
+        let client_identity = match (&tls.client_cert_file, &tls.client_key_file) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "`tls.client_cert_file` and `tls.client_key_file` go together: \
+                            give both, or neither"
+                        .into(),
+                )
+            }
+        };
+        Ok(Some(crate::warehouse::settings::TlsSettings {
+            ca_file: tls.ca_file.clone(),
+            insecure_skip_verify: false,
+            client_identity,
+        }))
+    }
 }
 
 /// How records become rows.

@@ -80,7 +80,7 @@ impl DaemonClient {
         // A self-signed daemon certificate named in the same config is trusted as its root.
         let tls = crate::warehouse::tls::client_config(&crate::warehouse::settings::TlsSettings {
             ca_file: config.tls.cert_file.clone(),
-            insecure_skip_verify: false,
+            ..Default::default()
         })
         .map_err(|e| ClientError::Setup(e.to_string()))?;
         let http = reqwest::Client::builder()

@@ -515,7 +515,7 @@ async fn audited_query(
     options.query_id = Some(query_id.clone());
     let started = std::time::Instant::now();
     let result = cancellable_query(warehouse, sql, options, cancel).await;
-    let event = crate::audit::query_event("query.run", sql, &query_id)
+    let event = crate::audit::query_event("query.run", sql, Some(&query_id))
         .with("ms", started.elapsed().as_millis() as u64);
     let event = match &result {
         Ok(r) => event.with("rows", r.stats.result_rows),

@@ -94,7 +94,7 @@ impl Warehouse {
             let mut typed = base
                 .with_url(settings.url.clone())
                 .with_user(settings.user.clone())
-                .with_password(settings.password.clone())
+                .with_password(settings.password.expose())
                 .with_database(settings.database.clone())
                 .with_validation(self.caps.row_binary_with_names_and_types)
                 .with_setting("wait_end_of_query", "1");
@@ -160,7 +160,7 @@ async fn fetch_version(http: &reqwest::Client, settings: &ConnectionSettings) ->
     let response = http
         .post(format!("{}/", settings.url))
         .timeout(settings.connect_timeout + Duration::from_secs(5))
-        .basic_auth(&settings.user, Some(&settings.password))
+        .basic_auth(&settings.user, Some(settings.password.expose()))
         // Naming the database makes a wrong one fail here, in the same round trip.
         .query(&[("database", settings.database.as_str())])
         .body("SELECT version()")

@@ -82,7 +82,7 @@ impl ServerError {
             46 => "this server does not know that function; check its spelling and the server version",
             60 => "check the table name; `aurora schema` lists the tables",
             81 => "check the database name (`clickhouse.database` or AURORA_CLICKHOUSE_DATABASE)",
-            192 | 193 | 516 => "check the user and password (`clickhouse.user`/`password` or AURORA_CLICKHOUSE_USER/PASSWORD)",
+            192 | 193 | 516 => "check the user and password (`clickhouse.user`/`password_file`, --password-file, or AURORA_CLICKHOUSE_USER/PASSWORD_FILE)",
             164 => "Aurora runs queries read-only by default; pass --write to allow changes",
             159 => "the query hit max_execution_time; narrow it or raise --timeout",
             158 | 396 => "the result hit max_result_rows; add a LIMIT or raise --max-rows",

@@ -198,7 +198,7 @@ impl Warehouse {
         let mut request = self
             .http()
             .post(format!("{}/", settings.url))
-            .basic_auth(&settings.user, Some(&settings.password))
+            .basic_auth(&settings.user, Some(settings.password.expose()))
             .query(&self.query_params(opts, &query_id))
             .body(trim_sql(sql).to_string());
         // With wait_end_of_query the first byte comes only when the query is done, so the
@@ -304,7 +304,7 @@ impl Warehouse {
         let response = self
             .http()
             .post(format!("{}/", settings.url))
-            .basic_auth(&settings.user, Some(&settings.password))
+            .basic_auth(&settings.user, Some(settings.password.expose()))
             .query(&[
                 ("database", settings.database.as_str()),
                 ("query_id", query_id.as_str()),

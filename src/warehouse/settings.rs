@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::ClickHouseConfig;
+use crate::secret::Secret;
 
 use super::error::{Result, WarehouseError};
 
 pub const ENV_URL: &str = "AURORA_CLICKHOUSE_URL";
 pub const ENV_USER: &str = "AURORA_CLICKHOUSE_USER";
 pub const ENV_PASSWORD: &str = "AURORA_CLICKHOUSE_PASSWORD";
+pub const ENV_PASSWORD_FILE: &str = "AURORA_CLICKHOUSE_PASSWORD_FILE";
 pub const ENV_DATABASE: &str = "AURORA_CLICKHOUSE_DATABASE";
 
 /// Values given on the command line; each one present wins over env and file.
@@ -19,7 +21,7 @@ pub const ENV_DATABASE: &str = "AURORA_CLICKHOUSE_DATABASE";
 pub struct ConnectionOverrides {
     pub url: Option<String>,
     pub user: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     pub database: Option<String>,
 }
 
@@ -34,7 +36,7 @@ impl ConnectionOverrides {
         Self {
             url: get(ENV_URL),
             user: get(ENV_USER),
-            password: get(ENV_PASSWORD),
+            password: get(ENV_PASSWORD).map(Secret::from),
             database: get(ENV_DATABASE),
         }
     }
@@ -54,6 +56,8 @@ impl ConnectionOverrides {
 pub struct TlsSettings {
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_verify: bool,
+    /// A client certificate chain and its private key (PEM), for servers that ask for one.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// Fully resolved connection settings for one server.
@@ -62,7 +66,7 @@ pub struct ConnectionSettings {
     /// Base URL without a trailing slash, e.g. `http://127.0.0.1:8123`.
     pub url: String,
     pub user: String,
-    pub password: String,
+    pub password: Secret,
     pub database: String,
     pub tls: TlsSettings,
     pub connect_timeout: Duration,
@@ -74,7 +78,7 @@ impl ConnectionSettings {
         Self {
             url: url.into().trim_end_matches('/').to_string(),
             user: "default".into(),
-            password: String::new(),
+            password: Secret::default(),
             database: "default".into(),
             tls: TlsSettings::default(),
             connect_timeout: Duration::from_secs(5),
@@ -98,15 +102,18 @@ pub fn resolve(cli_and_env: ConnectionOverrides, file: &ClickHouseConfig) -> Res
     let url = cli_and_env.url.or_else(|| file.url.clone());
     let mut settings = ConnectionSettings::new(url.clone().unwrap_or_default());
     settings.user = cli_and_env.user.unwrap_or_else(|| file.user.clone());
-    settings.password = cli_and_env
-        .password
-        .unwrap_or_else(|| file.password.clone());
+    settings.password = match (cli_and_env.password, &file.password_file) {
+        (Some(password), _) => password,
+        (None, Some(path)) => Secret::from_file(path).map_err(WarehouseError::Settings)?,
+        (None, None) => Secret::from(file.password.as_str()),
+    };
     settings.database = cli_and_env
         .database
         .unwrap_or_else(|| file.database.clone());
     settings.tls = TlsSettings {
         ca_file: file.tls.ca_file.clone(),
         insecure_skip_verify: file.tls.insecure_skip_verify,
+        client_identity: None,
     };
     settings.connect_timeout = file.connect_timeout;
     settings.query_timeout = file.query_timeout;
@@ -172,7 +179,7 @@ mod tests {
         };
         assert_eq!(s.url, "http://flag:8123");
         assert_eq!(s.user, "env_user");
-        assert_eq!(s.password, "env_pw");
+        assert_eq!(s.password.expose(), "env_pw");
         assert_eq!(s.database, "file_db");
     }
 

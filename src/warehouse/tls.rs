@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use super::error::{Result, WarehouseError};
@@ -27,38 +27,57 @@ pub fn client_config(tls: &TlsSettings) -> Result<ClientConfig> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| WarehouseError::Settings(format!("TLS setup failed: {e}")))?;
-    let config = if tls.insecure_skip_verify {
+    let builder = if tls.insecure_skip_verify {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
-            .with_no_client_auth()
     } else {
         let mut extra = Vec::new();
         if let Some(path) = &tls.ca_file {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|iter| iter.collect::<std::result::Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    WarehouseError::Settings(format!(
-                        "cannot read CA certificates from {}: {e}",
-                        path.display()
-                    ))
-                })?;
-            if certs.is_empty() {
-                return Err(WarehouseError::Settings(format!(
-                    "{} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
-                    path.display()
-                )));
-            }
-            extra = certs;
+            extra = certificates(path, "CA certificates from")?;
         }
         let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider())
             .map_err(|e| WarehouseError::Settings(format!("TLS setup failed: {e}")))?;
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth()
     };
-    Ok(config)
+    match &tls.client_identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert_file, key_file)) => {
+            let chain = certificates(cert_file, "the client certificate")?;
+            let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
+                WarehouseError::Settings(format!(
+                    "cannot read the client key {}: {e}",
+                    key_file.display()
+                ))
+            })?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| {
+                WarehouseError::Settings(format!(
+                    "the client certificate {} does not go with the key {}: {e}",
+                    cert_file.display(),
+                    key_file.display()
+                ))
+            })
+        }
+    }
+}
+
+/// The PEM certificates in `path`; an unreadable file, or one without any, is an error that
+/// says which file it was (`what` names it in the message).
+fn certificates(path: &std::path::Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| {
+            WarehouseError::Settings(format!("cannot read {what} {}: {e}", path.display()))
+        })?;
+    if certs.is_empty() {
+        return Err(WarehouseError::Settings(format!(
+            "{} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+            path.display()
+        )));
+    }
+    Ok(certs)
 }
 
 /// `tls.insecure_skip_verify: true`: accepts any certificate and host name, for test servers
@@ -132,7 +151,7 @@ mod tests {
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let err = client_config(&TlsSettings {
             ca_file: Some(empty.clone()),
-            insecure_skip_verify: false,
+            ..TlsSettings::default()
         })
         .unwrap_err();
         assert!(
@@ -142,7 +161,7 @@ mod tests {
         let missing = dir.path().join("missing.pem");
         let err = client_config(&TlsSettings {
             ca_file: Some(missing),
-            insecure_skip_verify: false,
+            ..TlsSettings::default()
         })
         .unwrap_err();
         assert!(

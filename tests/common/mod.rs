@@ -3,6 +3,7 @@
 //! long as the test process, so the kernel stops it (SIGTERM) when the tests are done.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod cluster;
 pub mod current;
 pub mod sqldb;

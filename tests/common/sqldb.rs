@@ -29,6 +29,10 @@ const MAX_SOCKET_DIR_BYTES: usize = 80;
 const UNPRIVILEGED_USER: &str = "nobody";
 const POSTGRES_USER: &str = "aurora";
 const MARIADB_USER: &str = "root";
+/// A user that can connect only over TLS.
+pub const TLS_ONLY_USER: &str = "tls_only";
+/// A user that can connect only with the client certificate in `SqlServer::tls`.
+pub const TLS_CERT_USER: &str = "cert_only";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SqlEngine {
@@ -45,6 +49,9 @@ pub struct SqlServer {
     pub user: &'static str,
     /// Holds the data directory (`data/`), the Unix socket and the server's log (`server.log`).
     pub dir: PathBuf,
+    /// The server's TLS files (see `certs::make`): `ca.pem` signed its certificate and
+    /// `client.pem`/`client.key`, a client certificate for the user `cert_only`.
+    pub tls: PathBuf,
     pub pid: u32,
     client: PathBuf,
 }
@@ -62,14 +69,37 @@ pub fn mariadb() -> &'static SqlServer {
 impl SqlServer {
     /// `postgres://aurora@127.0.0.1:PORT/DB` or `mysql://root@127.0.0.1:PORT/DB`.
     pub fn dsn(&self, database: &str) -> String {
+        self.dsn_as(self.user, database)
+    }
+
+    /// The DSN for another user of the server.
+    pub fn dsn_as(&self, user: &str, database: &str) -> String {
         let scheme = match self.engine {
             SqlEngine::Postgres => "postgres",
             SqlEngine::MariaDb => "mysql",
         };
-        format!(
-            "{scheme}://{}@127.0.0.1:{}/{database}",
-            self.user, self.port
-        )
+        format!("{scheme}://{user}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Creates the users `TLS_ONLY_USER` and `TLS_CERT_USER` (if missing), with every right.
+    pub fn create_tls_users(&self) {
+        let script = match self.engine {
+            SqlEngine::Postgres => format!(
+                "DO $$ BEGIN \
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{TLS_ONLY_USER}') THEN \
+                 CREATE ROLE {TLS_ONLY_USER} LOGIN SUPERUSER; END IF; \
+                 IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{TLS_CERT_USER}') THEN \
+                 CREATE ROLE {TLS_CERT_USER} LOGIN SUPERUSER; END IF; END $$;\n"
+            ),
+            SqlEngine::MariaDb => format!(
+                "CREATE USER IF NOT EXISTS '{TLS_ONLY_USER}'@'127.0.0.1' REQUIRE SSL;\n\
+                 GRANT ALL ON *.* TO '{TLS_ONLY_USER}'@'127.0.0.1';\n\
+                 CREATE USER IF NOT EXISTS '{TLS_CERT_USER}'@'127.0.0.1' \
+                 REQUIRE SUBJECT '/CN={TLS_CERT_USER}';\n\
+                 GRANT ALL ON *.* TO '{TLS_CERT_USER}'@'127.0.0.1';\n"
+            ),
+        };
+        self.sql(self.maintenance_database(), &script);
     }
 
     /// Creates `name` afresh (dropping an older one), so a test always starts from empty.
@@ -162,6 +192,31 @@ fn start(engine: SqlEngine) -> (SqlServer, Child) {
     let dir = fresh_server_dir(engine, run_as);
     let data_dir = dir.join("data");
     initialize(engine, &binaries, &data_dir, run_as);
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).expect("create the TLS directory");
+    super::certs::make(&tls, TLS_CERT_USER);
+    if let Some((uid, gid)) = run_as {
+        // PostgreSQL reads its key only when the server's own user owns it, mode 0600.
+        for entry in std::fs::read_dir(&tls).unwrap().flatten() {
+            std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid)).unwrap();
+        }
+        std::os::unix::fs::chown(&tls, Some(uid), Some(gid)).unwrap();
+    }
+    std::fs::set_permissions(tls.join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    if engine == SqlEngine::Postgres {
+        // Users that may connect only over TLS, and only with a client certificate.
+        let hba = data_dir.join("pg_hba.conf");
+        let rest = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!(
+                "hostnossl all {TLS_ONLY_USER} 127.0.0.1/32 reject\n\
+                 hostssl all {TLS_CERT_USER} 127.0.0.1/32 cert\n\
+                 hostnossl all {TLS_CERT_USER} 127.0.0.1/32 reject\n{rest}"
+            ),
+        )
+        .expect("write pg_hba.conf");
+    }
 
     for attempt in 1..=PORT_ATTEMPTS {
         let port = free_port();
@@ -189,6 +244,7 @@ fn start(engine: SqlEngine) -> (SqlServer, Child) {
                         SqlEngine::MariaDb => MARIADB_USER,
                     },
                     dir,
+                    tls,
                     pid: child.id(),
                     client: binaries.client,
                 };
@@ -345,8 +401,17 @@ fn server_command(engine: SqlEngine, server: &Path, dir: &Path, port: u16) -> Co
                 "fsync=off",
                 "synchronous_commit=off",
                 "full_page_writes=off",
+                "ssl=on",
             ] {
                 cmd.args(["-c", setting]);
+            }
+            let tls = dir.join("tls");
+            for (setting, file) in [
+                ("ssl_cert_file", "cert.pem"),
+                ("ssl_key_file", "key.pem"),
+                ("ssl_ca_file", "ca.pem"),
+            ] {
+                cmd.args(["-c", &format!("{setting}={}", tls.join(file).display())]);
             }
         }
         SqlEngine::MariaDb => {
@@ -367,6 +432,9 @@ fn server_command(engine: SqlEngine, server: &Path, dir: &Path, port: u16) -> Co
                     // Lets a recursive CTE generate test rows (the default stops at 1000).
                     "--max-recursive-iterations=100000000",
                 ])
+                .arg(format!("--ssl-ca={}", dir.join("tls/ca.pem").display()))
+                .arg(format!("--ssl-cert={}", dir.join("tls/cert.pem").display()))
+                .arg(format!("--ssl-key={}", dir.join("tls/key.pem").display()))
                 .args(mariadb_storage_options());
             if effective_uid() == 0 {
                 cmd.arg("--user=root");

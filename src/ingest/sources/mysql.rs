@@ -80,12 +80,29 @@ struct Connection {
 impl Mysql {
     /// Parses the DSN; connects on the first fetch.
     pub fn new(spec: &SqlSource) -> Result<Self, SqlSourceError> {
-        let opts = Opts::from_url(&spec.dsn).map_err(|e| {
+        let mut opts = Opts::from_url(&spec.dsn).map_err(|e| {
             SqlSourceError::Fatal(format!(
                 "`{}` is not a MySQL connection URL (mysql://user:password@host:port/database): {e}",
                 sql::redact(&spec.dsn)
             ))
         })?;
+        if let Some(tls) = spec.tls_settings().map_err(SqlSourceError::Fatal)? {
+            // rustls with the server's certificate and name verified: the built-in web roots
+            // plus `ca_file`.
+            let mut ssl = mysql_async::SslOpts::default();
+            if let Some(ca) = tls.ca_file {
+                ssl = ssl.with_root_certs(vec![ca.into()]);
+            }
+            if let Some((cert, key)) = tls.client_identity {
+                ssl = ssl.with_client_identity(Some(mysql_async::ClientIdentity::new(
+                    cert.into(),
+                    key.into(),
+                )));
+            }
+            opts = mysql_async::OptsBuilder::from_opts(opts)
+                .ssl_opts(Some(ssl))
+                .into();
+        }
         Ok(Self {
             opts,
             shown: sql::redact(&spec.dsn),
@@ -263,7 +280,11 @@ fn classify(e: mysql_async::Error, context: &str) -> SqlSourceError {
             }
         }
         mysql_async::Error::Url(e) => SqlSourceError::Fatal(format!("{context}: {e}")),
-        other => SqlSourceError::Transient(format!("{context}: {}", without_repeats(&other))),
+        other => {
+            let text = without_repeats(&other);
+            sql::untrusted_certificate(context, &text)
+                .unwrap_or_else(|| SqlSourceError::Transient(format!("{context}: {text}")))
+        }
     }
 }
 
@@ -329,6 +350,7 @@ mod tests {
             follow: true,
             poll_interval: Duration::from_secs(1),
             page_rows: 10,
+            tls: None,
         };
         let db = Mysql::new(&spec).unwrap();
         assert_eq!(db.source_id(&spec), "mysql:shop/orders");

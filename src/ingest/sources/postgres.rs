@@ -6,6 +6,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
@@ -62,6 +63,8 @@ impl CursorKind {
 
 pub struct Postgres {
     config: Config,
+    /// TLS with the server verified, or None for a plain connection.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     shown: String,
     inner: String,
     cursor: String,
@@ -88,8 +91,30 @@ impl Postgres {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("aurora");
+        let settings = spec.tls_settings().map_err(SqlSourceError::Fatal)?;
+        let settings = match settings {
+            Some(settings) => Some(settings),
+            // The DSN's own `sslmode=require` is honoured with the default verification.
+            None if config.get_ssl_mode() == SslMode::Require && spec.tls.is_none() => {
+                Some(crate::warehouse::settings::TlsSettings::default())
+            }
+            None => None,
+        };
+        let tls = match settings {
+            Some(settings) => {
+                config.ssl_mode(SslMode::Require);
+                let rustls = crate::warehouse::tls::client_config(&settings)
+                    .map_err(|e| SqlSourceError::Fatal(e.to_string()))?;
+                Some(tokio_postgres_rustls::MakeRustlsConnect::new(rustls))
+            }
+            None => {
+                config.ssl_mode(SslMode::Disable);
+                None
+            }
+        };
         Ok(Self {
             config,
+            tls,
             shown: sql::redact(&spec.dsn),
             inner: sql::inner_query(spec, quote),
             cursor: format!("q.{}", quote(&spec.cursor)),
@@ -109,16 +134,22 @@ impl Postgres {
 
     async fn connect(&mut self) -> Result<&mut Connection, SqlSourceError> {
         if self.connection.is_none() {
-            let (client, connection) = self
-                .config
-                .connect(NoTls)
-                .await
-                .map_err(|e| classify(&e, &format!("cannot connect to {}", self.shown)))?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!("PostgreSQL connection ended: {e}");
+            let failed = |e: tokio_postgres::Error| {
+                classify(&e, &format!("cannot connect to {}", self.shown))
+            };
+            let client = match &self.tls {
+                Some(tls) => {
+                    let (client, connection) =
+                        self.config.connect(tls.clone()).await.map_err(failed)?;
+                    tokio::spawn(drive(connection));
+                    client
                 }
-            });
+                None => {
+                    let (client, connection) = self.config.connect(NoTls).await.map_err(failed)?;
+                    tokio::spawn(drive(connection));
+                    client
+                }
+            };
             client
                 .batch_execute(
                     "SET TIME ZONE 'UTC'; SET default_transaction_read_only = on; \
@@ -271,6 +302,9 @@ fn classify(e: &tokio_postgres::Error, context: &str) -> SqlSourceError {
             text.push_str(&format!(": {s}"));
             source = s.source();
         }
+        if let Some(refused) = sql::untrusted_certificate(context, &text) {
+            return refused;
+        }
         return SqlSourceError::Transient(format!("{context}: {text}"));
     };
     let mut text = format!("{context}: {}", db.message());
@@ -291,6 +325,13 @@ fn classify(e: &tokio_postgres::Error, context: &str) -> SqlSourceError {
         SqlSourceError::Transient(text)
     } else {
         SqlSourceError::Fatal(text)
+    }
+}
+
+/// Runs a connection's I/O until it ends.
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
+    if let Err(e) = connection.await {
+        tracing::debug!("PostgreSQL connection ended: {e}");
     }
 }
 
@@ -320,6 +361,7 @@ mod tests {
             follow: true,
             poll_interval: Duration::from_secs(1),
             page_rows: 10,
+            tls: None,
         }
     }
 

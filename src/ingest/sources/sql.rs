@@ -219,6 +219,18 @@ fn position(cursor: i64, spec: &SqlSource) -> Result<u64, SqlSourceError> {
     })
 }
 
+/// A connection error that is the TLS handshake refusing the server's certificate: retrying
+/// cannot help, so the source fails at once, saying what to set. None for other errors.
+pub fn untrusted_certificate(context: &str, text: &str) -> Option<SqlSourceError> {
+    text.contains("certificate").then(|| {
+        SqlSourceError::Fatal(format!(
+            "{context}: {text}; the server's TLS certificate is not trusted: set `tls.ca_file` to \
+             the CA that signed it (PEM), or check that the DSN's host is a name the certificate \
+             is for"
+        ))
+    })
+}
+
 /// A DSN fit for messages: the password replaced by `***`, even in a DSN that does not parse.
 pub fn redact(dsn: &str) -> String {
     if let Some((scheme, rest)) = dsn.split_once("://") {
@@ -322,6 +334,7 @@ mod tests {
             follow: false,
             poll_interval: Duration::from_millis(1),
             page_rows,
+            tls: None,
         }
     }
 
