@@ -23,3 +23,6 @@ pub mod sizing;
 pub mod telemetry;
 pub mod tui;
 pub mod warehouse;
+
+#[cfg(test)]
+mod hostile_input;

@@ -13,6 +13,16 @@ use super::timerange;
 pub const TABLE_SLOT: &str = "table";
 
 /// Parses and checks a dashboard or template; every problem, sorted by place.
+/// Whether `name` can name a variable: letters, digits and `_`, not starting with a digit,
+/// and not with `__` (kept for Aurora's own macros).
+pub fn is_variable_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__")
+}
+
 pub fn check_str(name: &str, text: &str) -> Result<Dashboard, Vec<Diagnostic>> {
     let (dashboard, map) = parse_document_mapped::<Dashboard>(name, text)?;
     let mut diags = Vec::new();
@@ -66,16 +76,7 @@ fn check_variables(d: &Dashboard, map: &DocumentMap, diags: &mut Vec<Diagnostic>
                 PathStep::Key(key),
             ])
         };
-        let valid_name = v
-            .name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && v.name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !v.name.starts_with("__");
-        if !valid_name {
+        if !is_variable_name(&v.name) {
             diags.push(
                 map.error(
                     at("name"),

@@ -129,6 +129,21 @@ impl Datasources {
     }
 }
 
+/// The dashboard's `time.from`/`time.to` when Aurora can read it, else `default` with a note
+/// (Grafana's own defaults when the dashboard has none).
+fn time_bound(root: &Json, key: &str, default: &str, notes: &mut Vec<String>) -> String {
+    match root["time"][key].as_str() {
+        None => default.to_owned(),
+        Some(text) => match crate::dashboards::timerange::resolve(text, 0) {
+            Ok(_) => text.to_owned(),
+            Err(e) => {
+                notes.push(format!("time.{key}: {e}; `{default}` instead"));
+                default.to_owned()
+            }
+        },
+    }
+}
+
 fn is_clickhouse(plugin: &str) -> bool {
     plugin == OFFICIAL_PLUGIN || plugin == ALTINITY_PLUGIN || plugin.contains("clickhouse")
 }
@@ -199,8 +214,8 @@ pub fn import(text: &str) -> Result<ImportReport, ImportError> {
             .filter_map(|t| t.as_str().map(str::to_owned))
             .collect(),
         time: TimeRange {
-            from: root["time"]["from"].as_str().unwrap_or("now-6h").to_owned(),
-            to: root["time"]["to"].as_str().unwrap_or("now").to_owned(),
+            from: time_bound(&root, "from", "now-6h", &mut notes),
+            to: time_bound(&root, "to", "now", &mut notes),
         },
         refresh: root["refresh"]
             .as_str()
@@ -276,6 +291,13 @@ fn import_variables(root: &Json, notes: &mut Vec<String>) -> Vec<Variable> {
         let Some(name) = v["name"].as_str() else {
             continue;
         };
+        if !crate::dashboards::check::is_variable_name(name) {
+            notes.push(format!(
+                "variable `{name}`: not a name Aurora's variables can have (letters, digits \
+                 and _, not starting with a digit or __); left out"
+            ));
+            continue;
+        }
         let kind = v["type"].as_str().unwrap_or("query");
         let query_text = match &v["query"] {
             Json::String(s) => Some(s.clone()),
@@ -347,6 +369,26 @@ fn import_variables(root: &Json, notes: &mut Vec<String>) -> Vec<Variable> {
                 continue;
             }
         };
+        // What Aurora's own check refuses is left out here, with the reason: a query that
+        // uses a variable not declared before it, an interval that is not a duration.
+        if let Some(problem) = query.as_deref().and_then(|q| {
+            let earlier: Vec<&str> = out.iter().map(|v: &Variable| v.name.as_str()).collect();
+            macros::check(q, &earlier).into_iter().next()
+        }) {
+            notes.push(format!("variable `{name}`: {problem}; left out"));
+            continue;
+        }
+        if kind == VariableKind::Interval {
+            if let Some(bad) = values
+                .iter()
+                .find(|value| humantime::parse_duration(value).is_err())
+            {
+                notes.push(format!(
+                    "variable `{name}`: `{bad}` is not an interval; left out"
+                ));
+                continue;
+            }
+        }
         let default = match kind {
             VariableKind::Textbox => default.or(query_text_for_textbox(v)),
             VariableKind::Custom | VariableKind::Interval => {
@@ -809,6 +851,73 @@ mod tests {
         assert!(translate_altinity("SELECT * FROM $table", &empty)
             .unwrap_err()
             .contains("`database`/`table`"));
+    }
+
+    /// A dashboard of one ClickHouse table panel with `extra` fields (JSON members).
+    fn one_panel(extra: &str) -> String {
+        format!(
+            r#"{{"title": "t", "panels": [{{"type": "table", "title": "p",
+            "datasource": {{"type": "grafana-clickhouse-datasource"}},
+            "targets": [{{"rawSql": "SELECT 1"}}]}}], {extra}}}"#
+        )
+    }
+
+    fn variable_names(report: &ImportReport) -> Vec<&str> {
+        report
+            .dashboard
+            .variables
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect()
+    }
+
+    /// Found by `hostile_input`: a variable whose query names an unknown variable was imported.
+    #[test]
+    fn a_variable_query_with_an_unknown_variable_is_left_out() {
+        let text = one_panel(
+            r#""templating": {"list": [
+                {"name": "host", "type": "query", "query": "SELECT host FROM t WHERE x = $_"},
+                {"name": "step", "type": "interval", "query": "1m,5x"},
+                {"name": "db", "type": "query", "query": "SELECT name FROM system.databases"}]}"#,
+        );
+        let report = import(&text).unwrap();
+        assert_eq!(variable_names(&report), ["db"]);
+        assert_eq!(report.notes.len(), 2, "{:?}", report.notes);
+    }
+
+    /// Found by `hostile_input`: a time range Aurora cannot read was imported as it was.
+    #[test]
+    fn a_time_range_aurora_cannot_read_becomes_the_default_with_a_note() {
+        let text = one_panel("\"time\": {\"from\": \"now-24\u{e000}h\", \"to\": \"now\"}");
+        let report = import(&text).unwrap();
+        assert_eq!(report.dashboard.time.from, "now-6h");
+        assert_eq!(report.dashboard.time.to, "now");
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|n| n.starts_with("time.from: `now-24")),
+            "{:?}",
+            report.notes
+        );
+    }
+
+    /// Found by `hostile_input`: a variable named `0test_empty` was imported, and the
+    /// dashboard written did not read back.
+    #[test]
+    fn a_variable_aurora_cannot_name_is_left_out_with_a_note() {
+        let text = one_panel(
+            r#""templating": {"list": [
+                {"name": "0test_empty", "type": "custom", "query": "a,b"},
+                {"name": "region", "type": "custom", "query": "eu,us"}]}"#,
+        );
+        let report = import(&text).unwrap();
+        assert_eq!(variable_names(&report), ["region"]);
+        assert!(
+            report.notes.iter().any(|n| n.contains("`0test_empty`")),
+            "{:?}",
+            report.notes
+        );
     }
 
     #[test]

@@ -1546,3 +1546,68 @@ fn aurora_pipelines_in_a_panel_query_are_the_pipelines_the_workspace_sees() {
     );
     assert!(!runs[0].1.contains("$__"), "{}", runs[0].1);
 }
+
+/// Random key sequences (letters, any character, Enter, Esc, Tab, arrows, paging, function
+/// keys, with Ctrl, Alt and Shift) on the workspace with a schema, pipelines, history and an
+/// answered question, drawn at random sizes down to 1×1 along the way: nothing panics.
+/// `AURORA_FUZZ_CASES` sets the number of sequences (default 200).
+#[test]
+fn random_keys_never_panic() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let codes = prop_oneof![
+        any::<char>().prop_map(KeyCode::Char),
+        proptest::char::range('0', 'z').prop_map(KeyCode::Char),
+        Just(KeyCode::Enter),
+        Just(KeyCode::Esc),
+        Just(KeyCode::Tab),
+        Just(KeyCode::BackTab),
+        Just(KeyCode::Backspace),
+        Just(KeyCode::Delete),
+        Just(KeyCode::Up),
+        Just(KeyCode::Down),
+        Just(KeyCode::Left),
+        Just(KeyCode::Right),
+        Just(KeyCode::PageUp),
+        Just(KeyCode::PageDown),
+        Just(KeyCode::Home),
+        Just(KeyCode::End),
+        (1u8..13).prop_map(KeyCode::F),
+    ];
+    let modifiers = prop_oneof![
+        4 => Just(KeyModifiers::NONE),
+        1 => Just(KeyModifiers::CONTROL),
+        1 => Just(KeyModifiers::ALT),
+        1 => Just(KeyModifiers::SHIFT),
+    ];
+    let step = (
+        codes,
+        modifiers,
+        proptest::option::of((1u16..140, 1u16..50)),
+    );
+    let cases = std::env::var("AURORA_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&proptest::collection::vec(step, 1..60), |steps| {
+        let mut state = full_state();
+        answer(&mut state, "events per hour");
+        for (code, modifiers, draw) in steps {
+            update(&mut state, Msg::Key(KeyEvent::new(code, modifiers)));
+            if let Some((width, height)) = draw {
+                render(&state, width, height);
+            }
+        }
+        render(&state, 80, 24);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    eprintln!("{cases} key sequences: 0 panics");
+}
