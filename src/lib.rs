@@ -23,6 +23,3 @@ pub mod sizing;
 pub mod telemetry;
 pub mod tui;
 pub mod warehouse;
-
-#[cfg(test)]
-mod hostile_input;

@@ -9,7 +9,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use crate::config::Diagnostic;
+use aurora::config::Diagnostic;
 
 /// Values that have broken YAML and JSON readers somewhere.
 const ODDITIES: &[&str] = &[
@@ -212,13 +212,13 @@ fn run(seeds: &[&str], check: impl Fn(&str) -> Result<Verdict, TestCaseError>) {
 #[test]
 fn broken_configs_are_refused_with_located_problems() {
     let seeds = [
-        crate::config::DEFAULTS_YAML,
-        include_str!("../tests/fixtures/valid/full.yaml"),
-        include_str!("../tests/fixtures/valid/pipelines.yaml"),
-        include_str!("../tests/fixtures/valid/remote_tls.yaml"),
+        aurora::config::DEFAULTS_YAML,
+        include_str!("fixtures/valid/full.yaml"),
+        include_str!("fixtures/valid/pipelines.yaml"),
+        include_str!("fixtures/valid/remote_tls.yaml"),
     ];
     run(&seeds, |text| {
-        let diags = crate::config::check_str("fuzz.yaml", text);
+        let diags = aurora::config::check_str("fuzz.yaml", text);
         located(&diags, text)?;
         Ok(if diags.is_empty() {
             Verdict::Accepted
@@ -238,7 +238,7 @@ fn broken_pipelines_are_refused_with_located_problems() {
         include_str!("../presets/pipelines/demo-clickstream.yaml"),
     ];
     run(&seeds, |text| {
-        verdict(crate::ingest::pipeline::check_str("fuzz.yaml", text), text)
+        verdict(aurora::ingest::pipeline::check_str("fuzz.yaml", text), text)
     });
 }
 
@@ -251,27 +251,30 @@ fn broken_dashboards_are_refused_with_located_problems() {
         include_str!("../presets/dashboards/aurora-pipelines.yaml"),
     ];
     run(&seeds, |text| {
-        verdict(crate::dashboards::check::check_str("fuzz.yaml", text), text)
+        verdict(
+            aurora::dashboards::check::check_str("fuzz.yaml", text),
+            text,
+        )
     });
 }
 
 #[test]
 fn broken_grafana_files_import_or_say_where_they_break() {
     let seeds = [
-        include_str!("../tests/fixtures/grafana/import/query-analysis.json"),
-        include_str!("../tests/fixtures/grafana/import/template-variable-test-dashboard.json"),
-        include_str!("../tests/fixtures/grafana/import/otel-logs-explorer.json"),
+        include_str!("fixtures/grafana/import/query-analysis.json"),
+        include_str!("fixtures/grafana/import/template-variable-test-dashboard.json"),
+        include_str!("fixtures/grafana/import/otel-logs-explorer.json"),
     ];
-    use crate::dashboards::grafana_import::{import, ImportError};
+    use aurora::dashboards::grafana_import::{import, ImportError};
     run(&seeds, |text| match import(text) {
         Ok(report) => {
             // What imports must read back as a dashboard.
-            let yaml = crate::dashboards::suggest::file_text(&report.dashboard, "fuzz")
+            let yaml = aurora::dashboards::suggest::file_text(&report.dashboard, "fuzz")
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
-            if let Err(d) = crate::dashboards::check::check_str("imported.yaml", &yaml) {
+            if let Err(d) = aurora::dashboards::check::check_str("imported.yaml", &yaml) {
                 return Err(TestCaseError::fail(format!(
                     "an import does not read back: {}\n{yaml}",
-                    crate::config::render_all(&d, Some(&yaml))
+                    aurora::config::render_all(&d, Some(&yaml))
                 )));
             }
             Ok(Verdict::Accepted)
