@@ -254,7 +254,8 @@ fn print_overview() {
          \x20 aurora server status     the private server (start|stop|status)\n\
          \x20 aurora pipeline run F    ingest CSV, Kafka, PostgreSQL, MySQL (init|validate|run|status)\n\
          \x20 aurora dashboard suggest templates that fit your tables (list|deploy|show|export)\n\
-         \x20 aurora config check      validate the config file\n\n\
+         \x20 aurora config check      validate the config file\n\
+         \x20 aurora audit verify      check the audit log's hash chain (tail|search|head)\n\n\
          Run `aurora --help` for all options.",
         env!("CARGO_PKG_VERSION")
     );
