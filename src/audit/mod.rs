@@ -158,6 +158,11 @@ pub enum AuditError {
 }
 
 impl AuditError {
+    /// The error and its hint in one line, for front ends that show errors as text.
+    pub fn with_hint(&self) -> String {
+        format!("{self} (hint: {})", self.hint())
+    }
+
     pub fn hint(&self) -> &'static str {
         "every action is recorded before Aurora reports it done; fix the file's permissions or \
          free space, or set `audit.path` to a writable place (see docs/security.md)"
@@ -290,36 +295,16 @@ struct Tail {
 /// The hash and sequence number the next record continues from: the active file's last line,
 /// or, when it is empty, the newest rotated file's.
 fn tail_of(file: &mut File, path: &Path) -> std::io::Result<Tail> {
-    let len = file.metadata()?.len();
-    if len > 0 {
-        let (last, torn) = last_line(file, len)?;
-        let next_seq = match seq_of(&last) {
-            Some(seq) => seq + 1,
-            // The last line is not a record (cut short, or edited): continue after the
-            // highest sequence number in the file.
-            None => highest_seq(file)?.map_or(1, |s| s + 1),
-        };
-        return Ok(Tail {
-            prev: line_hash(&last),
-            next_seq,
-            len,
-            torn,
-        });
+    if let Some(tail) = end_of(file)? {
+        return Ok(tail);
     }
     if let Some(newest) = files(path)?.into_iter().rev().find(|f| f != path) {
-        let mut rotated = File::open(&newest)?;
-        let rotated_len = rotated.metadata()?.len();
-        if rotated_len > 0 {
-            let (last, _) = last_line(&mut rotated, rotated_len)?;
-            let next_seq = match seq_of(&last) {
-                Some(seq) => seq + 1,
-                None => highest_seq(&mut rotated)?.map_or(1, |s| s + 1),
-            };
+        if let Some(tail) = end_of(&mut File::open(&newest)?)? {
+            // A new active file: nothing in it yet, nothing cut short.
             return Ok(Tail {
-                prev: line_hash(&last),
-                next_seq,
                 len: 0,
                 torn: false,
+                ..tail
             });
         }
     }
@@ -329,6 +314,27 @@ fn tail_of(file: &mut File, path: &Path) -> std::io::Result<Tail> {
         len: 0,
         torn: false,
     })
+}
+
+/// Where the chain stands at the end of `file`; None when it is empty.
+fn end_of(file: &mut File) -> std::io::Result<Option<Tail>> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    let (last, torn) = last_line(file, len)?;
+    let next_seq = match seq_of(&last) {
+        Some(seq) => seq + 1,
+        // The last line is not a record (cut short, or edited): continue after the highest
+        // sequence number in the file.
+        None => highest_seq(file)?.map_or(1, |s| s + 1),
+    };
+    Ok(Some(Tail {
+        prev: line_hash(&last),
+        next_seq,
+        len,
+        torn,
+    }))
 }
 
 /// The file's last line (without its newline) and whether the file lacks a final newline.
@@ -458,7 +464,12 @@ pub fn record(event: Event) -> Result<(), AuditError> {
 /// action's result is withheld unless `audit.allow_reads_unrecorded` is set, in which case a
 /// warning is logged instead.
 pub fn record_read(event: Event) -> Result<(), AuditError> {
-    match record(event) {
+    as_read(record(event))
+}
+
+/// A read goes on when its record fails, with a warning, if `audit.allow_reads_unrecorded`.
+fn as_read(result: Result<(), AuditError>) -> Result<(), AuditError> {
+    match result {
         Err(e) if !GLOBAL.get().is_some_and(|g| g.refuse_reads) => {
             tracing::warn!("{e}; the read goes on unrecorded (audit.allow_reads_unrecorded)");
             Ok(())
@@ -480,7 +491,7 @@ pub async fn record_in_background(event: Event, read: bool) -> Result<(), String
     .await;
     match written {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("{e} (hint: {})", e.hint())),
+        Ok(Err(e)) => Err(e.with_hint()),
         Err(e) => Err(format!("the audit record was not written: {e}")),
     }
 }
@@ -537,13 +548,7 @@ pub fn ask_event(answer: &crate::assistant::ask::Answer) -> Event {
 /// Asks whether a read (a query, a question) may start: the log must be writable, unless
 /// `audit.allow_reads_unrecorded` is set.
 pub fn may_read() -> Result<(), AuditError> {
-    match check_writable() {
-        Err(e) if !GLOBAL.get().is_some_and(|g| g.refuse_reads) => {
-            tracing::warn!("{e}; the read goes on unrecorded (audit.allow_reads_unrecorded)");
-            Ok(())
-        }
-        other => other,
-    }
+    as_read(check_writable())
 }
 
 /// Asks whether an action that cannot be undone may start: the log must be writable.

@@ -156,7 +156,7 @@ impl Jobs {
         tokio::spawn(async move {
             let _done = done;
             if let Ok(Err(e)) = tokio::task::spawn_blocking(crate::audit::may_read).await {
-                let why = format!("{e} (hint: {})", e.hint());
+                let why = e.with_hint();
                 let _ = tx.send(Msg::Job(job, JobOutput::Answer(Err(why))));
                 return;
             }
@@ -414,7 +414,7 @@ impl Jobs {
             let path = absolute_export_path(&path);
             let rows = result.as_ref().map_or(0, |r| r.rows.len() as u64);
             let outcome = crate::audit::check_writable()
-                .map_err(|e| format!("{e} (hint: {})", e.hint()))
+                .map_err(|e| e.with_hint())
                 .and_then(|()| export_to(result.as_deref(), &path));
             let event = crate::audit::Event::new(
                 "export",
@@ -509,7 +509,7 @@ async fn audited_query(
 ) -> Result<Arc<QueryResult>, String> {
     let may = tokio::task::spawn_blocking(crate::audit::may_read).await;
     if let Ok(Err(e)) = may {
-        return Err(format!("{e} (hint: {})", e.hint()));
+        return Err(e.with_hint());
     }
     let query_id = uuid::Uuid::new_v4().to_string();
     options.query_id = Some(query_id.clone());
