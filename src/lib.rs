@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod numbers;
 pub mod output;
+pub mod rbac;
 pub mod secret;
 pub mod serve;
 pub mod shutdown;

@@ -444,6 +444,95 @@ async fn the_control_api_needs_the_token_and_pauses_and_resumes_without_losing_r
     assert!(!log.contains("not-the-token-at-all"), "{log}");
 }
 
+/// With roles, each caller of the control API acts as its own user: a client bound to a role
+/// that may only view lists the pipelines but is refused a pause (403, the rule named, the
+/// denial recorded as that client's), while the daemon's own user, an admin, pauses.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_control_api_gives_each_client_only_what_its_role_allows() {
+    let w = common::warehouse().await;
+    let db = common::scratch_database(&w, "serve_rbac").await;
+    let dir = common::fresh_data_dir("serve-rbac");
+    write_rows(&dir.join("orders.csv"), 0, 10, true);
+    let config = write_config(&dir, &db, &["orders"]);
+    let viewer_token = "viewer-token-0123456789abcdef";
+    std::fs::write(dir.join("viewer.token"), format!("{viewer_token}\n")).unwrap();
+    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .unwrap()
+        .unwrap()
+        .name;
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "serve:\n  clients:\n    dash-bot: {{token_file: viewer.token, groups: [watchers]}}\n\
+         rbac:\n  roles:\n    watcher: {{actions: [pipeline.view]}}\n    admin: {{actions: [\"*\"], databases: [\"*\"]}}\n  \
+         bindings:\n    - {{group: watchers, roles: [watcher]}}\n    - {{user: {me}, roles: [admin]}}\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(
+        &config,
+        &dir,
+        &dir.join("state"),
+        common::free_port(),
+        Some(TOKEN),
+    );
+    daemon.wait_ready().await;
+    let client = common::http_client();
+
+    let r = client
+        .get(daemon.url("/api/v1/pipelines"))
+        .bearer_auth(viewer_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(names(&r.json_body().await), ["orders"]);
+    let r = post(
+        &daemon,
+        "/api/v1/pipelines/orders/pause",
+        Some(viewer_token),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("`pipeline.control` is not an action of dash-bot"),
+        "{body}"
+    );
+    assert!(body.contains("watcher"), "{body}");
+    let r = client
+        .get(daemon.url("/api/v1/alerts"))
+        .bearer_auth(viewer_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "alerts need alert.view");
+    assert_eq!(pipelines(&daemon).await["pipelines"][0]["paused"], false);
+
+    let r = post(&daemon, "/api/v1/pipelines/orders/pause", Some(TOKEN)).await;
+    assert_eq!(r.status(), 200);
+    let (code, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains(viewer_token), "a token was logged:\n{log}");
+
+    let records: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.join("aurora/audit/audit.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let denied = records
+        .iter()
+        .find(|r| r["outcome"] == "denied" && r["action"] == "pipeline.control")
+        .unwrap_or_else(|| panic!("no denial recorded: {records:#?}"));
+    assert_eq!(denied["actor"]["user"], "dash-bot");
+    assert_eq!(denied["actor"]["via"], "token");
+    assert_eq!(denied["resource"], "orders");
+    let paused = records
+        .iter()
+        .find(|r| r["action"] == "pipeline.pause")
+        .expect("the admin's pause is recorded");
+    assert_eq!(paused["actor"]["user"], me.as_str());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_applies_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
     let w = common::warehouse().await;

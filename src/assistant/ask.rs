@@ -330,6 +330,9 @@ pub struct Assistant {
     relationships: Vec<(String, String)>,
     /// The user's other words for columns and values (`assistant.synonyms`).
     synonyms: Vec<(String, Vec<String>)>,
+    /// What the user may read: the schema shown is cut to it, queries are checked against it
+    /// and run with its row filters.
+    access: Option<Arc<crate::rbac::Access>>,
 }
 
 impl Assistant {
@@ -342,6 +345,22 @@ impl Assistant {
             databases: Vec::new(),
             relationships: Vec::new(),
             synonyms: Vec::new(),
+            access: None,
+        }
+    }
+
+    /// Questions are answered only from what `access` may read (RBAC).
+    pub fn with_access(mut self, access: Arc<crate::rbac::Access>) -> Self {
+        self.access = access.enabled().then_some(access);
+        self
+    }
+
+    /// `sql` as the user may run it (row filters applied), or why not.
+    fn authorized(&self, sql: &str, default_database: &str) -> Result<String, Problem> {
+        match &self.access {
+            Some(access) => crate::rbac::sql::authorize(access, sql, default_database)
+                .map_err(|d| Problem::Denied(d.reason)),
+            None => Ok(sql.to_string()),
         }
     }
 
@@ -395,7 +414,19 @@ impl Assistant {
                     only.tables.retain(|t| self.databases.contains(&t.database));
                     schema = Arc::new(only);
                 }
-                let mut samples = ValueSamples::load(&self.warehouse, &schema).await?;
+                // The model is shown only what the user may read; values are not sampled
+                // from tables whose rows the user sees only in part.
+                let mut sampled = Schema::clone(&schema);
+                if let Some(access) = &self.access {
+                    schema = Arc::new(access.visible_schema(&schema));
+                    sampled = Schema::clone(&schema);
+                    sampled.tables.retain(|t| {
+                        access
+                            .table(&t.database, &t.name)
+                            .is_ok_and(|a| a.filter.is_none())
+                    });
+                }
+                let mut samples = ValueSamples::load(&self.warehouse, &sampled).await?;
                 let mut config_problems = samples.add_synonyms(&schema, &self.synonyms);
                 // A scope narrower than the config (`assistant.databases`) is not the config's
                 // fault: keys outside it are skipped quietly.
@@ -945,8 +976,12 @@ impl Assistant {
     ) -> Result<Result<QueryResult, Problem>, AssistantError> {
         let started = Instant::now();
         let limits = self.query_options(options);
+        let sql = match self.authorized(sql, &self.warehouse.settings().database) {
+            Ok(sql) => sql,
+            Err(problem) => return Ok(Err(problem)),
+        };
         let run = tokio::select! {
-            r = self.warehouse.query(sql, &limits) => r,
+            r = self.warehouse.query(&sql, &limits) => r,
             () = cancel.cancelled() => return Err(AssistantError::Cancelled),
         };
         timings.execution += started.elapsed();
@@ -1018,10 +1053,14 @@ impl Assistant {
             ) => return Ok(Err(("schema", p))),
             Err(p) => return Ok(Err(("parse", p))),
         }
+        let sql = match self.authorized(sql, default_database) {
+            Ok(sql) => sql,
+            Err(problem) => return Ok(Err(("access", problem))),
+        };
         if mode == Mode::Plain {
             return Ok(Ok(()));
         }
-        match self.warehouse.dry_run(sql).await {
+        match self.warehouse.dry_run(&sql).await {
             Ok(_) => Ok(Ok(())),
             Err(WarehouseError::Server(e)) => Ok(Err((
                 "server",

@@ -43,6 +43,7 @@ pub fn configured(
     config: &AssistantConfig,
 ) -> Assistant {
     Assistant::new(backend, warehouse)
+        .with_access(crate::rbac::current())
         .with_databases(config.databases.clone())
         .with_relationships(
             config

@@ -45,6 +45,8 @@ pub enum Problem {
     },
     /// The server's dry run refused it.
     Server(String),
+    /// The user's roles do not allow it (the reason names the rule).
+    Denied(String),
 }
 
 impl fmt::Display for Problem {
@@ -56,6 +58,7 @@ impl fmt::Display for Problem {
                 write!(f, "only a single SELECT query is allowed, not {what}")
             }
             Problem::NotReadOnly(what) => write!(f, "refused: {what}"),
+            Problem::Denied(reason) => write!(f, "denied: {reason}"),
             Problem::UnknownTable { name, known } => write!(
                 f,
                 "there is no table `{name}`; the tables are: {}",

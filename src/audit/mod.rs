@@ -66,6 +66,28 @@ impl Actor {
             groups: Vec::new(),
         }
     }
+
+    /// [`Actor::os_user`] with the names of the user's groups (which role bindings may name).
+    pub fn os_user_with_groups() -> Self {
+        let mut actor = Self::os_user();
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten();
+        if let Some(user) = user {
+            let name = std::ffi::CString::new(user.name.as_str()).ok();
+            let gids = name
+                .and_then(|n| nix::unistd::getgrouplist(&n, user.gid).ok())
+                .unwrap_or_default();
+            for gid in gids {
+                if let Ok(Some(g)) = nix::unistd::Group::from_gid(gid) {
+                    if !actor.groups.contains(&g.name) {
+                        actor.groups.push(g.name);
+                    }
+                }
+            }
+        }
+        actor
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +135,8 @@ pub struct Event {
     pub resource: String,
     pub outcome: Outcome,
     pub detail: Map<String, Value>,
+    /// Who acted, when not the log's own user (a control API client).
+    pub actor: Option<Actor>,
 }
 
 impl Event {
@@ -122,7 +146,14 @@ impl Event {
             resource: resource.into(),
             outcome,
             detail: Map::new(),
+            actor: None,
         }
+    }
+
+    /// The action was done by `actor`, not by this process's user.
+    pub fn by(mut self, actor: &Actor) -> Self {
+        self.actor = Some(actor.clone());
+        self
     }
 
     /// Adds a detail (`rows`, `ms`, `query_id`, `error`, ...).
@@ -214,7 +245,7 @@ impl AuditLog {
         let record = Record {
             seq: tail.next_seq,
             time: now(),
-            actor: self.actor.clone(),
+            actor: event.actor.unwrap_or_else(|| self.actor.clone()),
             action: event.action,
             resource: event.resource,
             outcome: event.outcome,
@@ -390,7 +421,7 @@ pub fn line_hash(line: &[u8]) -> String {
     hex(&Sha256::digest(line))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes.iter().fold(String::with_capacity(64), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -425,7 +456,13 @@ pub fn from_config(config: &AuditConfig) -> Option<AuditLog> {
         return None;
     }
     let path = config.path.clone().or_else(default_path)?;
-    Some(AuditLog::new(path, config.max_file_size, Actor::os_user()))
+    Some(AuditLog::new(path, config.max_file_size, current_actor()))
+}
+
+/// The user this process acts for: the OS user with their groups (a sign-in will replace it).
+pub fn current_actor() -> Actor {
+    static ACTOR: OnceLock<Actor> = OnceLock::new();
+    ACTOR.get_or_init(Actor::os_user_with_groups).clone()
 }
 
 /// The process's log and its settings, set once from the configuration.

@@ -148,6 +148,7 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
     } else {
         (None, None)
     };
+    crate::rbac::require("ask", "")?;
     crate::audit::may_read()?;
     let cancel = CancellationToken::new();
     let asked = tokio::select! {
@@ -198,7 +199,7 @@ pub async fn run(global: &GlobalArgs, args: AskArgs) -> Result<ExitCode> {
 
 async fn print_suggestions(session: &Session, json: bool) -> Result<ExitCode> {
     let warehouse = &session.warehouse;
-    let schema = warehouse.schema(false).await?;
+    let schema = crate::rbac::visible(warehouse.schema(false).await?);
     let suggestions = crate::assistant::suggest::for_schema(
         &schema,
         warehouse.capabilities(),

@@ -126,6 +126,16 @@ pub enum DashboardAction {
 
 pub async fn run(global: &GlobalArgs, args: DashboardArgs) -> Result<ExitCode> {
     let dirs = Dirs::beside(global.config.as_deref());
+    let needs = match &args.action {
+        DashboardAction::Validate { .. } => None,
+        DashboardAction::Deploy { .. } => Some("dashboard.deploy"),
+        DashboardAction::Import { .. } => Some("dashboard.edit"),
+        _ => Some("dashboard.view"),
+    };
+    if let Some(action) = needs {
+        super::session::load_config(global)?;
+        crate::rbac::require(action, "")?;
+    }
     match args.action {
         DashboardAction::List { json } => list(&dirs, json),
         DashboardAction::Validate { files, offline } => validate(global, &files, offline).await,
@@ -414,7 +424,7 @@ async fn suggest(
     warn(&problems);
     let session = Session::open(global).await?;
     let result = async {
-        let schema = session.warehouse.schema(true).await?;
+        let schema = crate::rbac::visible(session.warehouse.schema(true).await?);
         let database = session.warehouse.settings().database.clone();
         let tables = tables_for(&schema, table, &database)?;
         let mut report = Vec::new();
@@ -544,7 +554,7 @@ async fn deploy(
         };
         let session = Session::open(global).await?;
         let result = async {
-            let schema = session.warehouse.schema(true).await?;
+            let schema = crate::rbac::visible(session.warehouse.schema(true).await?);
             let database = session.warehouse.settings().database.clone();
             let t = tables_for(&schema, Some(table), &database)?[0].clone();
             let profile = profile::profile(&session.warehouse, &t).await?;

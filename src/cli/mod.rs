@@ -11,6 +11,7 @@ pub mod demo;
 mod model;
 mod pipeline;
 mod query;
+mod rbac;
 mod schema;
 mod serve;
 mod server;
@@ -129,6 +130,8 @@ pub enum Command {
     Alert(alert::AlertArgs),
     /// The audit log: check its chain, read and search its records
     Audit(audit::AuditArgs),
+    /// Roles: who you are to Aurora, what a user may do and see, the roles for the server
+    Rbac(rbac::RbacArgs),
     /// ClickHouse, Kafka and Aurora resources for a workload, each with the rule it came from
     Size(size::SizeArgs),
     /// Dashboards: templates that fit your tables, deploy, show, export to Grafana
@@ -209,6 +212,7 @@ pub fn main() -> ExitCode {
             Command::Alert(args) => alert::run(&global, args).await,
             Command::Size(args) => size::run(&global, args).await,
             Command::Audit(args) => audit::run(&global, args).await,
+            Command::Rbac(args) => rbac::run(&global, args).await,
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     });
@@ -255,7 +259,8 @@ fn print_overview() {
          \x20 aurora pipeline run F    ingest CSV, Kafka, PostgreSQL, MySQL (init|validate|run|status)\n\
          \x20 aurora dashboard suggest templates that fit your tables (list|deploy|show|export)\n\
          \x20 aurora config check      validate the config file\n\
-         \x20 aurora audit verify      check the audit log's hash chain (tail|search|head)\n\n\
+         \x20 aurora audit verify      check the audit log's hash chain (tail|search|head)\n\
+         \x20 aurora rbac whoami       your roles and what they allow (check|render)\n\n\
          Run `aurora --help` for all options.",
         env!("CARGO_PKG_VERSION")
     );

@@ -231,6 +231,8 @@ pub async fn run(global: &GlobalArgs, args: PipelineArgs) -> Result<ExitCode> {
             json,
         } => replay(global, &file, pipeline, filter, dry_run, json).await,
         PipelineAction::Status { state_dir, json } => {
+            super::session::load_config(global)?;
+            crate::rbac::require("pipeline.view", "")?;
             show_status(&state_dir.unwrap_or_else(engine::default_state_dir), json)
         }
     }
@@ -307,7 +309,11 @@ async fn run_pipelines(
     json: bool,
 ) -> Result<ExitCode> {
     let loaded = load_all(global, files)?;
-    let session = Session::open(global).await?;
+    let config = super::session::load_config(global)?;
+    for p in loaded.iter().flat_map(|l| &l.pipelines) {
+        crate::rbac::require("pipeline.control", &p.name)?;
+    }
+    let session = Session::open_with(global, config).await?;
     let warehouse = session.warehouse.clone();
     let state_dir = state_dir.unwrap_or_else(engine::default_state_dir);
     let cancel = CancellationToken::new();
@@ -632,6 +638,10 @@ async fn replay(
         ),
     };
     let session = Session::open(global).await?;
+    if let Err(denied) = crate::rbac::require("pipeline.control", &pipeline.name) {
+        session.close().await;
+        return Err(denied.into());
+    }
     let report = crate::ingest::replay::replay(
         session.warehouse.clone(),
         pipeline,

@@ -127,6 +127,8 @@ pub async fn run(global: &GlobalArgs, args: QueryArgs) -> Result<ExitCode> {
 async fn run_in(session: &Session, args: &QueryArgs, sql: &str) -> Result<ExitCode> {
     let warehouse = &session.warehouse;
     let defaults = &session.config.clickhouse;
+    // The text run is the one the roles allow: row filters applied where they ask for them.
+    let sql = &crate::rbac::query("query", sql, &warehouse.settings().database)?;
     if args.dry_run {
         // The dry run wraps the SQL, so a server position would point into the wrapper.
         let report = warehouse.dry_run(sql).await.map_err(|e| match e {

@@ -54,7 +54,11 @@ pub(super) fn find_table<'s>(
 pub async fn run(global: &GlobalArgs, args: SchemaArgs) -> Result<ExitCode> {
     let session = Session::open(global).await?;
     let result = async {
+        crate::rbac::require("schema", args.table.as_deref().unwrap_or(""))?;
+        // Only what the user's roles may read.
+        let access = crate::rbac::current();
         let schema = session.warehouse.schema(true).await?;
+        let schema = access.visible_schema(&schema);
         let database = &session.warehouse.settings().database;
         let mut out = std::io::stdout().lock();
         match &args.table {

@@ -48,6 +48,17 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode> {
     let listen_text = args.listen.clone().unwrap_or_else(|| serve.listen.clone());
     let listen = http::parse_listen(&listen_text)?;
     let token = Token::for_daemon(&serve, listen)?;
+    let mut clients = Vec::new();
+    for (name, client) in &serve.clients {
+        let token = crate::serve::token::for_named_client(name, client)?;
+        let actor = crate::audit::Actor {
+            user: name.clone(),
+            uid: None,
+            via: "token".into(),
+            groups: client.groups.clone(),
+        };
+        clients.push((token, actor));
+    }
     let tls = match (&serve.tls.cert_file, &serve.tls.key_file) {
         (Some(cert), Some(key)) => Some(http::tls_acceptor(cert, key)?),
         (None, None) => None,
@@ -90,6 +101,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode> {
         supervisor: supervisor.clone(),
         warehouse: session.warehouse.clone(),
         token: token.clone(),
+        clients,
         draining: AtomicBool::new(false),
         alerts: lock(&alerting).states(),
     });
@@ -233,9 +245,15 @@ async fn reload(
         .and_then(|loaded| {
             let wanted = wanted_pipelines(global, files)?;
             let (rules, notifiers) = alert_setup(&loaded.config.alerts)?;
-            Ok((wanted, loaded.config.alerts, rules, notifiers))
+            Ok((
+                wanted,
+                loaded.config.alerts,
+                rules,
+                notifiers,
+                loaded.config.rbac,
+            ))
         });
-    let (wanted, alerts, rules, notifiers) = match loaded {
+    let (wanted, alerts, rules, notifiers, rbac) = match loaded {
         Ok(w) => w,
         Err(e) => {
             metrics.config_reload_ok.set(0);
@@ -262,6 +280,8 @@ async fn reload(
         tracing::error!("{e}; the reload is refused and the running configuration is kept");
         return;
     }
+    // New roles apply to what follows, the pipelines started below included.
+    crate::rbac::reload(&rbac);
     let running = supervisor.definitions();
     let diff = changes(&running, &wanted);
     for name in diff.removed.iter().chain(&diff.changed) {

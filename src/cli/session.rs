@@ -17,14 +17,17 @@ use super::GlobalArgs;
 pub fn load_config(global: &GlobalArgs) -> Result<Config> {
     // `--config` and AURORA_CONFIG both arrive through clap, so None means "default path".
     let loaded = config::load(global.config.as_deref())?;
+    // Said once per process, however many times a command loads the file.
+    static WARNED: std::sync::Once = std::sync::Once::new();
     if let Some(path) = &loaded.source {
         if let Some(warning) = readable_password(path, &loaded.config) {
-            eprintln!("warning: {warning}");
+            WARNED.call_once(|| eprintln!("warning: {warning}"));
         }
     }
     let config = loaded.config;
     // The first configuration a process loads decides its audit log.
     crate::audit::init(&config.audit);
+    crate::rbac::init(&config.rbac);
     Ok(config)
 }
 

@@ -18,8 +18,9 @@ pub use diagnostic::{render_all, summary, Diagnostic, Severity};
 pub use model::{
     AlertRule, AlertmanagerNotifier, AlertsConfig, AssistantConfig, AuditConfig, AuditSql, Backend,
     ClickHouseConfig, Config, EmailNotifier, EmailTls, GrammarField, KafkaConfig,
-    LocalServerConfig, NotifierConfig, OpenAiConfig, PagerDutyNotifier, PipelineRef, ServeConfig,
-    ServeTlsConfig, SlackNotifier, TlsConfig, UiConfig, WebhookNotifier, KNOWN_THEMES,
+    LocalServerConfig, NotifierConfig, OpenAiConfig, PagerDutyNotifier, PipelineRef, RbacConfig,
+    RoleBinding, RoleConfig, ServeClient, ServeConfig, ServeTlsConfig, SlackNotifier, TlsConfig,
+    UiConfig, WebhookNotifier, KNOWN_THEMES,
 };
 pub(crate) use validate::did_you_mean;
 
@@ -161,6 +162,11 @@ fn resolve_paths(config: &mut Config, base: &Path) {
     }
     for p in &mut config.alerts.rule_files {
         resolve(p);
+    }
+    for client in config.serve.clients.values_mut() {
+        if let Some(p) = &mut client.token_file {
+            resolve(p);
+        }
     }
     for notifier in config.alerts.notifiers.values_mut() {
         let file = match notifier {
@@ -506,6 +512,9 @@ fn into_config(
         Ok(config) => {
             let mut problems = crate::alerts::check_config(&config.alerts);
             problems.extend(serve_problems(&config.serve));
+            if let Err(rbac) = crate::rbac::Policy::compile(&config.rbac) {
+                problems.extend(rbac);
+            }
             if problems.is_empty() {
                 return Ok(config);
             }

@@ -27,6 +27,7 @@ pub struct Config {
     pub serve: ServeConfig,
     pub alerts: AlertsConfig,
     pub audit: AuditConfig,
+    pub rbac: RbacConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -177,6 +178,22 @@ pub struct ServeConfig {
     // The daemon the workspace controls pipelines through; None: the one at `listen`.
     #[schemars(extend("format" = FORMAT_HTTP_URL))]
     pub url: Option<String>,
+    // More callers of the control API, each known by its own token and acting as the user
+    // it names (RBAC decides what that user may do).
+    pub clients: BTreeMap<String, ServeClient>,
+}
+
+/// A caller of the control API: its token (first line of a file, or an environment variable)
+/// and the groups it belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServeClient {
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -198,6 +215,47 @@ pub struct AuditConfig {
     pub max_file_size: u64,
     // Whether queries and questions may go on when their record cannot be written.
     pub allow_reads_unrecorded: bool,
+}
+
+/// Role-based access control: what each user may do and see. No roles: everything is
+/// allowed, as before RBAC existed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RbacConfig {
+    pub roles: BTreeMap<String, RoleConfig>,
+    pub bindings: Vec<RoleBinding>,
+    // The role of a user no binding names; None: such a user may do nothing.
+    pub default_role: Option<String>,
+}
+
+/// One role: the actions it allows and the data it may read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleConfig {
+    // Roles whose actions, data, hidden columns and row filters this one takes on.
+    pub inherits: Vec<String>,
+    // `query`, `query.write`, `ask`, `export`, `schema`, `dashboard.view`, `dashboard.edit`,
+    // `dashboard.deploy`, `pipeline.view`, `pipeline.control`, `config`; `dashboard.*`, `*`.
+    pub actions: Vec<String>,
+    // Databases whose every table the role may read; `*`: all.
+    pub databases: Vec<String>,
+    // More tables, as `database.table` or `database.*`.
+    pub tables: Vec<String>,
+    // Columns the role may not read, as `database.table.column`.
+    pub hide_columns: Vec<String>,
+    // `database.table` to a condition its rows must meet, e.g. `country = 'DE'`.
+    pub row_filters: BTreeMap<String, String>,
+}
+
+/// Gives roles to a user or to every member of a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBinding {
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    pub roles: Vec<String>,
 }
 
 /// How a query's text appears in audit records.

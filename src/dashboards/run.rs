@@ -100,6 +100,10 @@ pub async fn resolve_variables(
                     name: v.name.clone(),
                     message: e.to_string(),
                 })?;
+                let sql = for_viewer(&sql, warehouse).map_err(|e| RunError::Variable {
+                    name: v.name.clone(),
+                    message: e.to_string(),
+                })?;
                 let result = warehouse.query(&sql, &panel_options()).await.map_err(|e| {
                     RunError::Variable {
                         name: v.name.clone(),
@@ -139,6 +143,14 @@ pub fn expand(sql: &str, warehouse: &Warehouse, frame: &Frame) -> Result<String,
             pipelines: frame.pipelines.as_deref(),
         },
     )
+}
+
+/// `sql` as this process's user may run it for a dashboard (`dashboard.view` and the data
+/// their roles may read, row filters applied), or why not. Not recorded: neither are refreshes.
+pub fn for_viewer(sql: &str, warehouse: &Warehouse) -> Result<String, crate::rbac::Denied> {
+    let access = crate::rbac::current();
+    access.allow("dashboard.view", "")?;
+    crate::rbac::sql::authorize(&access, sql, &warehouse.settings().database)
 }
 
 /// Limits every panel query runs with: read-only, a time limit, a row cap.
@@ -198,7 +210,17 @@ pub async fn run_panel(warehouse: &Warehouse, panel: &Panel, frame: &Frame) -> P
             }
         }
     };
-    match warehouse.query(&sql, &panel_options()).await {
+    let run = match for_viewer(&sql, warehouse) {
+        Ok(run) => run,
+        Err(denied) => {
+            return PanelState::Failed {
+                hint: None,
+                message: denied.to_string(),
+                sql: Some(sql),
+            }
+        }
+    };
+    match warehouse.query(&run, &panel_options()).await {
         Ok(result) => PanelState::Data { sql, result },
         Err(e) => match missing_needed_table(panel, &e.to_string()) {
             Some(table) => left_out(table),

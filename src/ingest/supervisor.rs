@@ -74,8 +74,22 @@ impl PipelineControl {
 
 /// Records a pipeline action (`pipeline.start`, `pipeline.pause`, ...) in the audit log.
 fn audit(verb: &str, name: &str, error: Option<&str>) -> Result<(), SupervisorError> {
+    audit_by(verb, name, error, None)
+}
+
+/// [`audit`], done by `actor` (None: this process's user).
+fn audit_by(
+    verb: &str,
+    name: &str,
+    error: Option<&str>,
+    actor: Option<&crate::audit::Actor>,
+) -> Result<(), SupervisorError> {
     let event =
         crate::audit::Event::new(format!("pipeline.{verb}"), name, crate::audit::Outcome::Ok);
+    let event = match actor {
+        Some(a) => event.by(a),
+        None => event,
+    };
     let event = match error {
         Some(e) => event.failed(e),
         None => event,
@@ -93,6 +107,8 @@ pub enum SupervisorError {
     ShutDown,
     #[error("{0}; the action is refused because it could not be recorded")]
     Audit(String),
+    #[error(transparent)]
+    Denied(#[from] crate::rbac::Denied),
 }
 
 /// A pipeline the supervisor owns: what it runs from, and its current run if any.
@@ -151,6 +167,7 @@ impl Supervisor {
         if pipelines.iter().any(|p| p.pipeline.name == pipeline.name) {
             return Err(SupervisorError::Duplicate(pipeline.name));
         }
+        crate::rbac::require("pipeline.control", &pipeline.name)?;
         audit("start", &pipeline.name, None)?;
         let initial = PipelineStatus {
             name: pipeline.name.clone(),
@@ -196,11 +213,27 @@ impl Supervisor {
         name: &str,
         control: PipelineControl,
     ) -> Result<(), SupervisorError> {
+        self.control_as(name, control, &crate::rbac::current())
+            .await
+    }
+
+    /// [`control`](Self::control) asked by the user of `access`, who needs `pipeline.control`;
+    /// the audit record names that user.
+    pub async fn control_as(
+        self: &Arc<Self>,
+        name: &str,
+        control: PipelineControl,
+        access: &crate::rbac::Access,
+    ) -> Result<(), SupervisorError> {
         let _one_at_a_time = self.control_lock.lock().await;
         if self.shut_down.load(Ordering::SeqCst) {
             return Err(SupervisorError::ShutDown);
         }
         let index = self.index_of(name)?;
+        if let Err(denied) = access.allow("pipeline.control", name) {
+            crate::rbac::record_denial(&denied, Some(&access.actor));
+            return Err(denied.into());
+        }
         crate::audit::check_writable().map_err(|e| SupervisorError::Audit(e.to_string()))?;
         let current = self
             .snapshots
@@ -229,7 +262,7 @@ impl Supervisor {
                 self.relaunch(index);
             }
         }
-        audit(control.verb(), name, None)
+        audit_by(control.verb(), name, None, Some(&access.actor))
     }
 
     /// How many pipelines are running (not paused, failed, finished or stopped).

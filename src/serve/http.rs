@@ -29,6 +29,8 @@ pub struct Daemon {
     pub supervisor: Arc<Supervisor>,
     pub warehouse: Arc<Warehouse>,
     pub token: Token,
+    /// More callers (`serve.clients`), each with its token and who it acts as.
+    pub clients: Vec<(Token, crate::audit::Actor)>,
     /// Set when SIGTERM arrived: `/ready` says no while the pipelines drain.
     pub draining: AtomicBool,
     /// The alert rules' states.
@@ -154,10 +156,29 @@ async fn require_token(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let refusal = match presented {
-        Some(token) if daemon.token.matches(token.trim()) => return next.run(request).await,
-        Some(_) => "a wrong token",
-        None => "no bearer token",
+    let caller = presented.and_then(|token| {
+        let token = token.trim();
+        if daemon.token.matches(token) {
+            return Some(crate::audit::current_actor());
+        }
+        // Every client's token is compared, so the time taken does not tell which matched.
+        let mut found = None;
+        for (client, actor) in &daemon.clients {
+            if client.matches(token) && found.is_none() {
+                found = Some(actor.clone());
+            }
+        }
+        found
+    });
+    let refusal = match (presented, caller) {
+        (Some(_), Some(actor)) => {
+            let mut request = request;
+            let access = crate::rbac::policy().access_for(&actor);
+            request.extensions_mut().insert(Arc::new(access));
+            return next.run(request).await;
+        }
+        (Some(_), None) => "a wrong token",
+        (None, _) => "no bearer token",
     };
     // Inside the nested router the URI has lost its /api/v1 prefix; log the one requested.
     let path = request
@@ -184,17 +205,45 @@ async fn require_token(
     response
 }
 
+/// The caller's access, as `require_token` resolved it.
+type Caller = axum::Extension<Arc<crate::rbac::Access>>;
+
+/// `action` for the caller, or a 403 naming the rule (the denial recorded as the caller's).
+async fn allow(caller: &crate::rbac::Access, action: &str, resource: &str) -> Result<(), Response> {
+    let Err(denied) = caller.allow(action, resource) else {
+        return Ok(());
+    };
+    let actor = caller.actor.clone();
+    let record = denied.clone();
+    let _ = tokio::task::spawn_blocking(move || crate::rbac::record_denial(&record, Some(&actor)))
+        .await;
+    Err(error(StatusCode::FORBIDDEN, denied.to_string()))
+}
+
 /// Pending and firing alerts, firing first.
-async fn alerts(State(daemon): State<Arc<Daemon>>) -> Response {
+async fn alerts(State(daemon): State<Arc<Daemon>>, caller: Caller) -> Response {
+    if let Err(denied) = allow(&caller, "alert.view", "").await {
+        return denied;
+    }
     Json(json!({ "alerts": crate::alerts::service::active(&daemon.alerts) })).into_response()
 }
 
-async fn list(State(daemon): State<Arc<Daemon>>) -> Response {
+async fn list(State(daemon): State<Arc<Daemon>>, caller: Caller) -> Response {
+    if let Err(denied) = allow(&caller, "pipeline.view", "").await {
+        return denied;
+    }
     let snapshots: Vec<PipelineSnapshot> = daemon.supervisor.subscribe().borrow().clone();
     Json(json!({ "pipelines": snapshots })).into_response()
 }
 
-async fn one(State(daemon): State<Arc<Daemon>>, UrlPath(name): UrlPath<String>) -> Response {
+async fn one(
+    State(daemon): State<Arc<Daemon>>,
+    caller: Caller,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    if let Err(denied) = allow(&caller, "pipeline.view", &name).await {
+        return denied;
+    }
     match daemon.supervisor.snapshot(&name) {
         Some(s) => Json(json!({ "pipeline": s })).into_response(),
         None => unknown_pipeline(&daemon, &name),
@@ -225,6 +274,7 @@ fn unknown_pipeline(daemon: &Daemon, name: &str) -> Response {
 async fn control(
     State(daemon): State<Arc<Daemon>>,
     ConnectInfo(remote): ConnectInfo<Remote>,
+    caller: Caller,
     UrlPath((name, action)): UrlPath<(String, String)>,
 ) -> Response {
     let control = match action.as_str() {
@@ -238,7 +288,7 @@ async fn control(
             )
         }
     };
-    match daemon.supervisor.control(&name, control).await {
+    match daemon.supervisor.control_as(&name, control, &caller).await {
         Ok(()) => {
             tracing::info!(%remote, pipeline = %name, "control: {action}");
             match daemon.supervisor.snapshot(&name) {
@@ -249,6 +299,7 @@ async fn control(
         Err(SupervisorError::Unknown(_)) => unknown_pipeline(&daemon, &name),
         Err(e @ SupervisorError::ShutDown) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e @ SupervisorError::Audit(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e @ SupervisorError::Denied(_)) => error(StatusCode::FORBIDDEN, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::ServeConfig;
+use crate::config::{ServeClient, ServeConfig};
 
 /// Where the token came from, for the start-up line (never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,10 @@ pub enum TokenError {
         origin
     )]
     TooShort { origin: String },
+    #[error(
+        "serve.clients.{name} has no token: its `token_env` is unset and it names no `token_file`"
+    )]
+    NoClientToken { name: String },
     #[error("cannot write the generated token to {}: {reason}", path.display())]
     Unwritable { path: PathBuf, reason: String },
 }
@@ -135,6 +139,28 @@ impl Token {
         if let TokenSource::Generated(path) = &self.source {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+/// The token of the control API client `name` (`serve.clients`): its variable if set, else
+/// its file.
+pub fn for_named_client(name: &str, client: &ServeClient) -> Result<Token, TokenError> {
+    if let Some(var) = client.token_env.as_deref().filter(|v| !v.is_empty()) {
+        if let Ok(secret) = std::env::var(var) {
+            let secret = secret.trim().to_string();
+            check_length(&secret, || format!("${var}"))?;
+            return Ok(Token {
+                secret,
+                source: TokenSource::Env(var.to_string()),
+            });
+        }
+    }
+    match &client.token_file {
+        Some(path) => Ok(Token {
+            secret: read_file(path)?,
+            source: TokenSource::File(path.clone()),
+        }),
+        None => Err(TokenError::NoClientToken { name: name.into() }),
     }
 }
 

@@ -155,8 +155,11 @@ impl Jobs {
         });
         tokio::spawn(async move {
             let _done = done;
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(crate::audit::may_read).await {
-                let why = e.with_hint();
+            let may = tokio::task::spawn_blocking(|| {
+                crate::rbac::require("ask", "").map_err(|d| d.to_string())?;
+                crate::audit::may_read().map_err(|e| e.with_hint())
+            });
+            if let Ok(Err(why)) = may.await {
                 let _ = tx.send(Msg::Job(job, JobOutput::Answer(Err(why))));
                 return;
             }
@@ -229,7 +232,11 @@ impl Jobs {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let _done = done;
-            let result = cancellable_query(&warehouse, &sql, options, cancel).await;
+            // Refreshes are not recorded, so neither are their denials: the panel says why.
+            let result = match crate::dashboards::run::for_viewer(&sql, &warehouse) {
+                Ok(run) => cancellable_query(&warehouse, &run, options, cancel).await,
+                Err(denied) => Err(denied.to_string()),
+            };
             let _ = tx.send(Msg::DashboardQuery { job, sql, result });
         });
     }
@@ -270,6 +277,12 @@ impl Jobs {
         tokio::spawn(async move {
             let name = format!("{database}.{table}");
             let result = async {
+                let resource = name.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::rbac::require("dashboard.deploy", &resource).map_err(|d| d.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())??;
                 let (t, templates) =
                     table_and_templates(&warehouse, &database, &table, &dirs).await?;
                 let (file, d) =
@@ -309,19 +322,55 @@ impl Jobs {
 
     pub fn sample_table(&mut self, job: JobId, database: &str, table: &str) {
         use crate::warehouse::query::ident;
-        let sql = format!(
-            "SELECT * FROM {}.{} LIMIT {SAMPLE_ROWS}",
-            ident(database),
-            ident(table)
-        );
-        self.run_sql(job, sql, true);
+        let (cancel, done) = self.token(job);
+        let warehouse = self.warehouse.clone();
+        let options = self.query_options.clone();
+        let tx = self.tx.clone();
+        let (database, table) = (database.to_string(), table.to_string());
+        tokio::spawn(async move {
+            let _done = done;
+            // A table with columns the user may not read is sampled without them.
+            let hidden = crate::rbac::current()
+                .table(&database, &table)
+                .map(|t| t.hidden)
+                .unwrap_or_default();
+            let mut columns = "*".to_string();
+            if !hidden.is_empty() {
+                if let Ok(schema) = warehouse.schema(false).await {
+                    if let Some(t) = schema.table(&format!("{database}.{table}"), "") {
+                        let visible: Vec<String> = t
+                            .columns
+                            .iter()
+                            .filter(|c| !hidden.contains(&c.name))
+                            .map(|c| ident(&c.name))
+                            .collect();
+                        if !visible.is_empty() {
+                            columns = visible.join(", ");
+                        }
+                    }
+                }
+            }
+            let sql = format!(
+                "SELECT {columns} FROM {}.{} LIMIT {SAMPLE_ROWS}",
+                ident(&database),
+                ident(&table)
+            );
+            let result = audited_query(&warehouse, &sql, options, cancel).await;
+            let _ = tx.send(Msg::Sample(job, result));
+        });
     }
 
     pub fn load_schema(&self) {
         let warehouse = self.warehouse.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let loaded = warehouse.schema(true).await.map_err(|e| e.to_string());
+            let access = crate::rbac::current();
+            let loaded = match access.allow("schema", "") {
+                Ok(()) => warehouse.schema(true).await.map_err(|e| e.to_string()),
+                Err(denied) => Err(denied.to_string()),
+            };
+            // Only what the user's roles may read.
+            let loaded = loaded.map(crate::rbac::visible);
             let msg = loaded.map(|schema| {
                 let suggestions = suggest::for_schema(
                     &schema,
@@ -413,6 +462,10 @@ impl Jobs {
         tokio::task::spawn_blocking(move || {
             let path = absolute_export_path(&path);
             let rows = result.as_ref().map_or(0, |r| r.rows.len() as u64);
+            if let Err(denied) = crate::rbac::require("export", &path.display().to_string()) {
+                let _ = tx.send(Msg::Exported(Err(denied.to_string())));
+                return;
+            }
             let outcome = crate::audit::check_writable()
                 .map_err(|e| e.with_hint())
                 .and_then(|()| export_to(result.as_deref(), &path));
@@ -470,7 +523,7 @@ async fn table_and_templates(
     dirs: &Dirs,
 ) -> Result<(crate::warehouse::schema::TableInfo, Vec<library::Entry>), String> {
     let name = format!("{database}.{table}");
-    let schema = warehouse.schema(false).await.map_err(|e| e.to_string())?;
+    let schema = crate::rbac::visible(warehouse.schema(false).await.map_err(|e| e.to_string())?);
     let t = schema
         .table(&name, database)
         .ok_or_else(|| format!("no table {name}"))?
@@ -507,10 +560,19 @@ async fn audited_query(
     mut options: QueryOptions,
     cancel: CancellationToken,
 ) -> Result<Arc<QueryResult>, String> {
-    let may = tokio::task::spawn_blocking(crate::audit::may_read).await;
-    if let Ok(Err(e)) = may {
-        return Err(e.with_hint());
-    }
+    let database = warehouse.settings().database.clone();
+    let text = sql.to_string();
+    let may = tokio::task::spawn_blocking(move || {
+        let sql = crate::rbac::query("query", &text, &database).map_err(|d| d.to_string())?;
+        crate::audit::may_read().map_err(|e| e.with_hint())?;
+        Ok::<_, String>(sql)
+    })
+    .await;
+    let sql = &match may {
+        Ok(Ok(sql)) => sql,
+        Ok(Err(why)) => return Err(why),
+        Err(e) => return Err(format!("the access check failed: {e}")),
+    };
     let query_id = uuid::Uuid::new_v4().to_string();
     options.query_id = Some(query_id.clone());
     let started = std::time::Instant::now();

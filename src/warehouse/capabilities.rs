@@ -67,6 +67,8 @@ pub struct Capabilities {
     pub int128: bool,
     /// The `X-ClickHouse-Summary` response header with rows/bytes read.
     pub summary_header: bool,
+    /// Users, roles, grants and row policies managed with SQL (`CREATE ROLE`, `GRANT`).
+    pub sql_access_control: bool,
 }
 
 impl Capabilities {
@@ -95,6 +97,7 @@ impl Capabilities {
             insert_deduplication_token: v(22, 2),
             int128: v(20, 8),
             summary_header: v(19, 9),
+            sql_access_control: v(20, 4),
         }
     }
 
