@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod assistant;
 pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dashboards;

@@ -459,10 +459,18 @@ pub fn from_config(config: &AuditConfig) -> Option<AuditLog> {
     Some(AuditLog::new(path, config.max_file_size, current_actor()))
 }
 
-/// The user this process acts for: the OS user with their groups (a sign-in will replace it).
+static ACTOR: OnceLock<Actor> = OnceLock::new();
+
+/// The user this process acts for: the signed-in user ([`sign_in_as`]), else the OS user with
+/// their groups.
 pub fn current_actor() -> Actor {
-    static ACTOR: OnceLock<Actor> = OnceLock::new();
     ACTOR.get_or_init(Actor::os_user_with_groups).clone()
+}
+
+/// Makes `actor` (a sign-in) the user this process acts for; only before anything asked who
+/// that is (false then).
+pub fn sign_in_as(actor: Actor) -> bool {
+    ACTOR.set(actor).is_ok()
 }
 
 /// The process's log and its settings, set once from the configuration.

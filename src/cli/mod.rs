@@ -8,6 +8,7 @@ mod audit;
 mod config_cmd;
 mod dashboard;
 pub mod demo;
+mod login;
 mod model;
 mod pipeline;
 mod query;
@@ -132,6 +133,12 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Roles: who you are to Aurora, what a user may do and see, the roles for the server
     Rbac(rbac::RbacArgs),
+    /// Sign in with the configured OpenID provider (a URL and a code for any browser)
+    Login(login::LoginArgs),
+    /// Sign out: forget the sign-in here and revoke it at the provider
+    Logout(login::LoginArgs),
+    /// Who Aurora takes you for: user, groups, sign-in, roles and what they allow
+    Whoami(login::WhoamiArgs),
     /// ClickHouse, Kafka and Aurora resources for a workload, each with the rule it came from
     Size(size::SizeArgs),
     /// Dashboards: templates that fit your tables, deploy, show, export to Grafana
@@ -213,6 +220,9 @@ pub fn main() -> ExitCode {
             Command::Size(args) => size::run(&global, args).await,
             Command::Audit(args) => audit::run(&global, args).await,
             Command::Rbac(args) => rbac::run(&global, args).await,
+            Command::Login(args) => login::login(&global, args).await,
+            Command::Logout(args) => login::logout(&global, args).await,
+            Command::Whoami(args) => login::whoami(&global, args).await,
             Command::Completions { .. } => Ok(ExitCode::SUCCESS),
         }
     });
@@ -260,7 +270,8 @@ fn print_overview() {
          \x20 aurora dashboard suggest templates that fit your tables (list|deploy|show|export)\n\
          \x20 aurora config check      validate the config file\n\
          \x20 aurora audit verify      check the audit log's hash chain (tail|search|head)\n\
-         \x20 aurora rbac whoami       your roles and what they allow (check|render)\n\n\
+         \x20 aurora login             sign in with the configured OpenID provider (logout|whoami)\n\
+         \x20 aurora rbac check        what a user may do and read (whoami|render)\n\n\
          Run `aurora --help` for all options.",
         env!("CARGO_PKG_VERSION")
     );
@@ -284,6 +295,13 @@ pub fn render_error(err: &anyhow::Error) -> String {
     }
     if let Some(hint) = err
         .downcast_ref::<crate::assistant::AssistantError>()
+        .and_then(|e| e.hint())
+    {
+        out.push_str(&format!("hint: {hint}\n"));
+        return out;
+    }
+    if let Some(hint) = err
+        .downcast_ref::<crate::auth::AuthError>()
         .and_then(|e| e.hint())
     {
         out.push_str(&format!("hint: {hint}\n"));

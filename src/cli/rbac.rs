@@ -168,7 +168,7 @@ fn source_text(access: &Access) -> String {
     }
 }
 
-fn access_json(access: &Access) -> serde_json::Value {
+pub(super) fn access_json(access: &Access) -> serde_json::Value {
     let roles: Vec<serde_json::Value> = access
         .roles
         .iter()
@@ -194,7 +194,7 @@ fn access_json(access: &Access) -> serde_json::Value {
     })
 }
 
-fn print_access(access: &Access, json: bool) -> Result<()> {
+pub(super) fn print_access(access: &Access, json: bool) -> Result<()> {
     let value = access_json(access);
     let mut out = std::io::stdout().lock();
     if json {

@@ -14,7 +14,27 @@ use crate::warehouse::Warehouse;
 
 use super::GlobalArgs;
 
+/// The configuration, with this process's user decided: the signed-in user when
+/// `auth.provider` is set (refreshing the sign-in if needed; an error without one), else the OS
+/// user. The audit log and the roles follow from it.
 pub fn load_config(global: &GlobalArgs) -> Result<Config> {
+    let config = load_config_unsigned(global)?;
+    if let Some(stored) = crate::auth::signed_in_blocking(&config.auth)? {
+        crate::audit::sign_in_as(stored.actor());
+    }
+    init_user(&config);
+    Ok(config)
+}
+
+/// The first configuration a process loads decides its audit log and roles.
+pub fn init_user(config: &Config) {
+    crate::audit::init(&config.audit);
+    crate::rbac::init(&config.rbac);
+}
+
+/// The configuration alone, warnings said, nothing else decided (`aurora login` and `logout`,
+/// which run before or after a sign-in).
+pub fn load_config_unsigned(global: &GlobalArgs) -> Result<Config> {
     // `--config` and AURORA_CONFIG both arrive through clap, so None means "default path".
     let loaded = config::load(global.config.as_deref())?;
     // Said once per process, however many times a command loads the file.
@@ -24,11 +44,7 @@ pub fn load_config(global: &GlobalArgs) -> Result<Config> {
             WARNED.call_once(|| eprintln!("warning: {warning}"));
         }
     }
-    let config = loaded.config;
-    // The first configuration a process loads decides its audit log.
-    crate::audit::init(&config.audit);
-    crate::rbac::init(&config.rbac);
-    Ok(config)
+    Ok(loaded.config)
 }
 
 /// A warning when the config file holds a password and others than its owner may read it.

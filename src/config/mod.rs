@@ -16,11 +16,11 @@ use serde_yaml::Value as Yaml;
 
 pub use diagnostic::{render_all, summary, Diagnostic, Severity};
 pub use model::{
-    AlertRule, AlertmanagerNotifier, AlertsConfig, AssistantConfig, AuditConfig, AuditSql, Backend,
-    ClickHouseConfig, Config, EmailNotifier, EmailTls, GrammarField, KafkaConfig,
-    LocalServerConfig, NotifierConfig, OpenAiConfig, PagerDutyNotifier, PipelineRef, RbacConfig,
-    RoleBinding, RoleConfig, ServeClient, ServeConfig, ServeTlsConfig, SlackNotifier, TlsConfig,
-    UiConfig, WebhookNotifier, KNOWN_THEMES,
+    AlertRule, AlertmanagerNotifier, AlertsConfig, AssistantConfig, AuditConfig, AuditSql,
+    AuthConfig, Backend, ClickHouseConfig, Config, EmailNotifier, EmailTls, GrammarField,
+    KafkaConfig, LocalServerConfig, NotifierConfig, OidcProvider, OpenAiConfig, PagerDutyNotifier,
+    PipelineRef, RbacConfig, RoleBinding, RoleConfig, ServeClient, ServeConfig, ServeTlsConfig,
+    SlackNotifier, TlsConfig, UiConfig, WebhookNotifier, KNOWN_THEMES,
 };
 pub(crate) use validate::did_you_mean;
 
@@ -515,6 +515,7 @@ fn into_config(
             if let Err(rbac) = crate::rbac::Policy::compile(&config.rbac) {
                 problems.extend(rbac);
             }
+            problems.extend(auth_problems(&config.auth));
             if problems.is_empty() {
                 return Ok(config);
             }
@@ -527,6 +528,30 @@ fn into_config(
             Err(problems.iter().map(|p| p.locate(&map)).collect())
         }
         Err(err) => Err(vec![locate_serde_error(&merged, &err, user, defaults)]),
+    }
+}
+
+/// `auth.provider` must name one of `auth.providers`.
+fn auth_problems(auth: &AuthConfig) -> Vec<crate::alerts::Problem> {
+    use crate::alerts::{Problem, Step};
+    match &auth.provider {
+        Some(name) if !auth.providers.contains_key(name) => vec![Problem {
+            path: vec![Step::Key("auth".into()), Step::Key("provider".into())],
+            message: format!("there is no provider `{name}` under auth.providers"),
+            hint: Some(if auth.providers.is_empty() {
+                "add it under auth.providers with its issuer and client_id".into()
+            } else {
+                format!(
+                    "the providers are: {}",
+                    auth.providers
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }),
+        }],
+        _ => Vec::new(),
     }
 }
 

@@ -28,6 +28,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub audit: AuditConfig,
     pub rbac: RbacConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -215,6 +216,46 @@ pub struct AuditConfig {
     pub max_file_size: u64,
     // Whether queries and questions may go on when their record cannot be written.
     pub allow_reads_unrecorded: bool,
+}
+
+/// Sign-in with an OpenID provider (OAuth 2.0 device authorization grant).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    // The provider users sign in with (a key of `providers`); None: no sign-in, Aurora knows
+    // its user as the OS user.
+    pub provider: Option<String>,
+    pub providers: BTreeMap<String, OidcProvider>,
+}
+
+/// An OpenID provider, found by its issuer's discovery document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    #[schemars(extend("format" = FORMAT_HTTP_URL))]
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    // The claim holding the user's name, and the one holding their groups.
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "offline_access"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_user_claim() -> String {
+    "preferred_username".into()
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
 }
 
 /// Role-based access control: what each user may do and see. No roles: everything is

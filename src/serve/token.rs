@@ -209,23 +209,9 @@ pub fn generated_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "aurora").map(|d| d.data_dir().join("serve.token"))
 }
 
-/// Writes `secret` to `path`, readable and writable by the owner only, replacing any file.
+/// Writes `secret` and a newline to `path`, readable by the owner only, replacing any file.
 fn write_private(path: &Path, secret: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("token.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    writeln!(file, "{secret}")?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::secret::write_private(path, format!("{secret}\n").as_bytes())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod certs;
 pub mod cluster;
 pub mod current;
+pub mod oidc;
 pub mod sqldb;
 pub mod tansu;
 
