@@ -72,8 +72,11 @@ pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()
             .mode(0o700)
             .create(dir)?;
     }
+    // A name of this writer's own: two processes writing at once must not share one.
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
     let tmp = std::path::PathBuf::from(name);
     let _ = std::fs::remove_file(&tmp);
     let mut file = std::fs::OpenOptions::new()

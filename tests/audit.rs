@@ -236,3 +236,56 @@ fn queries_can_be_recorded_by_hash_only() {
     let record: serde_json::Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
     assert_eq!(record["detail"]["sql_sha256"].as_str().unwrap().len(), 64);
 }
+
+/// Records also go to a real syslog server (rsyslog on loopback), over UDP and over TCP: the
+/// text it keeps is each record's line exactly, so its copy verifies as a chain too.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_also_reach_a_real_syslog_server_over_udp_and_tcp() {
+    let rsyslog = common::syslog::Rsyslog::start();
+    let dir = scratch("syslog");
+    let log = dir.join("log").join("audit.jsonl");
+    for (protocol, port) in [("udp", rsyslog.udp), ("tcp", rsyslog.tcp)] {
+        let cfg = config(
+            &dir,
+            &log,
+            &format!("  syslog: {{address: \"127.0.0.1:{port}\", protocol: {protocol}}}\n"),
+        );
+        for n in 0..2 {
+            let out = aurora(&cfg, &["query", &format!("SELECT {n} AS {protocol}_{n}")]);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+        }
+        let denied = aurora(&cfg, &["query", "SELECT * FROM no_such_table_for_syslog"]);
+        assert!(!denied.status.success());
+    }
+    let file: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(file.len(), 6);
+    let received = rsyslog.messages(file.len());
+    assert_eq!(received, file, "syslog kept other text than the file");
+    // The copy is a chain of its own that verifies.
+    let copy = dir.join("from-syslog.jsonl");
+    std::fs::write(&copy, received.join("\n") + "\n").unwrap();
+    let verify = common::aurora_command()
+        .args(["audit", "verify", "--path"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
+
+    // An address that is not one is refused where it is written.
+    let bad = config(&dir, &log, "  syslog: {address: nowhere, protocol: tcp}\n");
+    let out = common::aurora_command()
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        all.contains("audit.syslog.address: `nowhere` is not HOST:PORT"),
+        "{all}"
+    );
+}

@@ -708,7 +708,7 @@ async fn rule_effects(
         if !warehouse.capabilities().multiple_joins {
             sql = nest::nest_joins(&sql, schema, db_ref).unwrap_or(sql);
         }
-        grounding::ground_values(&sql, schema, db_ref, samples, warehouse)
+        grounding::ground_values(&sql, schema, db_ref, samples, warehouse, None)
             .await
             .map(|(sql, _)| sql)
     };

@@ -917,6 +917,7 @@ impl Assistant {
                 p.default_database,
                 &p.context.samples,
                 &self.warehouse,
+                self.access.as_deref(),
             )
             .await?;
             sql = grounded;

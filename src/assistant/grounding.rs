@@ -107,6 +107,7 @@ pub async fn ground_values(
     default_database: &str,
     samples: &ValueSamples,
     warehouse: &Warehouse,
+    access: Option<&crate::rbac::Access>,
 ) -> Result<(String, Vec<String>), WarehouseError> {
     let Ok(mut statements) = Parser::parse_sql(&ClickHouseDialect {}, sql) else {
         return Ok((sql.to_string(), Vec::new()));
@@ -136,6 +137,14 @@ pub async fn ground_values(
                 .into_iter()
                 .filter(|v| v.to_lowercase() == value.to_lowercase())
                 .collect(),
+            // Rows outside the user's row filter are not looked into, not even for a spelling.
+            None if access.is_some_and(|a| {
+                a.table(database, table)
+                    .map_or(true, |t| t.filter.is_some())
+            }) =>
+            {
+                Vec::new()
+            }
             None => {
                 let sql = format!(
                     "SELECT DISTINCT toString({c}) FROM {}.{} WHERE lower(toString({c})) = lower({}) LIMIT 3",

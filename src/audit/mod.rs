@@ -20,6 +20,7 @@
 //! checks the chain against a head noted earlier (`aurora audit head`), e.g. one kept elsewhere.
 
 mod read;
+pub mod syslog;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -206,6 +207,8 @@ pub struct AuditLog {
     path: PathBuf,
     max_file_size: u64,
     actor: Actor,
+    /// Where each record is also sent, after it is on disk.
+    syslog: Option<std::sync::Arc<syslog::Syslog>>,
 }
 
 impl AuditLog {
@@ -214,7 +217,14 @@ impl AuditLog {
             path,
             max_file_size: max_file_size.max(1),
             actor,
+            syslog: None,
         }
+    }
+
+    /// Each record is also sent to this syslog server.
+    pub fn with_syslog(mut self, syslog: syslog::Syslog) -> Self {
+        self.syslog = Some(std::sync::Arc::new(syslog));
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -231,7 +241,7 @@ impl AuditLog {
             path: self.path.clone(),
             source,
         };
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
         let mut file = self.open_active().map_err(io)?;
         let mut tail = tail_of(&mut file, &self.path).map_err(io)?;
         if tail.len >= self.max_file_size {
@@ -252,14 +262,20 @@ impl AuditLog {
             detail: event.detail,
             prev: tail.prev,
         };
-        let mut line = Vec::with_capacity(256);
+        let json = serde_json::to_string(&record).map_err(|e| io(e.into()))?;
+        let mut line = Vec::with_capacity(json.len() + 2);
         if tail.torn {
             line.push(b'\n');
         }
-        serde_json::to_writer(&mut line, &record).map_err(|e| io(e.into()))?;
+        line.extend_from_slice(json.as_bytes());
         line.push(b'\n');
         file.write_all(&line).map_err(io)?;
         file.sync_data().map_err(io)?;
+        // Sent outside the lock: a slow syslog server must not hold up every other writer.
+        drop(lock);
+        if let Some(syslog) = &self.syslog {
+            syslog.send(&json, record.outcome);
+        }
         Ok(record)
     }
 
@@ -456,7 +472,21 @@ pub fn from_config(config: &AuditConfig) -> Option<AuditLog> {
         return None;
     }
     let path = config.path.clone().or_else(default_path)?;
-    Some(AuditLog::new(path, config.max_file_size, current_actor()))
+    let log = AuditLog::new(path, config.max_file_size, current_actor());
+    match config
+        .syslog
+        .address
+        .is_some()
+        .then(|| syslog::Syslog::new(&config.syslog))
+    {
+        Some(Ok(s)) => Some(log.with_syslog(s)),
+        Some(Err(e)) => {
+            // The config check refuses such an address; should it get here, the file still keeps every record.
+            tracing::warn!("audit.syslog: {e}; records go to the file only");
+            Some(log)
+        }
+        None => Some(log),
+    }
 }
 
 static ACTOR: OnceLock<Actor> = OnceLock::new();

@@ -17,10 +17,11 @@ use serde_yaml::Value as Yaml;
 pub use diagnostic::{render_all, summary, Diagnostic, Severity};
 pub use model::{
     AlertRule, AlertmanagerNotifier, AlertsConfig, AssistantConfig, AuditConfig, AuditSql,
-    AuthConfig, Backend, ClickHouseConfig, Config, EmailNotifier, EmailTls, GrammarField,
-    KafkaConfig, LocalServerConfig, NotifierConfig, OidcProvider, OpenAiConfig, PagerDutyNotifier,
-    PipelineRef, RbacConfig, RoleBinding, RoleConfig, ServeClient, ServeConfig, ServeTlsConfig,
-    SlackNotifier, TlsConfig, UiConfig, WebhookNotifier, KNOWN_THEMES,
+    AuditSyslog, AuthConfig, Backend, ClickHouseConfig, Config, EmailNotifier, EmailTls,
+    GrammarField, KafkaConfig, LocalServerConfig, NotifierConfig, OidcProvider, OpenAiConfig,
+    PagerDutyNotifier, PipelineRef, RbacConfig, RoleBinding, RoleConfig, ServeClient, ServeConfig,
+    ServeTlsConfig, SlackNotifier, SyslogFacility, SyslogProtocol, TlsConfig, UiConfig,
+    WebhookNotifier, KNOWN_THEMES,
 };
 pub(crate) use validate::did_you_mean;
 
@@ -516,6 +517,7 @@ fn into_config(
                 problems.extend(rbac);
             }
             problems.extend(auth_problems(&config.auth));
+            problems.extend(syslog_problems(&config.audit.syslog));
             if problems.is_empty() {
                 return Ok(config);
             }
@@ -528,6 +530,25 @@ fn into_config(
             Err(problems.iter().map(|p| p.locate(&map)).collect())
         }
         Err(err) => Err(vec![locate_serde_error(&merged, &err, user, defaults)]),
+    }
+}
+
+/// `audit.syslog.address` must be HOST:PORT, or a socket path for `unix`.
+fn syslog_problems(syslog: &crate::config::AuditSyslog) -> Vec<crate::alerts::Problem> {
+    use crate::alerts::{Problem, Step};
+    match crate::audit::syslog::check_address(syslog) {
+        Ok(()) => Vec::new(),
+        Err(message) => vec![Problem {
+            path: vec![
+                Step::Key("audit".into()),
+                Step::Key("syslog".into()),
+                Step::Key("address".into()),
+            ],
+            message: format!("audit.syslog.address: {message}"),
+            hint: Some(
+                "HOST:PORT for udp and tcp (e.g. 127.0.0.1:514), a socket path for unix".into(),
+            ),
+        }],
     }
 }
 

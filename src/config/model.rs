@@ -216,6 +216,62 @@ pub struct AuditConfig {
     pub max_file_size: u64,
     // Whether queries and questions may go on when their record cannot be written.
     pub allow_reads_unrecorded: bool,
+    // Each record also sent to a syslog server.
+    pub syslog: AuditSyslog,
+}
+
+/// A syslog server the audit records are also sent to (RFC 5424; TCP with octet counting).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSyslog {
+    // HOST:PORT for udp and tcp, a socket path (e.g. /dev/log) for unix; None: no syslog.
+    pub address: Option<String>,
+    pub protocol: SyslogProtocol,
+    pub facility: SyslogFacility,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogProtocol {
+    Udp,
+    Tcp,
+    Unix,
+}
+
+/// The syslog facilities an application may use for its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogFacility {
+    User,
+    Auth,
+    Authpriv,
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+impl SyslogFacility {
+    /// The facility's number (RFC 5424, table 1).
+    pub fn code(self) -> u8 {
+        match self {
+            SyslogFacility::User => 1,
+            SyslogFacility::Auth => 4,
+            SyslogFacility::Authpriv => 10,
+            SyslogFacility::Local0 => 16,
+            SyslogFacility::Local1 => 17,
+            SyslogFacility::Local2 => 18,
+            SyslogFacility::Local3 => 19,
+            SyslogFacility::Local4 => 20,
+            SyslogFacility::Local5 => 21,
+            SyslogFacility::Local6 => 22,
+            SyslogFacility::Local7 => 23,
+        }
+    }
 }
 
 /// Sign-in with an OpenID provider (OAuth 2.0 device authorization grant).

@@ -260,6 +260,15 @@ pub async fn live_check(
         match expand(query, warehouse, frame) {
             Err(e) => problems.push((i, e.to_string())),
             Ok(sql) => {
+                // Checked as a viewer would run it: a dry run too can show what lies outside
+                // the user's roles.
+                let sql = match for_viewer(&sql, warehouse) {
+                    Ok(sql) => sql,
+                    Err(denied) => {
+                        problems.push((i, denied.to_string()));
+                        continue;
+                    }
+                };
                 let refused = warehouse.dry_run(&sql).await.err();
                 // A table the panel marks as not on every server is no mistake in the file.
                 if let Some(e) =

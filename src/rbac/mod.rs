@@ -208,7 +208,9 @@ impl Policy {
                 }
             }
             for (t, condition) in &role.row_filters {
-                let bad_table = parse_table(t).filter(|p| p.table != "*").is_none();
+                let bad_table = parse_table(t)
+                    .filter(|p| p.table != "*" && p.database != "*")
+                    .is_none();
                 let problem = if bad_table {
                     Some((
                         format!("`{t}` is not `database.table`"),

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    Expr, Query, Select, SelectItem, Spanned, Statement, TableFactor, Visit, Visitor,
+    Expr, InTarget, Query, Select, SelectItem, Spanned, Statement, TableFactor, Visit, Visitor,
 };
 use sqlparser::dialect::ClickHouseDialect;
 use sqlparser::parser::Parser;
@@ -31,7 +31,7 @@ const HARMLESS_TABLE_FUNCTIONS: &[&str] = &[
 ];
 
 /// Scalar functions that read tables or dictionaries the query does not name.
-const READING_FUNCTIONS: &[&str] = &["dictget", "dicthas", "dictisin", "joinget"];
+const READING_FUNCTIONS: &[&str] = &["dictget", "dicthas", "dictisin", "joinget", "file"];
 
 /// Whether `condition` is one expression (a row filter), or what is wrong with it.
 pub fn check_condition(condition: &str) -> Result<(), String> {
@@ -60,11 +60,29 @@ struct Named {
 struct Reader {
     ctes: Vec<String>,
     tables: Vec<Named>,
+    /// Every name the statement uses as a relation (FROM, JOIN, INSERT INTO, DROP, ...).
+    relations: Vec<Vec<String>>,
+    /// Spans of ARRAY JOIN targets: columns, not tables.
+    array_joined: Vec<sqlparser::tokenizer::Span>,
+    /// The names written there.
+    array_names: Vec<Vec<String>>,
+    /// Names used as the right side of `x IN name`: tables.
+    in_tables: Vec<Vec<String>>,
     /// A table expression this check cannot see into (a JSON table, a pivot, ...).
     opaque: Option<String>,
     identifiers: BTreeSet<String>,
     wildcard: bool,
     functions: BTreeSet<String>,
+}
+
+fn parts(name: &sqlparser::ast::ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| {
+            p.as_ident()
+                .map_or_else(|| p.to_string(), |i| i.value.clone())
+        })
+        .collect()
 }
 
 impl Visitor for Reader {
@@ -78,7 +96,13 @@ impl Visitor for Reader {
         ControlFlow::Continue(())
     }
 
+    fn pre_visit_relation(&mut self, relation: &sqlparser::ast::ObjectName) -> ControlFlow<()> {
+        self.relations.push(parts(relation));
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<()> {
+        use sqlparser::ast::{JoinConstraint, JoinOperator};
         if select.projection.iter().any(|item| {
             matches!(
                 item,
@@ -87,22 +111,57 @@ impl Visitor for Reader {
         }) {
             self.wildcard = true;
         }
+        for from in &select.from {
+            for join in &from.joins {
+                match &join.join_operator {
+                    JoinOperator::ArrayJoin
+                    | JoinOperator::LeftArrayJoin
+                    | JoinOperator::InnerArrayJoin => {
+                        self.array_joined.push(join.relation.span());
+                    }
+                    other => {
+                        let constraint = match other {
+                            JoinOperator::Join(c)
+                            | JoinOperator::Inner(c)
+                            | JoinOperator::Left(c)
+                            | JoinOperator::LeftOuter(c)
+                            | JoinOperator::Right(c)
+                            | JoinOperator::RightOuter(c)
+                            | JoinOperator::FullOuter(c)
+                            | JoinOperator::Semi(c)
+                            | JoinOperator::LeftSemi(c)
+                            | JoinOperator::RightSemi(c)
+                            | JoinOperator::Anti(c)
+                            | JoinOperator::LeftAnti(c)
+                            | JoinOperator::RightAnti(c) => Some(c),
+                            _ => None,
+                        };
+                        if let Some(
+                            JoinConstraint::Using(names) | JoinConstraint::UsingAlias(names, _),
+                        ) = constraint
+                        {
+                            for name in names {
+                                self.identifiers.extend(parts(name));
+                            }
+                        }
+                    }
+                }
+            }
+        }
         ControlFlow::Continue(())
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
         match factor {
+            TableFactor::Table { name, .. } if self.array_joined.contains(&factor.span()) => {
+                // `ARRAY JOIN emails AS e`: `emails` is a column.
+                self.identifiers.extend(parts(name));
+                self.array_names.push(parts(name));
+            }
             TableFactor::Table {
                 name, alias, args, ..
             } => self.tables.push(Named {
-                parts: name
-                    .0
-                    .iter()
-                    .map(|p| {
-                        p.as_ident()
-                            .map_or_else(|| p.to_string(), |i| i.value.clone())
-                    })
-                    .collect(),
+                parts: parts(name),
                 function: args.is_some(),
                 alias: alias.as_ref().map(|a| a.name.value.clone()),
                 span: factor.span(),
@@ -118,17 +177,48 @@ impl Visitor for Reader {
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        use sqlparser::ast::{FunctionArgExpr, FunctionArguments};
         match expr {
             Expr::Identifier(i) => {
                 self.identifiers.insert(i.value.clone());
             }
+            // Every part: `contact.email` may be a hidden column's field.
             Expr::CompoundIdentifier(parts) => {
-                if let Some(last) = parts.last() {
-                    self.identifiers.insert(last.value.clone());
-                }
+                self.identifiers
+                    .extend(parts.iter().map(|p| p.value.clone()));
             }
+            // `x IN table` reads the table.
+            Expr::In { target, .. } => match target {
+                InTarget::Table { name, args: None } => self.in_tables.push(parts(name)),
+                // `IN (name)`: ClickHouse may read `name` as a table.
+                InTarget::List(list) if list.len() == 1 => match &list[0] {
+                    Expr::Identifier(i) => self.in_tables.push(vec![i.value.clone()]),
+                    Expr::CompoundIdentifier(p) => self
+                        .in_tables
+                        .push(p.iter().map(|i| i.value.clone()).collect()),
+                    _ => {}
+                },
+                _ => {}
+            },
             Expr::Function(f) => {
-                self.functions.insert(f.name.to_string().to_lowercase());
+                let name = f
+                    .name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map_or_else(|| f.name.to_string(), |i| i.value.clone())
+                    .to_lowercase();
+                // `*` inside a call (`tuple(*)`, `cityHash64(*)`) or `COLUMNS('re')` reads
+                // columns the query does not name; `count(*)` reads none.
+                let star = matches!(&f.args, FunctionArguments::List(list)
+                if list.args.iter().any(|a| matches!(a,
+                    sqlparser::ast::FunctionArg::Unnamed(
+                        FunctionArgExpr::Wildcard | FunctionArgExpr::QualifiedWildcard(_)
+                    ))));
+                if (star && name != "count") || name == "columns" {
+                    self.wildcard = true;
+                }
+                self.functions.insert(name);
             }
             _ => {}
         }
@@ -183,8 +273,19 @@ pub fn authorize(access: &Access, sql: &str, default_database: &str) -> Result<S
                 "SHOW, DESCRIBE and EXPLAIN can name what lies outside this user's roles; `aurora schema` shows what they may read".into(),
             ));
         }
+        Statement::Insert(_) => {
+            access.allow("query.write", "")?;
+        }
         _ => {
             access.allow("query.write", "")?;
+            // Only INSERT's target is certain to be read from its parsed form; other writes
+            // (DROP, ALTER, TRUNCATE, ...) are left to users who may touch everything.
+            if !everything {
+                return Err(deny(
+                    "",
+                    "of the statements that change data, only INSERT is allowed to roles that may not read everything".into(),
+                ));
+            }
         }
     }
     let mut reader = Reader::default();
@@ -198,17 +299,39 @@ pub fn authorize(access: &Access, sql: &str, default_database: &str) -> Result<S
         }
     }
     if !everything {
-        if let Some(f) = reader
-            .functions
-            .iter()
-            .find(|f| READING_FUNCTIONS.iter().any(|r| f.starts_with(r)))
-        {
+        if let Some(f) = reader.functions.iter().find(|f| {
+            READING_FUNCTIONS
+                .iter()
+                .any(|r| f.starts_with(r) && (*r != "file" || f.as_str() == "file"))
+        }) {
             return Err(deny(
                 f,
                 format!("`{f}` reads data the query does not name, so it is refused for roles that may not read everything"),
             ));
         }
     }
+    let resolve = |parts: &[String]| -> Option<(String, String)> {
+        match parts {
+            [t] => Some((default_database.to_string(), t.clone())),
+            [d, t] => Some((d.clone(), t.clone())),
+            _ => None,
+        }
+    };
+    let is_cte = |parts: &[String]| matches!(parts, [t] if reader.ctes.contains(t));
+    // A common table expression hides a table of the same name wherever it is visible; so that
+    // no name can hide a table the user may not read in full, such names are refused.
+    let cte_allowed = |name: &str| -> Result<(), Denied> {
+        if everything {
+            return Ok(());
+        }
+        match access.table(default_database, name) {
+            Ok(t) if t.hidden.is_empty() && t.filter.is_none() => Ok(()),
+            _ => Err(deny(
+                name,
+                format!("the common table expression `{name}` has the name of a table in {default_database} that this user may read only in part or not at all; rename it"),
+            )),
+        }
+    };
     let mut rewrites = Vec::new();
     let mut seen = BTreeSet::new();
     for named in &reader.tables {
@@ -222,16 +345,15 @@ pub fn authorize(access: &Access, sql: &str, default_database: &str) -> Result<S
                 format!("the table function `{name}` reads outside the tables Aurora can check; it is refused for roles that may not read everything"),
             ));
         }
-        let (database, table) = match named.parts.as_slice() {
-            [t] if reader.ctes.contains(t) => continue,
-            [t] => (default_database.to_string(), t.clone()),
-            [d, t] => (d.clone(), t.clone()),
-            _ => {
-                return Err(deny(
-                    &named.parts.join("."),
-                    "a table is `table` or `database.table`".into(),
-                ))
-            }
+        if is_cte(&named.parts) {
+            cte_allowed(&named.parts[0])?;
+            continue;
+        }
+        let Some((database, table)) = resolve(&named.parts) else {
+            return Err(deny(
+                &named.parts.join("."),
+                "a table is `table` or `database.table`".into(),
+            ));
         };
         let rules = access.table(&database, &table)?;
         if seen.insert((database.clone(), table.clone())) {
@@ -255,14 +377,55 @@ pub fn authorize(access: &Access, sql: &str, default_database: &str) -> Result<S
             }
         }
         if let Some(filter) = rules.filter {
-            let alias = named.alias.clone().unwrap_or_else(|| table.clone());
+            // `FROM t FINAL` parses with FINAL as the alias: it stays with the table.
+            let final_ = named
+                .alias
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case("final"));
+            let alias = named
+                .alias
+                .clone()
+                .filter(|_| !final_)
+                .unwrap_or_else(|| table.clone());
             rewrites.push((
                 named.span,
                 format!(
-                    "(SELECT * FROM {} WHERE {filter}) AS {}",
+                    "(SELECT * FROM {}{} WHERE {filter}) AS {}",
                     named.text,
+                    if final_ { " FINAL" } else { "" },
                     crate::warehouse::query::ident(&alias)
                 ),
+            ));
+        }
+    }
+    // Tables named elsewhere: `x IN table`, INSERT INTO, DROP, ...
+    let functions: Vec<&Vec<String>> = reader
+        .tables
+        .iter()
+        .filter(|t| t.function)
+        .map(|t| &t.parts)
+        .collect();
+    let others = reader
+        .in_tables
+        .iter()
+        .map(|p| (p, true))
+        .chain(reader.relations.iter().map(|p| (p, false)));
+    for (named, in_list) in others {
+        if functions.contains(&named) || (!in_list && reader.array_names.contains(named)) {
+            continue;
+        }
+        if is_cte(named) {
+            cte_allowed(&named[0])?;
+            continue;
+        }
+        let Some((database, table)) = resolve(named) else {
+            continue;
+        };
+        let rules = access.table(&database, &table)?;
+        if in_list && (rules.filter.is_some() || !rules.hidden.is_empty()) {
+            return Err(deny(
+                &format!("{database}.{table}"),
+                format!("`IN {database}.{table}` would read rows or columns the user's roles leave out; write `IN (SELECT column FROM {database}.{table})`"),
             ));
         }
     }

@@ -326,3 +326,72 @@ fn sql_grants_scopes_revokes_hidden_columns_and_gives_every_reader_a_row_policy(
     let ending = sql.text.lines().filter(|l| l.ends_with(';')).count();
     assert_eq!(ending, sql.statements.len());
 }
+
+#[test]
+fn the_ways_around_the_checks_found_in_review_are_closed() {
+    let alice = access("alice", &[]);
+    let no = |sql: &str| {
+        sql::authorize(&alice, sql, "billing")
+            .map(|run| format!("ran: {run}"))
+            .unwrap_or_else(|d| d.reason)
+    };
+    // A CTE named like a table the user may not read does not hide it.
+    assert!(
+        no("SELECT * FROM invoices WHERE 1 IN (WITH invoices AS (SELECT 1 AS x) SELECT x FROM invoices)")
+            .contains("rename it"),
+    );
+    // `x IN table` reads the table.
+    let shop = |sql: &str| {
+        sql::authorize(&alice, sql, "shop")
+            .map(|run| format!("ran: {run}"))
+            .unwrap_or_else(|d| d.reason)
+    };
+    assert!(
+        shop("SELECT number FROM numbers(10) WHERE number IN billing.invoices")
+            .contains("billing.invoices")
+    );
+    assert!(
+        shop("SELECT number FROM numbers(10) WHERE number IN shop.orders")
+            .contains("IN (SELECT column")
+    );
+    // Hidden columns read without naming them.
+    for sql in [
+        "SELECT COLUMNS('mail') FROM customers",
+        "SELECT cityHash64(*) FROM customers",
+        "SELECT e FROM customers ARRAY JOIN email AS e",
+        "SELECT c.name FROM customers c JOIN customers d USING (email)",
+        "SELECT email.domain FROM customers",
+    ] {
+        assert!(
+            shop(sql).contains("shop.customers.email"),
+            "{sql}: {}",
+            shop(sql)
+        );
+    }
+    assert!(shop("SELECT count(*) FROM customers").starts_with("ran:"));
+    // Quoted or scalar readers.
+    assert!(shop("SELECT `dictGet`('d', 'a', 1)").contains("dictget"));
+    assert!(shop("SELECT file('x')").contains("`file`"));
+    // Writes name their target too.
+    let writer = Policy::compile(
+        &serde_yaml::from_str(
+            "roles:\n  w: {actions: [query, query.write], databases: [shop]}\ndefault_role: w\n",
+        )
+        .unwrap(),
+    )
+    .unwrap()
+    .access_for(&actor("w", &[]));
+    let w = |sql: &str| sql::authorize(&writer, sql, "shop").map_err(|d| d.reason);
+    assert!(w("INSERT INTO billing.invoices SELECT 1")
+        .unwrap_err()
+        .contains("billing.invoices"));
+    assert!(w("DROP TABLE billing.invoices")
+        .unwrap_err()
+        .contains("only INSERT"));
+    assert!(w("INSERT INTO shop.orders SELECT 1").is_ok());
+    // FINAL stays with the table the filter reads.
+    assert_eq!(
+        shop("SELECT id FROM orders FINAL"),
+        "ran: SELECT id FROM (SELECT * FROM orders FINAL WHERE (country = 'DE')) AS orders"
+    );
+}

@@ -429,8 +429,15 @@ impl Jobs {
                         .definitions()
                         .into_iter()
                         .find(|(p, _)| p.name == name);
-                    match definition {
-                        Some((pipeline, base_dir)) => {
+                    let allowed = tokio::task::spawn_blocking({
+                        let name = name.clone();
+                        move || crate::rbac::require("pipeline.control", &name)
+                    })
+                    .await;
+                    match (definition, allowed) {
+                        (_, Ok(Err(denied))) => Err(denied.to_string()),
+                        (_, Err(e)) => Err(format!("the access check failed: {e}")),
+                        (Some((pipeline, base_dir)), Ok(Ok(()))) => {
                             crate::ingest::replay::replay(
                                 supervisor.warehouse(),
                                 &pipeline,
@@ -440,7 +447,9 @@ impl Jobs {
                             )
                             .await
                         }
-                        None => Err(format!("no pipeline `{name}` runs in this process")),
+                        (None, Ok(Ok(()))) => {
+                            Err(format!("no pipeline `{name}` runs in this process"))
+                        }
                     }
                 }
                 PipelineHost::Daemon(_) | PipelineHost::Files(_) => {

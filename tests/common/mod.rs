@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod current;
 pub mod oidc;
 pub mod sqldb;
+pub mod syslog;
 pub mod tansu;
 
 use std::path::PathBuf;
@@ -195,6 +196,15 @@ pub fn default_model_path() -> PathBuf {
 /// A free loopback port (bound, then released for the process under test).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
+/// A UDP port on loopback that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
         .expect("a free port")
         .local_addr()
         .expect("its address")
