@@ -204,6 +204,7 @@ async fn every_headless_front_end_asks_the_roles_and_denials_name_their_rule() {
         vec!["pipeline", "status"],
         vec!["dashboard", "list"],
         vec!["schema"],
+        vec!["alert", "list"],
     ] {
         let out = aurora(&reader, &url, &args);
         assert!(!out.status.success(), "{args:?} was allowed");
@@ -225,6 +226,23 @@ async fn every_headless_front_end_asks_the_roles_and_denials_name_their_rule() {
         text(&joined.stderr).contains(&format!("table {db}.customers is outside")),
         "{}",
         text(&joined.stderr)
+    );
+
+    // An alert rule's query, tried by `alert test`, runs inside the roles with the row filter.
+    let alert_dir = common::fresh_data_dir("rbac-alert");
+    let alert_cfg = write_config(
+        &alert_dir,
+        &format!(
+            "{}alerts:\n  rules:\n    - {{name: orders, query: \"SELECT count() AS value FROM {db}.orders\", condition: \"> 0\"}}\n",
+            rules(&db, &hidden, "analyst").replace("actions: [query, ask]", "actions: [query, ask, alert.view]")
+        ),
+    );
+    let tried = aurora(&alert_cfg, &url, &["alert", "test", "orders"]);
+    assert!(tried.status.success(), "{}", text(&tried.stderr));
+    let shown = text(&tried.stdout);
+    assert!(
+        shown.contains("  2  "),
+        "the rule saw rows outside the filter: {shown}"
     );
 
     // `rbac check` answers for another user, who gets the default role.

@@ -34,6 +34,7 @@ enum AlertAction {
 
 pub async fn run(global: &GlobalArgs, args: AlertArgs) -> Result<ExitCode> {
     let config = super::session::load_config(global)?;
+    crate::rbac::require("alert.view", "")?;
     let rules = match crate::alerts::load_rules(&config.alerts) {
         Ok(r) => r,
         Err(diags) => {
@@ -133,6 +134,19 @@ async fn test_rule(
         Measure::Query(_) => MetricSource::Here,
     };
     let session = Session::open_with(global, config).await?;
+    // A rule's query runs as the user's own would: inside their roles, with their row filters.
+    let measure = match measure {
+        Measure::Query(sql) => {
+            match crate::rbac::query("alert.view", &sql, &session.warehouse.settings().database) {
+                Ok(run) => Measure::Query(run),
+                Err(denied) => {
+                    session.close().await;
+                    return Err(denied.into());
+                }
+            }
+        }
+        other => other,
+    };
     let samples = source::measure(&measure, &session.warehouse, &metrics, interval)
         .await
         .map_err(anyhow::Error::msg);
