@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::audit::Actor;
-use crate::rbac::{render, Access, Source};
+use crate::rbac::{render, Access};
 
 use super::session::Session;
 use super::GlobalArgs;
@@ -148,26 +148,6 @@ pub async fn run(global: &GlobalArgs, args: RbacArgs) -> Result<ExitCode> {
     }
 }
 
-fn source_text(access: &Access) -> String {
-    match &access.source {
-        Source::Off => "RBAC is off (no rbac.roles): every action is allowed".into(),
-        Source::Bindings(i) => format!(
-            "from rbac.bindings[{}]",
-            i.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("], [")
-        ),
-        Source::Default => {
-            "from rbac.default_role (no binding names this user or their groups)".into()
-        }
-        Source::Nothing => {
-            "none: no binding names this user or their groups, and there is no rbac.default_role"
-                .into()
-        }
-    }
-}
-
 pub(super) fn access_json(access: &Access) -> serde_json::Value {
     let roles: Vec<serde_json::Value> = access
         .roles
@@ -187,7 +167,7 @@ pub(super) fn access_json(access: &Access) -> serde_json::Value {
         "via": access.actor.via,
         "groups": access.actor.groups,
         "rbac": access.enabled(),
-        "source": source_text(access),
+        "source": access.source_text(),
         "roles": roles,
         "allowed_actions": crate::rbac::ACTIONS.iter().filter(|a| access.allow(a, "").is_ok()).collect::<Vec<_>>(),
         "reads_everything": access.reads_everything(),
@@ -218,7 +198,7 @@ pub(super) fn print_access(access: &Access, json: bool) -> Result<()> {
         } else {
             names.join(", ")
         },
-        source_text(access)
+        access.source_text()
     )?;
     let allowed: Vec<&str> = crate::rbac::ACTIONS
         .iter()

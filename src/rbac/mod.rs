@@ -177,34 +177,39 @@ impl Policy {
                     problems.push(unknown_role(path, parent, config));
                 }
             }
-            for (i, db) in role.databases.iter().enumerate() {
-                if db.is_empty() || db.contains('.') {
-                    let path = item("databases", i);
-                    problems.push(Problem {
-                        path,
-                        message: format!("`{db}` is not a database name"),
-                        hint: Some("tables go under `tables` as `database.table`".into()),
-                    });
-                }
-            }
-            for (i, t) in role.tables.iter().enumerate() {
-                if parse_table(t).is_none() {
-                    let path = item("tables", i);
-                    problems.push(Problem {
-                        path,
-                        message: format!("`{t}` is not `database.table`"),
-                        hint: Some("write the database too, e.g. `shop.orders` or `shop.*`".into()),
-                    });
-                }
-            }
-            for (i, c) in role.hide_columns.iter().enumerate() {
-                if parse_column(c).is_none() {
-                    let path = item("hide_columns", i);
-                    problems.push(Problem {
-                        path,
-                        message: format!("`{c}` is not `database.table.column`"),
-                        hint: Some("e.g. `shop.customers.email`".into()),
-                    });
+            type Valid = fn(&str) -> bool;
+            let lists: [(&str, &Vec<String>, Valid, &str, &str); 3] = [
+                (
+                    "databases",
+                    &role.databases,
+                    |d| !d.is_empty() && !d.contains('.'),
+                    "is not a database name",
+                    "tables go under `tables` as `database.table`",
+                ),
+                (
+                    "tables",
+                    &role.tables,
+                    |t| parse_table(t).is_some(),
+                    "is not `database.table`",
+                    "write the database too, e.g. `shop.orders` or `shop.*`",
+                ),
+                (
+                    "hide_columns",
+                    &role.hide_columns,
+                    |c| parse_column(c).is_some(),
+                    "is not `database.table.column`",
+                    "e.g. `shop.customers.email`",
+                ),
+            ];
+            for (list, values, valid, what, hint) in lists {
+                for (i, value) in values.iter().enumerate() {
+                    if !valid(value) {
+                        problems.push(Problem {
+                            path: item(list, i),
+                            message: format!("`{value}` {what}"),
+                            hint: Some(hint.into()),
+                        });
+                    }
                 }
             }
             for (t, condition) in &role.row_filters {
@@ -475,27 +480,35 @@ impl Access {
         self.source != Source::Off
     }
 
-    fn who(&self) -> String {
-        let roles: Vec<&str> = self.roles.iter().map(|r| r.name.as_str()).collect();
-        let how = match &self.source {
-            Source::Off => return self.actor.user.clone(),
+    /// How the user came by their roles, in words (`from rbac.bindings[0]`, ...).
+    pub fn source_text(&self) -> String {
+        match &self.source {
+            Source::Off => "RBAC is off (no rbac.roles): every action is allowed".into(),
             Source::Bindings(i) => format!(
-                "rbac.bindings[{}]",
-                i.iter().map(ToString::to_string).collect::<Vec<_>>().join("], [")
+                "from rbac.bindings[{}]",
+                i.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("], [")
             ),
-            Source::Default => "rbac.default_role".into(),
+            Source::Default => "from rbac.default_role".into(),
             Source::Nothing => {
-                return format!(
-                    "{} (no binding names this user or their groups, and there is no rbac.default_role)",
-                    self.actor.user
-                )
+                "no binding names this user or their groups, and there is no rbac.default_role"
+                    .into()
             }
-        };
-        format!(
-            "{} (roles {} from {how})",
-            self.actor.user,
-            roles.join(", ")
-        )
+        }
+    }
+
+    fn who(&self) -> String {
+        let user = &self.actor.user;
+        match &self.source {
+            Source::Off => user.clone(),
+            Source::Nothing => format!("{user} ({})", self.source_text()),
+            _ => {
+                let roles: Vec<&str> = self.roles.iter().map(|r| r.name.as_str()).collect();
+                format!("{user} (roles {} {})", roles.join(", "), self.source_text())
+            }
+        }
     }
 
     /// Whether the user may do `action` (on `resource`, named in the denial).

@@ -15,17 +15,7 @@ use crate::warehouse::schema::Schema;
 
 /// The server-side name of an Aurora role.
 pub fn server_name(role: &str) -> String {
-    let clean: String = role
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("aurora_{clean}")
+    format!("aurora_{}", crate::warehouse::query::identifier_from(role))
 }
 
 /// A rendering and the rules the server will not enforce from it.
